@@ -1,0 +1,333 @@
+//! Decisions, reviews and the Decision Record v1 wire object.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::canonical::canonical_sha256_hex;
+use crate::request::ActionRequest;
+
+pub const RECORD_VERSION: &str = "decision-record/v1";
+
+/// What the policies said at decision time. Never changes afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Allow,
+    Reject,
+    PendingReview,
+}
+
+impl Verdict {
+    /// The Decide API's names: allow = yes, reject = no, pending_review = review.
+    pub fn decide_name(self) -> &'static str {
+        match self {
+            Verdict::Allow => "yes",
+            Verdict::Reject => "no",
+            Verdict::PendingReview => "review",
+        }
+    }
+
+    /// What the caller may do next, as a stable machine-readable word.
+    pub fn route(self) -> &'static str {
+        match self {
+            Verdict::Allow => "proceed",
+            Verdict::Reject => "block",
+            Verdict::PendingReview => "route_to_owner",
+        }
+    }
+
+    pub fn initial_status(self) -> Status {
+        match self {
+            Verdict::Allow => Status::Allow,
+            Verdict::Reject => Status::Reject,
+            Verdict::PendingReview => Status::PendingReview,
+        }
+    }
+}
+
+/// Where a decision stands now. Only `allow` and `approved` permit the action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Allow,
+    Reject,
+    PendingReview,
+    Approved,
+    Rejected,
+    Expired,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Allow => "allow",
+            Status::Reject => "reject",
+            Status::PendingReview => "pending_review",
+            Status::Approved => "approved",
+            Status::Rejected => "rejected",
+            Status::Expired => "expired",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Some(match raw {
+            "allow" => Status::Allow,
+            "reject" => Status::Reject,
+            "pending_review" => Status::PendingReview,
+            "approved" => Status::Approved,
+            "rejected" => Status::Rejected,
+            "expired" => Status::Expired,
+            _ => return None,
+        })
+    }
+
+    /// The single place that answers "may the action run?". Everything that
+    /// is not an explicit allow or approval is a no.
+    pub fn permits_action(self) -> bool {
+        matches!(self, Status::Allow | Status::Approved)
+    }
+
+    pub fn is_final(self) -> bool {
+        self != Status::PendingReview
+    }
+}
+
+/// One piece of evidence behind a verdict: which policy, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reason {
+    pub code: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_id: Option<String>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewChoice {
+    Approve,
+    Reject,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Review {
+    pub decision: ReviewChoice,
+    pub reviewer_key_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewer_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub reviewed_at: OffsetDateTime,
+}
+
+impl Review {
+    pub fn resulting_status(&self) -> Status {
+        match self.decision {
+            ReviewChoice::Approve => Status::Approved,
+            ReviewChoice::Reject => Status::Rejected,
+        }
+    }
+}
+
+/// A stored decision: the request, what the policies said, and its current
+/// state. `status`, `review` and `resolved_at` are the only mutable parts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    pub id: String,
+    pub request_id: String,
+    pub created_by: String,
+    pub request: ActionRequest,
+    pub verdict: Verdict,
+    pub status: Status,
+    pub reasons: Vec<Reason>,
+    pub policy_version: String,
+    /// The action name the policies evaluated; differs from the requested
+    /// action only when an undeclared action fell back to `default`.
+    pub evaluated_action: String,
+    /// The Cedar context exactly as evaluated, so replay needs nothing else.
+    pub context: Value,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub deadline: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub review: Option<Review>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub resolved_at: Option<OffsetDateTime>,
+    pub record_hash: String,
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+    /// Hash of the normalised request, to tell an idempotent retry from a
+    /// different request that reuses the key.
+    pub request_hash: String,
+}
+
+/// The hashed body of a Decision Record v1. Everything here is fixed at
+/// decision time; the current status and review live outside the hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    pub record_version: String,
+    pub request_id: String,
+    pub decision_id: String,
+    pub verdict: String,
+    pub action: String,
+    pub requested_action: String,
+    pub workflow: String,
+    pub subject: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub question: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_record_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_rule: Option<String>,
+    pub evidence: Vec<Reason>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub caller_evidence: Vec<Value>,
+    pub policy_version: String,
+    pub context: Value,
+    pub created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_deadline: Option<String>,
+}
+
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
+/// Timestamps are kept at millisecond precision everywhere so that a value
+/// read back from either database serialises to the same bytes it hashed to.
+pub fn truncate_to_millis(t: OffsetDateTime) -> OffsetDateTime {
+    let ms = t.unix_timestamp_nanos() / 1_000_000;
+    OffsetDateTime::from_unix_timestamp_nanos(ms * 1_000_000).unwrap_or(t)
+}
+
+pub fn to_unix_millis(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+pub fn from_unix_millis(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+impl DecisionRecord {
+    pub fn from_parts(
+        id: &str,
+        request_id: &str,
+        request: &ActionRequest,
+        verdict: Verdict,
+        reasons: &[Reason],
+        policy_version: &str,
+        context: &Value,
+        created_at: OffsetDateTime,
+        deadline: Option<OffsetDateTime>,
+    ) -> Self {
+        DecisionRecord {
+            record_version: RECORD_VERSION.to_string(),
+            request_id: request_id.to_string(),
+            decision_id: id.to_string(),
+            verdict: verdict.decide_name().to_string(),
+            action: verdict.route().to_string(),
+            requested_action: request.action.clone(),
+            workflow: request.agent.clone(),
+            subject: request.subject.clone(),
+            question: request.question.clone(),
+            source_record_id: request.source_record_id.clone(),
+            owner_rule: request.owner.clone(),
+            evidence: reasons.to_vec(),
+            caller_evidence: request.evidence.clone(),
+            policy_version: policy_version.to_string(),
+            context: context.clone(),
+            created_at: rfc3339(created_at),
+            review_deadline: deadline.map(rfc3339),
+        }
+    }
+
+    /// SHA-256 over the RFC 8785 canonical form of this body.
+    pub fn hash(&self) -> String {
+        // Serialising plain strings, vectors and JSON values cannot fail.
+        canonical_sha256_hex(self).unwrap_or_default()
+    }
+}
+
+impl Decision {
+    pub fn record(&self) -> DecisionRecord {
+        DecisionRecord::from_parts(
+            &self.id,
+            &self.request_id,
+            &self.request,
+            self.verdict,
+            &self.reasons,
+            &self.policy_version,
+            &self.context,
+            self.created_at,
+            self.deadline,
+        )
+    }
+
+    /// True when the stored hash still matches the stored fields.
+    pub fn record_hash_matches(&self) -> bool {
+        self.record().hash() == self.record_hash
+    }
+}
+
+/// Something that happened around an action (seed 000, step 5).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskEvent {
+    pub id: String,
+    pub task_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision_id: Option<String>,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub data: Value,
+    pub created_by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_allow_and_approved_permit_the_action() {
+        let permitted: Vec<_> = [
+            Status::Allow,
+            Status::Reject,
+            Status::PendingReview,
+            Status::Approved,
+            Status::Rejected,
+            Status::Expired,
+        ]
+        .into_iter()
+        .filter(|s| s.permits_action())
+        .collect();
+        assert_eq!(permitted, vec![Status::Allow, Status::Approved]);
+    }
+
+    #[test]
+    fn status_names_round_trip() {
+        for s in [
+            "allow",
+            "reject",
+            "pending_review",
+            "approved",
+            "rejected",
+            "expired",
+        ] {
+            assert_eq!(Status::parse(s).unwrap().as_str(), s);
+        }
+        assert!(Status::parse("maybe").is_none());
+    }
+
+    #[test]
+    fn millis_round_trip_is_exact() {
+        let t = truncate_to_millis(OffsetDateTime::now_utc());
+        assert_eq!(from_unix_millis(to_unix_millis(t)), t);
+    }
+}

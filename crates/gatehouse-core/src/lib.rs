@@ -1,0 +1,15 @@
+//! Gatehouse's domain model. Nothing in this crate performs I/O: it turns
+//! caller input into a validated [`ActionRequest`], describes decisions and
+//! reviews, and computes the canonical hashes that make records checkable.
+
+pub mod canonical;
+pub mod decision;
+pub mod error;
+pub mod ids;
+pub mod request;
+
+pub use decision::{
+    Decision, DecisionRecord, Reason, Review, ReviewChoice, Status, TaskEvent, Verdict,
+};
+pub use error::ValidationError;
+pub use request::{ActionRequest, ApiShape, DecideBody, GateBody, Risk, SdkGateBody};
