@@ -1,1 +1,71 @@
+//! The storage boundary. Every backend implements [`Store`] and passes the
+//! same [`conformance`] suite, so the server cannot tell them apart.
 
+pub mod conformance;
+mod types;
+
+pub use types::*;
+
+use async_trait::async_trait;
+use gatehouse_core::{Decision, Review, TaskEvent};
+use time::OffsetDateTime;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// The decision is not pending (already reviewed, expired, or final).
+    #[error("decision is {0}, not pending_review")]
+    NotPending(String),
+    #[error("a record with this id already exists")]
+    Duplicate,
+    /// The database failed; the message is for logs, never for callers.
+    #[error("database error: {0}")]
+    Backend(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Cheap round trip to the database, for `/readyz`.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Stores a new decision. With an idempotency key, a second call with the
+    /// same (key id, idempotency key) returns the first decision instead,
+    /// whatever its body: the caller compares `request_hash`.
+    /// Returns only once the decision is durably committed.
+    async fn create_decision(&self, decision: &Decision) -> StoreResult<CreateOutcome>;
+
+    async fn get_decision(&self, id: &str) -> StoreResult<Option<Decision>>;
+
+    async fn list_decisions(&self, query: &DecisionQuery) -> StoreResult<Vec<Decision>>;
+
+    /// Applies a review if, and only if, the decision is still pending and
+    /// its deadline is after `review.reviewed_at`. Atomic across replicas.
+    async fn review_decision(&self, id: &str, review: &Review) -> StoreResult<Decision>;
+
+    /// Moves every pending decision whose deadline is at or before `now` to
+    /// `expired`, returning their ids.
+    async fn expire_due(&self, now: OffsetDateTime) -> StoreResult<Vec<String>>;
+
+    async fn add_event(&self, event: &TaskEvent) -> StoreResult<()>;
+
+    async fn list_events(&self, task_id: &str) -> StoreResult<Vec<TaskEvent>>;
+
+    /// Records a policy version; storing an existing version is a no-op.
+    async fn save_policy_version(&self, version: &PolicyVersion) -> StoreResult<()>;
+
+    async fn get_policy_version(&self, version: &str) -> StoreResult<Option<PolicyVersion>>;
+
+    async fn create_key(&self, key: &ApiKey) -> StoreResult<()>;
+
+    async fn get_key(&self, id: &str) -> StoreResult<Option<ApiKey>>;
+
+    async fn list_keys(&self) -> StoreResult<Vec<ApiKey>>;
+
+    /// Marks a key revoked. Returns false when no such key exists.
+    async fn revoke_key(&self, id: &str, at: OffsetDateTime) -> StoreResult<bool>;
+}

@@ -1,0 +1,419 @@
+//! The behaviour every [`Store`] must have. Backends run it with
+//! [`conformance_tests!`](crate::conformance_tests); each check panics with a
+//! description of what the backend got wrong.
+
+use std::sync::Arc;
+
+use gatehouse_core::{
+    ids, ActionRequest, ApiShape, Decision, DecisionRecord, Review, ReviewChoice, Risk, Status,
+    TaskEvent, Verdict,
+};
+use serde_json::json;
+use time::{Duration, OffsetDateTime};
+
+use crate::{ApiKey, CreateOutcome, DecisionQuery, PolicyVersion, Role, Store, StoreError};
+
+/// Generates one `#[tokio::test]` per conformance check. `$make` is an async
+/// function returning `(Arc<dyn Store>, guard)`; the guard keeps whatever the
+/// store needs (a temporary directory, a schema) alive for the test.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:path) => {
+        $crate::conformance_tests!(@tests $make,
+            create_and_get_round_trips,
+            idempotency_key_returns_the_original,
+            concurrent_idempotent_creates_store_one,
+            review_resolves_only_pending,
+            review_after_deadline_is_refused,
+            concurrent_reviews_apply_once,
+            expire_due_moves_only_due_pending,
+            list_filters_and_pages,
+            events_are_listed_in_order,
+            policy_versions_are_write_once,
+            keys_create_list_revoke
+        );
+    };
+    (@tests $make:path, $($name:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (store, _guard) = $make().await;
+                $crate::conformance::$name(store).await;
+            }
+        )*
+    };
+}
+
+fn now() -> OffsetDateTime {
+    gatehouse_core::decision::truncate_to_millis(OffsetDateTime::now_utc())
+}
+
+/// A realistic decision, hashed like the server hashes them.
+pub fn sample_decision(
+    verdict: Verdict,
+    created_by: &str,
+    idempotency_key: Option<&str>,
+    task_id: &str,
+) -> Decision {
+    let request = ActionRequest {
+        shape: ApiShape::Gate,
+        agent: "Customer Support".into(),
+        action: "issue_refund".into(),
+        subject: "cus_99".into(),
+        risk: Risk::High,
+        summary: vec!["Customer requested refund".into()],
+        payload: json!({"amount": 500, "currency": "usd"})
+            .as_object()
+            .cloned()
+            .unwrap(),
+        task_id: Some(task_id.into()),
+        task_label: Some("Refund".into()),
+        preview: None,
+        owner: None,
+        source_record_id: None,
+        question: None,
+        evidence: vec![],
+    };
+    let created_at = now();
+    let deadline = (verdict == Verdict::PendingReview).then(|| created_at + Duration::hours(1));
+    let id = ids::decision_id();
+    let request_id = ids::request_id();
+    let context = json!({"risk": "high", "local_hour": 12});
+    let record = DecisionRecord::from_parts(
+        &id,
+        &request_id,
+        &request,
+        verdict,
+        &[],
+        "pv_test",
+        &context,
+        created_at,
+        deadline,
+    );
+    Decision {
+        id,
+        request_id,
+        created_by: created_by.into(),
+        request,
+        verdict,
+        status: verdict.initial_status(),
+        reasons: vec![],
+        policy_version: "pv_test".into(),
+        evaluated_action: "issue_refund".into(),
+        context,
+        created_at,
+        deadline,
+        review: None,
+        resolved_at: None,
+        record_hash: record.hash(),
+        idempotency_key: idempotency_key.map(str::to_string),
+        request_hash: "rh".into(),
+    }
+}
+
+fn review(choice: ReviewChoice, at: OffsetDateTime) -> Review {
+    Review {
+        decision: choice,
+        reviewer_key_id: "reviewer1".into(),
+        reviewer_name: Some("Rita".into()),
+        comment: Some("looks fine".into()),
+        reviewed_at: at,
+    }
+}
+
+pub async fn create_and_get_round_trips(store: Arc<dyn Store>) {
+    store.ping().await.expect("ping");
+    let d = sample_decision(Verdict::Allow, "k1", None, "t1");
+    assert_eq!(
+        store.create_decision(&d).await.unwrap(),
+        CreateOutcome::Created
+    );
+    let got = store
+        .get_decision(&d.id)
+        .await
+        .unwrap()
+        .expect("stored decision");
+    assert_eq!(got, d, "a decision must read back exactly as written");
+    assert!(got.record_hash_matches());
+    assert!(store.get_decision("dec_missing").await.unwrap().is_none());
+    assert!(matches!(
+        store.create_decision(&d).await,
+        Err(StoreError::Duplicate)
+    ));
+}
+
+pub async fn idempotency_key_returns_the_original(store: Arc<dyn Store>) {
+    let first = sample_decision(Verdict::Allow, "k1", Some("idem-1"), "t1");
+    assert_eq!(
+        store.create_decision(&first).await.unwrap(),
+        CreateOutcome::Created
+    );
+    let retry = sample_decision(Verdict::Reject, "k1", Some("idem-1"), "t1");
+    match store.create_decision(&retry).await.unwrap() {
+        CreateOutcome::Existing(original) => assert_eq!(original.id, first.id),
+        other => panic!("expected the original decision, got {other:?}"),
+    }
+    assert!(
+        store.get_decision(&retry.id).await.unwrap().is_none(),
+        "retry must not be stored"
+    );
+    // Idempotency keys are scoped per API key.
+    let other_key = sample_decision(Verdict::Allow, "k2", Some("idem-1"), "t1");
+    assert_eq!(
+        store.create_decision(&other_key).await.unwrap(),
+        CreateOutcome::Created
+    );
+}
+
+pub async fn concurrent_idempotent_creates_store_one(store: Arc<dyn Store>) {
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let d = sample_decision(Verdict::Allow, "k1", Some("race"), "t-race");
+            store.create_decision(&d).await.unwrap()
+        }));
+    }
+    let mut created = 0;
+    for t in tasks {
+        if t.await.unwrap() == CreateOutcome::Created {
+            created += 1;
+        }
+    }
+    assert_eq!(created, 1, "exactly one concurrent create may win");
+    let q = DecisionQuery {
+        task_id: Some("t-race".into()),
+        limit: 100,
+        ..Default::default()
+    };
+    assert_eq!(store.list_decisions(&q).await.unwrap().len(), 1);
+}
+
+pub async fn review_resolves_only_pending(store: Arc<dyn Store>) {
+    let pending = sample_decision(Verdict::PendingReview, "k1", None, "t1");
+    store.create_decision(&pending).await.unwrap();
+    let at = now();
+    let reviewed = store
+        .review_decision(&pending.id, &review(ReviewChoice::Approve, at))
+        .await
+        .unwrap();
+    assert_eq!(reviewed.status, Status::Approved);
+    assert_eq!(
+        reviewed.review.as_ref().unwrap().comment.as_deref(),
+        Some("looks fine")
+    );
+    assert_eq!(reviewed.resolved_at, Some(at));
+    let again = store
+        .review_decision(&pending.id, &review(ReviewChoice::Reject, at))
+        .await;
+    assert!(
+        matches!(again, Err(StoreError::NotPending(ref s)) if s == "approved"),
+        "{again:?}"
+    );
+    let stored = store.get_decision(&pending.id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.status,
+        Status::Approved,
+        "a refused review must not change anything"
+    );
+
+    let allowed = sample_decision(Verdict::Allow, "k1", None, "t1");
+    store.create_decision(&allowed).await.unwrap();
+    assert!(matches!(
+        store
+            .review_decision(&allowed.id, &review(ReviewChoice::Approve, at))
+            .await,
+        Err(StoreError::NotPending(_))
+    ));
+    assert!(matches!(
+        store
+            .review_decision("dec_missing", &review(ReviewChoice::Approve, at))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+pub async fn review_after_deadline_is_refused(store: Arc<dyn Store>) {
+    let pending = sample_decision(Verdict::PendingReview, "k1", None, "t1");
+    store.create_decision(&pending).await.unwrap();
+    let late = pending.deadline.unwrap() + Duration::seconds(1);
+    let result = store
+        .review_decision(&pending.id, &review(ReviewChoice::Approve, late))
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::NotPending(ref s)) if s == "expired"),
+        "{result:?}"
+    );
+    let stored = store.get_decision(&pending.id).await.unwrap().unwrap();
+    assert_ne!(stored.status, Status::Approved);
+}
+
+pub async fn concurrent_reviews_apply_once(store: Arc<dyn Store>) {
+    let pending = sample_decision(Verdict::PendingReview, "k1", None, "t1");
+    store.create_decision(&pending).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = store.clone();
+        let id = pending.id.clone();
+        let choice = if i % 2 == 0 {
+            ReviewChoice::Approve
+        } else {
+            ReviewChoice::Reject
+        };
+        tasks.push(tokio::spawn(async move {
+            store.review_decision(&id, &review(choice, now())).await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(StoreError::NotPending(_)) => {}
+            Err(e) => panic!("unexpected error {e}"),
+        }
+    }
+    assert_eq!(ok, 1, "exactly one review may apply");
+}
+
+pub async fn expire_due_moves_only_due_pending(store: Arc<dyn Store>) {
+    let due = sample_decision(Verdict::PendingReview, "k1", None, "t-exp");
+    let later = sample_decision(Verdict::PendingReview, "k1", None, "t-exp");
+    let allowed = sample_decision(Verdict::Allow, "k1", None, "t-exp");
+    for d in [&due, &later, &allowed] {
+        store.create_decision(d).await.unwrap();
+    }
+    // Move `later`'s deadline out of reach by expiring at `due`'s deadline
+    // while `later` was created afterwards with a later deadline.
+    let cutoff = due.deadline.unwrap();
+    let expired = store.expire_due(cutoff).await.unwrap();
+    assert!(expired.contains(&due.id));
+    assert!(!expired.contains(&allowed.id));
+    if later.deadline.unwrap() > cutoff {
+        assert!(!expired.contains(&later.id));
+    }
+    let got = store.get_decision(&due.id).await.unwrap().unwrap();
+    assert_eq!(got.status, Status::Expired);
+    assert_eq!(got.resolved_at, Some(cutoff));
+    assert!(
+        store.expire_due(cutoff).await.unwrap().is_empty(),
+        "expiry is applied once"
+    );
+    assert_eq!(
+        store
+            .get_decision(&allowed.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        Status::Allow
+    );
+}
+
+pub async fn list_filters_and_pages(store: Arc<dyn Store>) {
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let verdict = if i % 2 == 0 {
+            Verdict::Allow
+        } else {
+            Verdict::PendingReview
+        };
+        let d = sample_decision(verdict, "k1", None, "t-list");
+        store.create_decision(&d).await.unwrap();
+        ids.push(d.id);
+    }
+    let all = store
+        .list_decisions(&DecisionQuery {
+            task_id: Some("t-list".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let listed: Vec<_> = all.iter().map(|d| d.id.clone()).collect();
+    let mut newest_first = ids.clone();
+    newest_first.reverse();
+    assert_eq!(listed, newest_first, "newest first");
+    let pending = store
+        .list_decisions(&DecisionQuery {
+            task_id: Some("t-list".into()),
+            status: Some(Status::PendingReview),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 2);
+    let page = store
+        .list_decisions(&DecisionQuery {
+            task_id: Some("t-list".into()),
+            before: Some(newest_first[1].clone()),
+            limit: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let page_ids: Vec<_> = page.iter().map(|d| d.id.clone()).collect();
+    assert_eq!(page_ids, newest_first[2..4].to_vec());
+}
+
+pub async fn events_are_listed_in_order(store: Arc<dyn Store>) {
+    let task = format!("task-{}", ids::event_id());
+    for kind in ["before_action", "after_action"] {
+        let e = TaskEvent {
+            id: ids::event_id(),
+            task_id: task.clone(),
+            decision_id: Some("dec_x".into()),
+            kind: kind.into(),
+            message: Some(format!("{kind} happened")),
+            data: json!({"ok": true}),
+            created_by: "k1".into(),
+            created_at: now(),
+        };
+        store.add_event(&e).await.unwrap();
+    }
+    let events = store.list_events(&task).await.unwrap();
+    let kinds: Vec<_> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["before_action", "after_action"]);
+    assert_eq!(events[0].data, json!({"ok": true}));
+    assert!(store.list_events("no-such-task").await.unwrap().is_empty());
+}
+
+pub async fn policy_versions_are_write_once(store: Arc<dyn Store>) {
+    let v = PolicyVersion {
+        version: "pv_abc".into(),
+        files_json: r#"[{"name":"a.cedar","text":"permit(principal,action,resource);"}]"#.into(),
+        first_used_at: now(),
+    };
+    store.save_policy_version(&v).await.unwrap();
+    let mut changed = v.clone();
+    changed.files_json = "[]".into();
+    store.save_policy_version(&changed).await.unwrap();
+    assert_eq!(store.get_policy_version("pv_abc").await.unwrap(), Some(v));
+    assert!(store.get_policy_version("pv_nope").await.unwrap().is_none());
+}
+
+pub async fn keys_create_list_revoke(store: Arc<dyn Store>) {
+    let key = ApiKey {
+        id: ids::key_id(),
+        name: "ci".into(),
+        role: Role::Reviewer,
+        secret_hash: vec![7; 32],
+        created_at: now(),
+        revoked_at: None,
+    };
+    store.create_key(&key).await.unwrap();
+    assert_eq!(store.get_key(&key.id).await.unwrap(), Some(key.clone()));
+    assert!(store
+        .list_keys()
+        .await
+        .unwrap()
+        .iter()
+        .any(|k| k.id == key.id));
+    let at = now();
+    assert!(store.revoke_key(&key.id, at).await.unwrap());
+    assert_eq!(
+        store.get_key(&key.id).await.unwrap().unwrap().revoked_at,
+        Some(at)
+    );
+    assert!(!store.revoke_key("missing", at).await.unwrap());
+}

@@ -1,0 +1,72 @@
+use gatehouse_core::{Decision, Status};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CreateOutcome {
+    Created,
+    /// The idempotency key was used before; here is the original decision.
+    Existing(Box<Decision>),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DecisionQuery {
+    pub status: Option<Status>,
+    pub task_id: Option<String>,
+    /// Only decisions whose id sorts before this one (ids sort by time).
+    pub before: Option<String>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyVersion {
+    pub version: String,
+    /// The files as JSON (`[{"name","text"}]`), exactly as hashed.
+    pub files_json: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub first_used_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Agent,
+    Reviewer,
+    Admin,
+    Auditor,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Reviewer => "reviewer",
+            Role::Admin => "admin",
+            Role::Auditor => "auditor",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Some(match raw {
+            "agent" => Role::Agent,
+            "reviewer" => Role::Reviewer,
+            "admin" => Role::Admin,
+            "auditor" => Role::Auditor,
+            _ => return None,
+        })
+    }
+}
+
+/// A stored API key. The secret itself is never stored, only its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    #[serde(skip_serializing)]
+    pub secret_hash: Vec<u8>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
+}
