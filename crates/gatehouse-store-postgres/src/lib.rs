@@ -1,1 +1,374 @@
+//! PostgreSQL store. Several `gatehouse serve` replicas may share one
+//! database: idempotency rests on a unique index, reviews and expiry on
+//! conditional updates, so no replica can act on a stale read.
 
+use async_trait::async_trait;
+use gatehouse_core::decision::{from_unix_millis, to_unix_millis};
+use gatehouse_core::{Decision, Review, Status, TaskEvent};
+use gatehouse_store::{
+    ApiKey, CreateOutcome, DecisionQuery, PolicyVersion, Role, Store, StoreError, StoreResult,
+};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::Row;
+use time::OffsetDateTime;
+
+const DECISION_COLUMNS: &str = "body, status, review, resolved_at_ms";
+
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+fn backend(e: sqlx::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+fn json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(corrupt)
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("23505"))
+}
+
+fn decision_from_row(row: &PgRow) -> StoreResult<Decision> {
+    let body: String = row.try_get(0).map_err(backend)?;
+    let status: String = row.try_get(1).map_err(backend)?;
+    let review: Option<String> = row.try_get(2).map_err(backend)?;
+    let resolved_at: Option<i64> = row.try_get(3).map_err(backend)?;
+    let mut d: Decision = serde_json::from_str(&body).map_err(corrupt)?;
+    d.status = Status::parse(&status).ok_or_else(|| corrupt(format!("status {status:?}")))?;
+    d.review = review
+        .map(|r| serde_json::from_str::<Review>(&r))
+        .transpose()
+        .map_err(corrupt)?;
+    d.resolved_at = resolved_at.map(from_unix_millis);
+    Ok(d)
+}
+
+fn key_from_row(row: &PgRow) -> StoreResult<ApiKey> {
+    let role: String = row.try_get(2).map_err(backend)?;
+    Ok(ApiKey {
+        id: row.try_get(0).map_err(backend)?,
+        name: row.try_get(1).map_err(backend)?,
+        role: Role::parse(&role).ok_or_else(|| corrupt(format!("role {role:?}")))?,
+        secret_hash: row.try_get(3).map_err(backend)?,
+        created_at: from_unix_millis(row.try_get(4).map_err(backend)?),
+        revoked_at: row
+            .try_get::<Option<i64>, _>(5)
+            .map_err(backend)?
+            .map(from_unix_millis),
+    })
+}
+
+impl PostgresStore {
+    /// Connects and runs migrations. Migrations take a database-wide
+    /// advisory lock, so replicas starting together do not race.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let options: PgConnectOptions = url.parse().map_err(backend)?;
+        Self::connect_with(options).await
+    }
+
+    pub async fn connect_with(options: PgConnectOptions) -> StoreResult<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(32)
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .map_err(backend)?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
+        Ok(PostgresStore { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn find(&self, id: &str) -> StoreResult<Option<Decision>> {
+        let sql = format!("SELECT {DECISION_COLUMNS} FROM decisions WHERE id = $1");
+        sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .as_ref()
+            .map(decision_from_row)
+            .transpose()
+    }
+
+    async fn find_idempotent(&self, created_by: &str, key: &str) -> StoreResult<Option<Decision>> {
+        let sql = format!(
+            "SELECT {DECISION_COLUMNS} FROM decisions WHERE created_by = $1 AND idempotency_key = $2"
+        );
+        sqlx::query(&sql)
+            .bind(created_by)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .as_ref()
+            .map(decision_from_row)
+            .transpose()
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn create_decision(&self, d: &Decision) -> StoreResult<CreateOutcome> {
+        if let Some(key) = &d.idempotency_key {
+            if let Some(existing) = self.find_idempotent(&d.created_by, key).await? {
+                return Ok(CreateOutcome::Existing(Box::new(existing)));
+            }
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO decisions (id, created_by, idempotency_key, task_id, status, deadline_ms, created_at_ms, body)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&d.id)
+        .bind(&d.created_by)
+        .bind(&d.idempotency_key)
+        .bind(&d.request.task_id)
+        .bind(d.status.as_str())
+        .bind(d.deadline.map(to_unix_millis))
+        .bind(to_unix_millis(d.created_at))
+        .bind(json(d)?)
+        .execute(&self.pool)
+        .await;
+        match inserted {
+            Ok(_) => Ok(CreateOutcome::Created),
+            Err(e) if is_unique_violation(&e) => {
+                // Another request (maybe on another replica) won the race for
+                // this idempotency key: answer with its decision.
+                if let Some(key) = &d.idempotency_key {
+                    if let Some(existing) = self.find_idempotent(&d.created_by, key).await? {
+                        return Ok(CreateOutcome::Existing(Box::new(existing)));
+                    }
+                }
+                Err(StoreError::Duplicate)
+            }
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn get_decision(&self, id: &str) -> StoreResult<Option<Decision>> {
+        self.find(id).await
+    }
+
+    async fn list_decisions(&self, q: &DecisionQuery) -> StoreResult<Vec<Decision>> {
+        let sql = format!(
+            "SELECT {DECISION_COLUMNS} FROM decisions
+             WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR task_id = $2)
+               AND ($3::text IS NULL OR id < $3)
+             ORDER BY id DESC LIMIT $4"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(q.status.map(Status::as_str))
+            .bind(&q.task_id)
+            .bind(&q.before)
+            .bind(i64::from(q.limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(decision_from_row).collect()
+    }
+
+    async fn review_decision(&self, id: &str, review: &Review) -> StoreResult<Decision> {
+        let status = review.resulting_status();
+        let at = to_unix_millis(review.reviewed_at);
+        let sql = format!(
+            "UPDATE decisions SET status = $2, review = $3, resolved_at_ms = $4
+             WHERE id = $1 AND status = 'pending_review' AND (deadline_ms IS NULL OR deadline_ms > $4)
+             RETURNING {DECISION_COLUMNS}"
+        );
+        let updated = sqlx::query(&sql)
+            .bind(id)
+            .bind(status.as_str())
+            .bind(json(review)?)
+            .bind(at)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        if let Some(row) = updated {
+            return decision_from_row(&row);
+        }
+        // Nothing changed: explain why from the current row.
+        let current = self.find(id).await?.ok_or(StoreError::NotFound)?;
+        if current.status == Status::PendingReview {
+            return Err(StoreError::NotPending(Status::Expired.as_str().into()));
+        }
+        Err(StoreError::NotPending(current.status.as_str().into()))
+    }
+
+    async fn expire_due(&self, now: OffsetDateTime) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query(
+            "UPDATE decisions SET status = 'expired', resolved_at_ms = $1
+             WHERE status = 'pending_review' AND deadline_ms <= $1 RETURNING id",
+        )
+        .bind(to_unix_millis(now))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter().map(|r| r.try_get(0).map_err(backend)).collect()
+    }
+
+    async fn add_event(&self, event: &TaskEvent) -> StoreResult<()> {
+        sqlx::query("INSERT INTO events (id, task_id, body) VALUES ($1, $2, $3)")
+            .bind(&event.id)
+            .bind(&event.task_id)
+            .bind(json(event)?)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn list_events(&self, task_id: &str) -> StoreResult<Vec<TaskEvent>> {
+        let rows = sqlx::query("SELECT body FROM events WHERE task_id = $1 ORDER BY seq")
+            .bind(task_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                let body: String = r.try_get(0).map_err(backend)?;
+                serde_json::from_str(&body).map_err(corrupt)
+            })
+            .collect()
+    }
+
+    async fn save_policy_version(&self, v: &PolicyVersion) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO policy_versions (version, files_json, first_used_at_ms) VALUES ($1, $2, $3)
+             ON CONFLICT (version) DO NOTHING",
+        )
+        .bind(&v.version)
+        .bind(&v.files_json)
+        .bind(to_unix_millis(v.first_used_at))
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn get_policy_version(&self, version: &str) -> StoreResult<Option<PolicyVersion>> {
+        let row = sqlx::query(
+            "SELECT version, files_json, first_used_at_ms FROM policy_versions WHERE version = $1",
+        )
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.map(|r| {
+            Ok(PolicyVersion {
+                version: r.try_get(0).map_err(backend)?,
+                files_json: r.try_get(1).map_err(backend)?,
+                first_used_at: from_unix_millis(r.try_get(2).map_err(backend)?),
+            })
+        })
+        .transpose()
+    }
+
+    async fn create_key(&self, k: &ApiKey) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO api_keys (id, name, role, secret_hash, created_at_ms, revoked_at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&k.id)
+        .bind(&k.name)
+        .bind(k.role.as_str())
+        .bind(&k.secret_hash)
+        .bind(to_unix_millis(k.created_at))
+        .bind(k.revoked_at.map(to_unix_millis))
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn get_key(&self, id: &str) -> StoreResult<Option<ApiKey>> {
+        sqlx::query(
+            "SELECT id, name, role, secret_hash, created_at_ms, revoked_at_ms FROM api_keys WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?
+        .as_ref()
+        .map(key_from_row)
+        .transpose()
+    }
+
+    async fn list_keys(&self) -> StoreResult<Vec<ApiKey>> {
+        let rows = sqlx::query(
+            "SELECT id, name, role, secret_hash, created_at_ms, revoked_at_ms FROM api_keys ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    async fn revoke_key(&self, id: &str, at: OffsetDateTime) -> StoreResult<bool> {
+        let result = sqlx::query(
+            "UPDATE api_keys SET revoked_at_ms = COALESCE(revoked_at_ms, $2) WHERE id = $1",
+        )
+        .bind(id)
+        .bind(to_unix_millis(at))
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(result.rows_affected() > 0)
+    }
+}
+
+/// Test support: a fresh, empty schema per call, so tests never see each
+/// other's rows. The URL comes from `GATEHOUSE_TEST_DATABASE_URL`; a missing
+/// variable or an unreachable server fails the test rather than skipping it.
+pub mod testing {
+    use super::*;
+
+    pub const URL_VAR: &str = "GATEHOUSE_TEST_DATABASE_URL";
+
+    pub fn test_url() -> String {
+        std::env::var(URL_VAR).unwrap_or_else(|_| {
+            panic!("{URL_VAR} is not set; PostgreSQL tests need it (e.g. postgres://postgres@127.0.0.1:5432/test)")
+        })
+    }
+
+    /// Creates schema `name` and returns connect options that use it.
+    pub async fn fresh_schema(name: &str) -> PgConnectOptions {
+        let url = test_url();
+        let admin = PgPool::connect(&url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {url}: {e}"));
+        sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+            .execute(&admin)
+            .await
+            .expect("drop schema");
+        sqlx::query(&format!("CREATE SCHEMA {name}"))
+            .execute(&admin)
+            .await
+            .expect("create schema");
+        admin.close().await;
+        let options: PgConnectOptions = url.parse().expect("valid database URL");
+        options.options([("search_path", name)])
+    }
+
+    pub fn unique_schema_name() -> String {
+        format!("gh_test_{}", gatehouse_core::ids::key_id())
+    }
+}

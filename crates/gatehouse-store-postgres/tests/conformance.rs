@@ -1,0 +1,49 @@
+use std::sync::Arc;
+
+use gatehouse_store::{conformance_tests, Store};
+use gatehouse_store_postgres::testing::{fresh_schema, unique_schema_name};
+use gatehouse_store_postgres::PostgresStore;
+
+async fn make() -> (Arc<dyn Store>, ()) {
+    let options = fresh_schema(&unique_schema_name()).await;
+    let store = PostgresStore::connect_with(options).await.expect("connect");
+    (Arc::new(store), ())
+}
+
+conformance_tests!(make);
+
+#[tokio::test]
+async fn two_replicas_share_one_database() {
+    use gatehouse_core::{ReviewChoice, Verdict};
+    let schema = unique_schema_name();
+    let a = PostgresStore::connect_with(fresh_schema(&schema).await)
+        .await
+        .unwrap();
+    let options = fresh_schema_keep(&schema);
+    let b = PostgresStore::connect_with(options).await.unwrap();
+    let d =
+        gatehouse_store::conformance::sample_decision(Verdict::PendingReview, "k", Some("i"), "t");
+    a.create_decision(&d).await.unwrap();
+    // The second replica sees the first's decision and its idempotency key.
+    assert_eq!(b.get_decision(&d.id).await.unwrap().unwrap().id, d.id);
+    let retry = gatehouse_store::conformance::sample_decision(Verdict::Allow, "k", Some("i"), "t");
+    assert!(matches!(
+        b.create_decision(&retry).await.unwrap(),
+        gatehouse_store::CreateOutcome::Existing(_)
+    ));
+    let review = gatehouse_core::Review {
+        decision: ReviewChoice::Approve,
+        reviewer_key_id: "r".into(),
+        reviewer_name: None,
+        comment: None,
+        reviewed_at: gatehouse_core::decision::truncate_to_millis(time::OffsetDateTime::now_utc()),
+    };
+    b.review_decision(&d.id, &review).await.unwrap();
+    assert!(a.review_decision(&d.id, &review).await.is_err());
+}
+
+fn fresh_schema_keep(schema: &str) -> sqlx::postgres::PgConnectOptions {
+    let url = gatehouse_store_postgres::testing::test_url();
+    let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+    options.options([("search_path", schema)])
+}
