@@ -1,1 +1,42 @@
-fn main() {}
+//! The `gatehouse` binary: parses arguments, validates them, and hands off
+//! to the library crates. Nothing here decides anything.
+
+mod cli;
+mod client;
+mod local;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(async move {
+        let result = match cli.command {
+            Command::Serve(args) => serve::run(args).await.map(|_| ExitCode::SUCCESS),
+            Command::Keys(cmd) => local::keys(cmd).await.map(|_| ExitCode::SUCCESS),
+            Command::Policy(cmd) => local::policy(cmd),
+            // `request` has its own exit codes: 0 may proceed, 1 no, 2 error.
+            Command::Request(args) => Ok(client::request(args).await),
+            Command::Review(cmd) => client::review(cmd).await.map(|_| ExitCode::SUCCESS),
+            Command::Decisions(cmd) => client::decisions(cmd).await.map(|_| ExitCode::SUCCESS),
+        };
+        result.unwrap_or_else(|e| {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        })
+    })
+}

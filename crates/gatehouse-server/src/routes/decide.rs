@@ -1,0 +1,84 @@
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use gatehouse_core::DecideBody;
+use serde_json::{json, Value};
+
+use super::{idempotency_key, ReviewBody};
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::extract::ApiJson;
+use crate::service::{Gate, ReplayReport};
+use crate::views::RecordView;
+
+pub async fn decide(
+    State(gate): State<Arc<Gate>>,
+    caller: Caller,
+    headers: HeaderMap,
+    ApiJson(mut body): ApiJson<DecideBody>,
+) -> Result<(StatusCode, Json<RecordView>), ApiError> {
+    let key = idempotency_key(&headers, body.idempotency_key.take())?;
+    let request = body
+        .into_request()
+        .map_err(|e| ApiError::Validation(e.to_string()))?;
+    let (d, replayed) = gate.decide(&caller, request, key).await?;
+    let status = if replayed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(RecordView::from(&d))))
+}
+
+pub async fn get_record(
+    State(gate): State<Arc<Gate>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<RecordView>, ApiError> {
+    Ok(Json(RecordView::from(&gate.get(&caller, &id).await?)))
+}
+
+pub async fn review(
+    State(gate): State<Arc<Gate>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ReviewBody>,
+) -> Result<Json<RecordView>, ApiError> {
+    let d = gate
+        .review(&caller, &id, body.decision, body.comment)
+        .await?;
+    Ok(Json(RecordView::from(&d)))
+}
+
+pub async fn verify(
+    State(gate): State<Arc<Gate>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let checks = gate.verify(&caller, &id).await?;
+    let valid = checks.iter().all(|c| c.ok);
+    Ok(Json(
+        json!({"decision_id": id, "valid": valid, "checks": checks}),
+    ))
+}
+
+pub async fn replay(
+    State(gate): State<Arc<Gate>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<ReplayReport>, ApiError> {
+    let current = match query.get("policies").map(String::as_str) {
+        None | Some("recorded") => false,
+        Some("current") => true,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "policies must be \"recorded\" or \"current\" (got {other:?})"
+            )))
+        }
+    };
+    Ok(Json(gate.replay(&caller, &id, current).await?))
+}

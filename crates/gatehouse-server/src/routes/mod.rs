@@ -1,0 +1,80 @@
+mod admin;
+mod decide;
+mod gate;
+mod health;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::HeaderMap;
+use axum::routing::{delete, get, post};
+use axum::Router;
+
+use crate::error::ApiError;
+use crate::service::Gate;
+
+pub fn router(gate: Arc<Gate>) -> Router {
+    let body_limit = gate.config().body_limit;
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/openapi.json", get(health::openapi))
+        .route("/api/whoami", get(health::whoami))
+        .route(
+            "/api/agent/tasks/{task_id}/requests",
+            post(gate::create_for_task),
+        )
+        .route(
+            "/api/agent/tasks/{task_id}/events",
+            post(gate::add_event).get(gate::list_events),
+        )
+        .route("/api/gate/requests", post(gate::create_sdk))
+        .route("/api/gate/requests/{id}", get(gate::get_request))
+        .route("/api/gate/requests/{id}/review", post(gate::review))
+        .route("/api/decisions", get(gate::list))
+        .route("/api/decide", post(decide::decide))
+        .route("/api/decision/{id}", get(decide::get_record))
+        .route("/api/decision/{id}/review", post(decide::review))
+        .route("/api/decision/{id}/verify", get(decide::verify))
+        .route("/api/decision/{id}/replay", get(decide::replay))
+        .route("/api/keys", get(admin::list_keys).post(admin::create_key))
+        .route("/api/keys/{id}", delete(admin::revoke_key))
+        .fallback(|| async { ApiError::NotFound("route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::BadRequest("method not allowed on this path".into())
+        })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(gate)
+}
+
+/// The idempotency key from the `Idempotency-Key` header or the body; both
+/// may be given only if they agree.
+fn idempotency_key(
+    headers: &HeaderMap,
+    from_body: Option<String>,
+) -> Result<Option<String>, ApiError> {
+    let header = match headers.get("idempotency-key") {
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| ApiError::BadRequest("Idempotency-Key must be visible ASCII".into()))?
+                .to_string(),
+        ),
+        None => None,
+    };
+    match (header, from_body) {
+        (Some(h), Some(b)) if h != b => Err(ApiError::BadRequest(
+            "Idempotency-Key header and idempotency_key field differ".into(),
+        )),
+        (Some(h), _) => Ok(Some(h)),
+        (None, b) => Ok(b),
+    }
+}
+
+/// Review bodies are the same on both API shapes.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReviewBody {
+    decision: gatehouse_core::ReviewChoice,
+    #[serde(default)]
+    comment: Option<String>,
+}

@@ -1,0 +1,478 @@
+//! What the API does, independent of HTTP: decide, read, wait, review,
+//! expire, replay. Handlers call these and only shape the results.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gatehouse_core::canonical::canonical_sha256_hex;
+use gatehouse_core::decision::truncate_to_millis;
+use gatehouse_core::{
+    ids, ActionRequest, Decision, DecisionRecord, Reason, Review, ReviewChoice, Status, TaskEvent,
+    Verdict,
+};
+use gatehouse_policy::{Clock, Engine, EngineOptions};
+use gatehouse_store::{ApiKey, CreateOutcome, DecisionQuery, Role, Store};
+use governor::clock::{Clock as _, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde::Serialize;
+use time::OffsetDateTime;
+use tokio::sync::broadcast;
+
+use crate::auth::{self, Caller, KeyCache, NewKey};
+use crate::config::ServerConfig;
+use crate::error::ApiError;
+use crate::policies::PolicyRegistry;
+
+pub struct Gate {
+    store: Arc<dyn Store>,
+    policies: PolicyRegistry,
+    config: ServerConfig,
+    keys: KeyCache,
+    limiter: Option<DefaultKeyedRateLimiter<String>>,
+    /// Ids of decisions that just left `pending_review`, to wake waiters.
+    resolved: broadcast::Sender<String>,
+}
+
+fn now() -> OffsetDateTime {
+    truncate_to_millis(OffsetDateTime::now_utc())
+}
+
+/// Replay of a stored decision.
+#[derive(Debug, Serialize)]
+pub struct ReplayReport {
+    pub decision_id: String,
+    pub matches: bool,
+    pub policy_version: String,
+    pub replayed_policy_version: String,
+    pub original: Outcome,
+    pub replayed: Outcome,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Outcome {
+    pub verdict: Verdict,
+    pub reasons: Vec<Reason>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub ok: bool,
+    pub detail: String,
+}
+
+impl Gate {
+    /// Builds the service and records the policy version in force.
+    pub async fn new(
+        store: Arc<dyn Store>,
+        engine: Engine,
+        options: EngineOptions,
+        config: ServerConfig,
+    ) -> Result<Arc<Self>, ApiError> {
+        let limiter = NonZeroU32::new(config.rate_limit_per_second).map(|rate| {
+            let burst = NonZeroU32::new(config.rate_limit_burst).unwrap_or(rate);
+            RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
+        });
+        let policies = PolicyRegistry::new(engine, options);
+        policies.persist_current(store.as_ref(), now()).await?;
+        let (resolved, _) = broadcast::channel(1024);
+        Ok(Arc::new(Gate {
+            store,
+            policies,
+            config,
+            keys: KeyCache::default(),
+            limiter,
+            resolved,
+        }))
+    }
+
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        self.policies.current()
+    }
+
+    pub async fn authenticate(&self, presented: &str) -> Result<Caller, ApiError> {
+        let (id, secret) = auth::parse_key(presented).ok_or(ApiError::Unauthorized)?;
+        let key = match self.keys.get(id, self.config.key_cache_ttl) {
+            Some(k) => k,
+            None => {
+                let k = self
+                    .store
+                    .get_key(id)
+                    .await?
+                    .ok_or(ApiError::Unauthorized)?;
+                self.keys.put(k.clone());
+                k
+            }
+        };
+        if !auth::verify(&key, secret) {
+            return Err(ApiError::Unauthorized);
+        }
+        Ok(Caller {
+            key_id: key.id,
+            name: key.name,
+            role: key.role,
+        })
+    }
+
+    pub fn check_rate(&self, key_id: &str) -> Result<(), ApiError> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        limiter.check_key(&key_id.to_string()).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            ApiError::RateLimited(wait.as_secs().max(1))
+        })
+    }
+
+    /// Evaluates and durably stores a decision. Returns the decision and
+    /// whether it is an earlier one returned for a repeated idempotency key.
+    pub async fn decide(
+        &self,
+        caller: &Caller,
+        request: ActionRequest,
+        idempotency_key: Option<String>,
+    ) -> Result<(Decision, bool), ApiError> {
+        caller.require(&[Role::Agent, Role::Admin], "create decision requests")?;
+        if let Some(key) = &idempotency_key {
+            if key.is_empty() || key.len() > 200 {
+                return Err(ApiError::Validation(
+                    "idempotency key must be 1 to 200 characters".into(),
+                ));
+            }
+        }
+        let created_at = now();
+        let clock = Clock::from_datetime(created_at.to_offset(self.config.utc_offset));
+        let engine = self.policies.current();
+        let eval = engine
+            .evaluate(&request, clock)
+            .map_err(|e| ApiError::SchemaMismatch(e.0))?;
+        let request_hash =
+            canonical_sha256_hex(&request).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let deadline = (eval.verdict == Verdict::PendingReview).then(|| {
+            let timeout = eval
+                .review_timeout
+                .unwrap_or(self.config.default_review_timeout);
+            created_at + timeout
+        });
+        let id = ids::decision_id();
+        let request_id = ids::request_id();
+        let record = DecisionRecord::from_parts(
+            &id,
+            &request_id,
+            &request,
+            eval.verdict,
+            &eval.reasons,
+            engine.version(),
+            &eval.context,
+            created_at,
+            deadline,
+        );
+        let decision = Decision {
+            record_hash: record.hash(),
+            id,
+            request_id,
+            created_by: caller.key_id.clone(),
+            request,
+            verdict: eval.verdict,
+            status: eval.verdict.initial_status(),
+            reasons: eval.reasons,
+            policy_version: engine.version().to_string(),
+            evaluated_action: eval.evaluated_action,
+            context: eval.context,
+            created_at,
+            deadline,
+            review: None,
+            resolved_at: None,
+            idempotency_key,
+            request_hash,
+        };
+        match self.store.create_decision(&decision).await? {
+            CreateOutcome::Created => Ok((decision, false)),
+            CreateOutcome::Existing(original) if original.request_hash == decision.request_hash => {
+                Ok((*original, true))
+            }
+            CreateOutcome::Existing(_) => Err(ApiError::IdempotencyConflict),
+        }
+    }
+
+    /// Reads a decision the caller may see. A pending decision past its
+    /// deadline is expired on the spot, so no reader ever sees it pending.
+    pub async fn get(&self, caller: &Caller, id: &str) -> Result<Decision, ApiError> {
+        let d = self
+            .store
+            .get_decision(id)
+            .await?
+            .ok_or(ApiError::NotFound("decision"))?;
+        if !caller.may_read(&d.created_by) {
+            // Indistinguishable from a missing id, so ids cannot be probed.
+            return Err(ApiError::NotFound("decision"));
+        }
+        if d.status == Status::PendingReview && d.deadline.is_some_and(|dl| dl <= now()) {
+            self.sweep().await;
+            return self
+                .store
+                .get_decision(id)
+                .await?
+                .ok_or(ApiError::NotFound("decision"));
+        }
+        Ok(d)
+    }
+
+    /// Long-poll: returns as soon as the decision leaves `pending_review`,
+    /// or after `wait` at most. Wakes on local reviews at once and checks
+    /// the database every second for reviews made on other replicas.
+    pub async fn wait(
+        &self,
+        caller: &Caller,
+        id: &str,
+        wait: Duration,
+    ) -> Result<Decision, ApiError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut resolved = self.resolved.subscribe();
+        loop {
+            let d = self.get(caller, id).await?;
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if d.status.is_final() || remaining.is_zero() {
+                return Ok(d);
+            }
+            let poll = remaining.min(Duration::from_secs(1));
+            let _ = tokio::time::timeout(poll, async {
+                loop {
+                    match resolved.recv().await {
+                        Ok(done) if done == id => return,
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    }
+                }
+            })
+            .await;
+        }
+    }
+
+    pub async fn review(
+        &self,
+        caller: &Caller,
+        id: &str,
+        choice: ReviewChoice,
+        comment: Option<String>,
+    ) -> Result<Decision, ApiError> {
+        caller.require(&[Role::Reviewer], "review decisions")?;
+        if comment.as_ref().is_some_and(|c| c.len() > 4000) {
+            return Err(ApiError::Validation(
+                "comment must be at most 4000 characters".into(),
+            ));
+        }
+        let d = self
+            .store
+            .get_decision(id)
+            .await?
+            .ok_or(ApiError::NotFound("decision"))?;
+        if d.created_by == caller.key_id {
+            return Err(ApiError::SelfReview);
+        }
+        let review = Review {
+            decision: choice,
+            reviewer_key_id: caller.key_id.clone(),
+            reviewer_name: Some(caller.name.clone()),
+            comment,
+            reviewed_at: now(),
+        };
+        let updated = match self.store.review_decision(id, &review).await {
+            Err(gatehouse_store::StoreError::NotPending(s)) if s == "expired" => {
+                self.sweep().await;
+                return Err(ApiError::NotPending(
+                    "decision is expired, not pending_review".into(),
+                ));
+            }
+            other => other?,
+        };
+        let _ = self.resolved.send(updated.id.clone());
+        Ok(updated)
+    }
+
+    /// Expires overdue pending decisions. Errors are logged and retried on
+    /// the next tick: expiry only ever moves decisions towards "no".
+    pub async fn sweep(&self) {
+        match self.store.expire_due(now()).await {
+            Ok(ids) => {
+                for id in ids {
+                    tracing::info!(decision_id = %id, "pending decision expired");
+                    let _ = self.resolved.send(id);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
+        }
+        if let Some(limiter) = &self.limiter {
+            limiter.retain_recent();
+        }
+    }
+
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        query: DecisionQuery,
+    ) -> Result<Vec<Decision>, ApiError> {
+        caller.require(
+            &[Role::Reviewer, Role::Auditor, Role::Admin],
+            "list decisions",
+        )?;
+        Ok(self.store.list_decisions(&query).await?)
+    }
+
+    pub async fn add_event(
+        &self,
+        caller: &Caller,
+        mut event: TaskEvent,
+    ) -> Result<TaskEvent, ApiError> {
+        caller.require(&[Role::Agent, Role::Admin], "record task events")?;
+        if let Some(decision_id) = &event.decision_id {
+            let d = self.get(caller, decision_id).await?;
+            if d.request.task_id.as_deref() != Some(event.task_id.as_str()) {
+                return Err(ApiError::Validation(format!(
+                    "decision {decision_id} belongs to another task"
+                )));
+            }
+        }
+        event.id = ids::event_id();
+        event.created_by = caller.key_id.clone();
+        event.created_at = now();
+        self.store.add_event(&event).await?;
+        Ok(event)
+    }
+
+    pub async fn list_events(
+        &self,
+        caller: &Caller,
+        task_id: &str,
+    ) -> Result<Vec<TaskEvent>, ApiError> {
+        let events = self.store.list_events(task_id).await?;
+        Ok(events
+            .into_iter()
+            .filter(|e| caller.may_read(&e.created_by))
+            .collect())
+    }
+
+    /// Re-evaluates a stored decision: under its own policy version (the
+    /// exact replay), or under the policies in force now.
+    pub async fn replay(
+        &self,
+        caller: &Caller,
+        id: &str,
+        current: bool,
+    ) -> Result<ReplayReport, ApiError> {
+        let d = self.get(caller, id).await?;
+        let replayed = if current {
+            let engine = self.policies.current().clone();
+            let clock = Clock::from_datetime(d.created_at.to_offset(self.config.utc_offset));
+            (
+                engine.evaluate(&d.request, clock),
+                engine.version().to_string(),
+            )
+        } else {
+            let engine = self
+                .policies
+                .version(self.store.as_ref(), &d.policy_version)
+                .await?;
+            (
+                engine.evaluate_context(
+                    &d.evaluated_action,
+                    &d.request.agent,
+                    &d.request.subject,
+                    d.context.clone(),
+                ),
+                engine.version().to_string(),
+            )
+        };
+        let (result, version) = replayed;
+        let replayed = match result {
+            Ok(eval) => Outcome {
+                verdict: eval.verdict,
+                reasons: eval.reasons,
+            },
+            // The stored input no longer fits the schema: that is a "no".
+            Err(e) => Outcome {
+                verdict: Verdict::Reject,
+                reasons: vec![Reason {
+                    code: "SCHEMA_MISMATCH".into(),
+                    policy_id: None,
+                    message: e.0,
+                }],
+            },
+        };
+        let original = Outcome {
+            verdict: d.verdict,
+            reasons: d.reasons.clone(),
+        };
+        Ok(ReplayReport {
+            decision_id: d.id,
+            matches: original == replayed,
+            policy_version: d.policy_version,
+            replayed_policy_version: version,
+            original,
+            replayed,
+        })
+    }
+
+    /// Checks a stored record against its own hash. The full evidence chain
+    /// (log inclusion, signed checkpoints) extends this list.
+    pub async fn verify(&self, caller: &Caller, id: &str) -> Result<Vec<Check>, ApiError> {
+        let d = self.get(caller, id).await?;
+        let recomputed = d.record().hash();
+        let policy = self.store.get_policy_version(&d.policy_version).await?;
+        Ok(vec![
+            Check {
+                name: "record_hash",
+                ok: recomputed == d.record_hash,
+                detail: format!("stored {}, recomputed {recomputed}", d.record_hash),
+            },
+            Check {
+                name: "policy_version_stored",
+                ok: policy.is_some(),
+                detail: format!("policy version {}", d.policy_version),
+            },
+        ])
+    }
+
+    pub async fn create_key(
+        &self,
+        caller: &Caller,
+        role: Role,
+        name: &str,
+    ) -> Result<NewKey, ApiError> {
+        caller.require(&[Role::Admin], "manage API keys")?;
+        let new = auth::generate_key(role, name, now());
+        self.store.create_key(&new.key).await?;
+        Ok(new)
+    }
+
+    pub async fn list_keys(&self, caller: &Caller) -> Result<Vec<ApiKey>, ApiError> {
+        caller.require(&[Role::Admin], "manage API keys")?;
+        Ok(self.store.list_keys().await?)
+    }
+
+    pub async fn revoke_key(&self, caller: &Caller, id: &str) -> Result<(), ApiError> {
+        caller.require(&[Role::Admin], "manage API keys")?;
+        if !self.store.revoke_key(id, now()).await? {
+            return Err(ApiError::NotFound("API key"));
+        }
+        self.keys.forget(id);
+        Ok(())
+    }
+
+    pub async fn ready(&self) -> Result<(), ApiError> {
+        self.store.ping().await.map_err(|e| {
+            tracing::warn!(error = %e, "readiness check failed");
+            ApiError::Unavailable
+        })?;
+        Ok(())
+    }
+}

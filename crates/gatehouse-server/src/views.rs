@@ -1,0 +1,111 @@
+//! Response bodies. Each API shape gets the fields its documents promise.
+
+use gatehouse_core::decision::rfc3339;
+use gatehouse_core::{Decision, DecisionRecord, Reason, Review, Status, Verdict};
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct ReviewView {
+    pub decision: gatehouse_core::ReviewChoice,
+    pub reviewer: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reviewer_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    pub reviewed_at: String,
+}
+
+impl From<&Review> for ReviewView {
+    fn from(r: &Review) -> Self {
+        ReviewView {
+            decision: r.decision,
+            reviewer: r.reviewer_key_id.clone(),
+            reviewer_name: r.reviewer_name.clone(),
+            comment: r.comment.clone(),
+            reviewed_at: rfc3339(r.reviewed_at),
+        }
+    }
+}
+
+/// The Gate API's view (seed pages 000–003).
+#[derive(Debug, Serialize)]
+pub struct GateView {
+    pub id: String,
+    pub status: Status,
+    pub verdict: Verdict,
+    /// True only for `allow` and `approved`: the one field a workflow needs.
+    pub may_proceed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
+    pub reasons: Vec<String>,
+    pub evidence: Vec<Reason>,
+    pub policy_version: String,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub review_deadline: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub review: Option<ReviewView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<String>,
+    pub workflow_name: String,
+    pub tool_name: String,
+    pub subject: String,
+    pub risk_level: &'static str,
+    pub record_hash: String,
+    pub decision_url: String,
+}
+
+impl From<&Decision> for GateView {
+    fn from(d: &Decision) -> Self {
+        GateView {
+            id: d.id.clone(),
+            status: d.status,
+            verdict: d.verdict,
+            may_proceed: d.status.permits_action(),
+            task_id: d.request.task_id.clone(),
+            reasons: d.reasons.iter().map(|r| r.message.clone()).collect(),
+            evidence: d.reasons.clone(),
+            policy_version: d.policy_version.clone(),
+            created_at: rfc3339(d.created_at),
+            review_deadline: d.deadline.map(rfc3339),
+            review: d.review.as_ref().map(ReviewView::from),
+            resolved_at: d.resolved_at.map(rfc3339),
+            workflow_name: d.request.agent.clone(),
+            tool_name: d.request.action.clone(),
+            subject: d.request.subject.clone(),
+            risk_level: d.request.risk.as_str(),
+            record_hash: d.record_hash.clone(),
+            decision_url: format!("/api/decision/{}", d.id),
+        }
+    }
+}
+
+/// Decision Record v1 (seed page 004): the hashed body plus its handles and
+/// the current state, which is outside the hash because it changes.
+#[derive(Debug, Serialize)]
+pub struct RecordView {
+    #[serde(flatten)]
+    pub record: DecisionRecord,
+    pub record_hash: String,
+    pub verify_url: String,
+    pub replay_url: String,
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub review: Option<ReviewView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<String>,
+}
+
+impl From<&Decision> for RecordView {
+    fn from(d: &Decision) -> Self {
+        RecordView {
+            record: d.record(),
+            record_hash: d.record_hash.clone(),
+            verify_url: format!("/api/decision/{}/verify", d.id),
+            replay_url: format!("/api/decision/{}/replay", d.id),
+            status: d.status,
+            review: d.review.as_ref().map(ReviewView::from),
+            resolved_at: d.resolved_at.map(rfc3339),
+        }
+    }
+}

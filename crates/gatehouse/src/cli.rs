@@ -1,0 +1,211 @@
+//! Raw command-line arguments. Validation into typed settings happens in
+//! the command modules, before anything runs.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "A self-hosted decision gate for AI agents and automation"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the HTTP service.
+    Serve(ServeArgs),
+    /// Manage API keys directly in the database.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Check and test policy sets.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Submit a Gate request; exit 0 only if the action may proceed.
+    Request(RequestArgs),
+    /// Approve or reject a pending request.
+    #[command(subcommand)]
+    Review(ReviewCommand),
+    /// List or show decisions.
+    #[command(subcommand)]
+    Decisions(DecisionsCommand),
+}
+
+/// Where data lives: an SQLite directory (default) or a PostgreSQL URL.
+#[derive(Args, Clone)]
+pub struct StorageArgs {
+    /// Directory of the embedded SQLite database.
+    #[arg(
+        long,
+        env = "GATEHOUSE_DATA",
+        default_value = "./gatehouse-data",
+        conflicts_with = "database_url"
+    )]
+    pub data: PathBuf,
+    /// PostgreSQL URL; use it when several replicas share one database.
+    #[arg(long, env = "GATEHOUSE_DATABASE_URL")]
+    pub database_url: Option<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum UnknownAction {
+    Review,
+    Reject,
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "GATEHOUSE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// Policy directory (.cedar files and one .cedarschema). Without it the
+    /// built-in starter set is used (examples/policies/starter).
+    #[arg(long, env = "GATEHOUSE_POLICIES")]
+    pub policies: Option<PathBuf>,
+    /// What to do with actions the policy schema does not declare.
+    #[arg(
+        long,
+        env = "GATEHOUSE_UNKNOWN_ACTION",
+        value_enum,
+        default_value = "review"
+    )]
+    pub unknown_action: UnknownAction,
+    /// Default review deadline, e.g. 30m, 24h, 7d.
+    #[arg(long, env = "GATEHOUSE_REVIEW_TIMEOUT", default_value = "24h")]
+    pub review_timeout: String,
+    /// Requests per second per API key (0 disables rate limiting).
+    #[arg(long, env = "GATEHOUSE_RATE_LIMIT", default_value_t = 100)]
+    pub rate_limit: u32,
+    /// Burst size per API key.
+    #[arg(long, env = "GATEHOUSE_RATE_BURST", default_value_t = 200)]
+    pub rate_burst: u32,
+    /// Largest accepted request body in bytes.
+    #[arg(long, env = "GATEHOUSE_BODY_LIMIT", default_value_t = 256 * 1024)]
+    pub body_limit: usize,
+    /// UTC offset used for the local_hour and weekday policy attributes,
+    /// e.g. +02:00.
+    #[arg(long, env = "GATEHOUSE_UTC_OFFSET", default_value = "+00:00")]
+    pub utc_offset: String,
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; its secret is the last line of output and is shown once.
+    Create {
+        #[arg(long, value_parser = ["agent", "reviewer", "admin", "auditor"])]
+        role: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// List keys (never their secrets).
+    List {
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Revoke a key by id.
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum PolicyCommand {
+    /// Validate a policy directory against its schema.
+    Check { dir: PathBuf },
+    /// Run table-driven cases (request → expected verdict) against a policy directory.
+    Test { dir: PathBuf, cases: PathBuf },
+}
+
+/// How to reach a running server.
+#[derive(Args, Clone)]
+pub struct RemoteArgs {
+    #[arg(long, env = "GATEHOUSE_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// API key (prefer the environment variable so it stays out of shell history).
+    #[arg(long, env = "GATEHOUSE_API_KEY", hide_env_values = true)]
+    pub key: String,
+}
+
+#[derive(Args)]
+pub struct RequestArgs {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// A JSON file with a Gate request body; flags override its fields.
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    #[arg(long)]
+    pub task: Option<String>,
+    #[arg(long)]
+    pub workflow: Option<String>,
+    #[arg(long)]
+    pub tool: Option<String>,
+    #[arg(long)]
+    pub subject: Option<String>,
+    #[arg(long, value_parser = ["low", "medium", "high"])]
+    pub risk: Option<String>,
+    #[arg(long)]
+    pub task_label: Option<String>,
+    /// Repeat for several summary lines.
+    #[arg(long)]
+    pub summary: Vec<String>,
+    /// Payload as a JSON object.
+    #[arg(long)]
+    pub payload: Option<String>,
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+    /// Wait for a pending request to be resolved, up to this many seconds
+    /// (default 3600 when given without a value).
+    #[arg(long, num_args = 0..=1, default_missing_value = "3600")]
+    pub wait: Option<u64>,
+    /// Print the full JSON response instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum ReviewCommand {
+    Approve {
+        id: String,
+        #[arg(long)]
+        comment: Option<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    Reject {
+        id: String,
+        #[arg(long)]
+        comment: Option<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum DecisionsCommand {
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        task: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    Show {
+        id: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+}

@@ -1,0 +1,104 @@
+//! `gatehouse serve`: validate settings, open storage, load policies, serve.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use gatehouse_policy::{read_policy_dir, starter_files, Engine, EngineOptions, UnknownActionMode};
+use gatehouse_server::{router, spawn_background, Gate, ServerConfig};
+use time::UtcOffset;
+
+use crate::cli::{ServeArgs, UnknownAction};
+use crate::local::open_store;
+
+fn parse_offset(raw: &str) -> Result<UtcOffset> {
+    let format = time::macros::format_description!("[offset_hour sign:mandatory]:[offset_minute]");
+    UtcOffset::parse(raw, &format)
+        .with_context(|| format!("--utc-offset {raw:?} is not like +02:00"))
+}
+
+pub async fn run(args: ServeArgs) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG")
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    // Validate every setting before touching storage or the network.
+    let review_timeout = gatehouse_policy_duration(&args.review_timeout)?;
+    let config = ServerConfig {
+        default_review_timeout: review_timeout,
+        rate_limit_per_second: args.rate_limit,
+        rate_limit_burst: args.rate_burst,
+        body_limit: args.body_limit,
+        utc_offset: parse_offset(&args.utc_offset)?,
+        ..ServerConfig::default()
+    };
+    let options = EngineOptions {
+        unknown_action: match args.unknown_action {
+            UnknownAction::Review => UnknownActionMode::Review,
+            UnknownAction::Reject => UnknownActionMode::Reject,
+        },
+    };
+    let files = match &args.policies {
+        Some(dir) => read_policy_dir(dir)?,
+        None => starter_files(),
+    };
+    let engine =
+        Engine::compile(files, options).context("the policy set is invalid; not starting")?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+
+    let store = open_store(&args.storage).await?;
+    if store.list_keys().await?.is_empty() {
+        tracing::warn!(
+            "no API keys exist yet; create one with `gatehouse keys create --role admin`"
+        );
+    }
+    let source = match &args.policies {
+        Some(dir) => dir.display().to_string(),
+        None => "built-in starter set".to_string(),
+    };
+    tracing::info!(policies = %source, version = engine.version(), count = engine.policy_count(), "policies loaded");
+    let gate = Gate::new(store, engine, options, config)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start: {e}"))?;
+    let sweeper = spawn_background(gate.clone());
+    let app = router(gate);
+    let addr = listener.local_addr()?;
+    // Tests and scripts read this line to find a port chosen by the OS.
+    println!("gatehouse listening on http://{addr}");
+    tracing::info!(%addr, "listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("server failed")?;
+    sweeper.abort();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn gatehouse_policy_duration(raw: &str) -> Result<Duration> {
+    gatehouse_policy::parse_duration(raw)
+        .with_context(|| format!("--review-timeout {raw:?} is not a duration like 30m, 24h or 7d"))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+}
