@@ -213,38 +213,6 @@ pub fn from_unix_millis(ms: i64) -> OffsetDateTime {
 }
 
 impl DecisionRecord {
-    pub fn from_parts(
-        id: &str,
-        request_id: &str,
-        request: &ActionRequest,
-        verdict: Verdict,
-        reasons: &[Reason],
-        policy_version: &str,
-        context: &Value,
-        created_at: OffsetDateTime,
-        deadline: Option<OffsetDateTime>,
-    ) -> Self {
-        DecisionRecord {
-            record_version: RECORD_VERSION.to_string(),
-            request_id: request_id.to_string(),
-            decision_id: id.to_string(),
-            verdict: verdict.decide_name().to_string(),
-            action: verdict.route().to_string(),
-            requested_action: request.action.clone(),
-            workflow: request.agent.clone(),
-            subject: request.subject.clone(),
-            question: request.question.clone(),
-            source_record_id: request.source_record_id.clone(),
-            owner_rule: request.owner.clone(),
-            evidence: reasons.to_vec(),
-            caller_evidence: request.evidence.clone(),
-            policy_version: policy_version.to_string(),
-            context: context.clone(),
-            created_at: rfc3339(created_at),
-            review_deadline: deadline.map(rfc3339),
-        }
-    }
-
     /// SHA-256 over the RFC 8785 canonical form of this body.
     pub fn hash(&self) -> String {
         // Serialising plain strings, vectors and JSON values cannot fail.
@@ -253,18 +221,33 @@ impl DecisionRecord {
 }
 
 impl Decision {
+    /// The hashed Decision Record v1 body of this decision.
     pub fn record(&self) -> DecisionRecord {
-        DecisionRecord::from_parts(
-            &self.id,
-            &self.request_id,
-            &self.request,
-            self.verdict,
-            &self.reasons,
-            &self.policy_version,
-            &self.context,
-            self.created_at,
-            self.deadline,
-        )
+        DecisionRecord {
+            record_version: RECORD_VERSION.to_string(),
+            request_id: self.request_id.clone(),
+            decision_id: self.id.clone(),
+            verdict: self.verdict.decide_name().to_string(),
+            action: self.verdict.route().to_string(),
+            requested_action: self.request.action.clone(),
+            workflow: self.request.agent.clone(),
+            subject: self.request.subject.clone(),
+            question: self.request.question.clone(),
+            source_record_id: self.request.source_record_id.clone(),
+            owner_rule: self.request.owner.clone(),
+            evidence: self.reasons.clone(),
+            caller_evidence: self.request.evidence.clone(),
+            policy_version: self.policy_version.clone(),
+            context: self.context.clone(),
+            created_at: rfc3339(self.created_at),
+            review_deadline: self.deadline.map(rfc3339),
+        }
+    }
+
+    /// Fills in `record_hash` from the other fields; call once at creation.
+    pub fn seal(mut self) -> Self {
+        self.record_hash = self.record().hash();
+        self
     }
 
     /// True when the stored hash still matches the stored fields.

@@ -8,8 +8,7 @@ use std::time::Duration;
 use gatehouse_core::canonical::canonical_sha256_hex;
 use gatehouse_core::decision::truncate_to_millis;
 use gatehouse_core::{
-    ids, ActionRequest, Decision, DecisionRecord, Reason, Review, ReviewChoice, Status, TaskEvent,
-    Verdict,
+    ids, ActionRequest, Decision, Reason, Review, ReviewChoice, Status, TaskEvent, Verdict,
 };
 use gatehouse_policy::{Clock, Engine, EngineOptions};
 use gatehouse_store::{ApiKey, CreateOutcome, DecisionQuery, Role, Store};
@@ -165,19 +164,8 @@ impl Gate {
         });
         let id = ids::decision_id();
         let request_id = ids::request_id();
-        let record = DecisionRecord::from_parts(
-            &id,
-            &request_id,
-            &request,
-            eval.verdict,
-            &eval.reasons,
-            engine.version(),
-            &eval.context,
-            created_at,
-            deadline,
-        );
         let decision = Decision {
-            record_hash: record.hash(),
+            record_hash: String::new(),
             id,
             request_id,
             created_by: caller.key_id.clone(),
@@ -194,7 +182,8 @@ impl Gate {
             resolved_at: None,
             idempotency_key,
             request_hash,
-        };
+        }
+        .seal();
         match self.store.create_decision(&decision).await? {
             CreateOutcome::Created => Ok((decision, false)),
             CreateOutcome::Existing(original) if original.request_hash == decision.request_hash => {

@@ -5,8 +5,7 @@
 use std::sync::Arc;
 
 use gatehouse_core::{
-    ids, ActionRequest, ApiShape, Decision, DecisionRecord, Review, ReviewChoice, Risk, Status,
-    TaskEvent, Verdict,
+    ids, ActionRequest, ApiShape, Decision, Review, ReviewChoice, Risk, Status, TaskEvent, Verdict,
 };
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
@@ -79,17 +78,6 @@ pub fn sample_decision(
     let id = ids::decision_id();
     let request_id = ids::request_id();
     let context = json!({"risk": "high", "local_hour": 12});
-    let record = DecisionRecord::from_parts(
-        &id,
-        &request_id,
-        &request,
-        verdict,
-        &[],
-        "pv_test",
-        &context,
-        created_at,
-        deadline,
-    );
     Decision {
         id,
         request_id,
@@ -105,10 +93,11 @@ pub fn sample_decision(
         deadline,
         review: None,
         resolved_at: None,
-        record_hash: record.hash(),
+        record_hash: String::new(),
         idempotency_key: idempotency_key.map(str::to_string),
         request_hash: "rh".into(),
     }
+    .seal()
 }
 
 fn review(choice: ReviewChoice, at: OffsetDateTime) -> Review {

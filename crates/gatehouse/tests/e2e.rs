@@ -1,0 +1,554 @@
+//! End-to-end tests: the real `gatehouse` binary on port 0, driven over
+//! HTTP and through its own CLI, on SQLite and on PostgreSQL.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
+
+fn examples(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/policies")
+        .join(name)
+}
+
+/// A `gatehouse` command with no inherited GATEHOUSE_* settings.
+fn gatehouse(args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("GATEHOUSE_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+fn run(args: &[&str]) -> Output {
+    gatehouse(args).output().expect("run gatehouse")
+}
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(storage: &[&str], extra: &[&str]) -> Server {
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(storage);
+        args.extend_from_slice(extra);
+        let mut child = gatehouse(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn server");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("gatehouse listening on ") {
+                    let _ = tx.send(url.to_string());
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("server did not start");
+        Server { child, url }
+    }
+
+    /// SIGKILL: no graceful shutdown, like a crash or a power cut.
+    fn crash(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn create_key(storage: &[&str], role: &str) -> String {
+    let mut args = vec!["keys", "create", "--role", role];
+    args.extend_from_slice(storage);
+    let out = run(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_string()
+}
+
+fn call(method: &str, url: &str, key: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(90))
+        .build()
+        .unwrap();
+    let mut req = client.request(method.parse().unwrap(), url);
+    if let Some(k) = key {
+        req = req.bearer_auth(k);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.json().unwrap_or(Value::Null))
+}
+
+fn deploy_body() -> Value {
+    json!({"workflow_name": "GitHub Actions", "task_label": "Production deploy", "tool_name": "deploy_production",
+           "subject": "Deploy main to production", "risk_level": "high", "payload": {"sha": "abc123"}})
+}
+
+/// The whole core lifecycle on one storage backend.
+fn lifecycle(storage: &[&str]) {
+    let agent = create_key(storage, "agent");
+    let reviewer = create_key(storage, "reviewer");
+    let server = Server::start(storage, &[]);
+    let url = &server.url;
+
+    // Gate API, seed 002's curl step: pending, then approved by a reviewer
+    // through the CLI, observed by a long-polling workflow.
+    let (status, created) = call(
+        "POST",
+        &format!("{url}/api/agent/tasks/run-1/requests"),
+        Some(&agent),
+        Some(deploy_body()),
+    );
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["status"], "pending_review");
+    let id = created["id"].as_str().unwrap().to_string();
+    let poll_url = format!("{url}/api/gate/requests/{id}?wait=30");
+    let agent_clone = agent.clone();
+    let poller = std::thread::spawn(move || call("GET", &poll_url, Some(&agent_clone), None));
+    std::thread::sleep(Duration::from_millis(300));
+    let out = gatehouse(&[
+        "review",
+        "approve",
+        &id,
+        "--comment",
+        "change window open",
+        "--url",
+        url,
+    ])
+    .env("GATEHOUSE_API_KEY", &reviewer)
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, polled) = poller.join().unwrap();
+    assert_eq!(polled["status"], "approved");
+
+    // Decide API.
+    let (status, record) = call(
+        "POST",
+        &format!("{url}/api/decide"),
+        Some(&agent),
+        Some(
+            json!({"question": "Apply?", "context": {"workflow": "billing", "requested_action": "apply_discount", "risk": "low", "discount_percent": 10}}),
+        ),
+    );
+    assert_eq!(status, 201);
+    assert_eq!(record["verdict"], "yes");
+    let (_, replay) = call(
+        "GET",
+        &format!("{url}{}", record["replay_url"].as_str().unwrap()),
+        Some(&reviewer),
+        None,
+    );
+    assert_eq!(replay["matches"], true);
+
+    // Auth failures.
+    assert_eq!(
+        call("POST", &format!("{url}/api/decide"), None, Some(json!({}))).0,
+        401
+    );
+    assert_eq!(
+        call(
+            "POST",
+            &format!("{url}/api/decide"),
+            Some("gh_x_y"),
+            Some(json!({}))
+        )
+        .0,
+        401
+    );
+
+    // Crash and restart: every acknowledged decision is still there.
+    let mut acknowledged = vec![(id.clone(), "approved".to_string())];
+    for i in 0..20 {
+        let mut body = deploy_body();
+        body["risk_level"] = json!(if i % 2 == 0 { "low" } else { "high" });
+        let (status, d) = call(
+            "POST",
+            &format!("{url}/api/agent/tasks/run-2/requests"),
+            Some(&agent),
+            Some(body),
+        );
+        assert_eq!(status, 201);
+        acknowledged.push((
+            d["id"].as_str().unwrap().to_string(),
+            d["status"].as_str().unwrap().to_string(),
+        ));
+    }
+    server.crash();
+    let server = Server::start(storage, &[]);
+    for (id, status) in &acknowledged {
+        let (code, d) = call(
+            "GET",
+            &format!("{}/api/gate/requests/{id}", server.url),
+            Some(&agent),
+            None,
+        );
+        assert_eq!(code, 200, "decision {id} lost after a crash");
+        assert_eq!(d["status"], status.as_str());
+    }
+    // A pending decision from before the crash can still be reviewed.
+    let pending = acknowledged
+        .iter()
+        .find(|(_, s)| s == "pending_review")
+        .unwrap();
+    let (code, _) = call(
+        "POST",
+        &format!("{}/api/gate/requests/{}/review", server.url, pending.0),
+        Some(&reviewer),
+        Some(json!({"decision": "reject"})),
+    );
+    assert_eq!(code, 200);
+}
+
+#[test]
+fn lifecycle_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_string();
+    lifecycle(&["--data", &data]);
+}
+
+fn postgres_url_with_fresh_schema() -> String {
+    let base = gatehouse_store_postgres::testing::test_url();
+    let schema = gatehouse_store_postgres::testing::unique_schema_name();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(gatehouse_store_postgres::testing::fresh_schema(&schema));
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options=-c%20search_path%3D{schema}")
+}
+
+#[test]
+fn lifecycle_on_postgres() {
+    let url = postgres_url_with_fresh_schema();
+    lifecycle(&["--database-url", &url]);
+}
+
+#[test]
+fn two_replicas_share_postgres() {
+    let db = postgres_url_with_fresh_schema();
+    let storage = ["--database-url", db.as_str()];
+    let agent = create_key(&storage, "agent");
+    let reviewer = create_key(&storage, "reviewer");
+    let a = Server::start(&storage, &[]);
+    let b = Server::start(&storage, &[]);
+    let (_, created) = call(
+        "POST",
+        &format!("{}/api/agent/tasks/t/requests", a.url),
+        Some(&agent),
+        Some(deploy_body()),
+    );
+    let id = created["id"].as_str().unwrap().to_string();
+    let poll = format!("{}/api/gate/requests/{id}?wait=20", a.url);
+    let agent2 = agent.clone();
+    let poller = std::thread::spawn(move || {
+        let started = Instant::now();
+        (call("GET", &poll, Some(&agent2), None), started.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, _) = call(
+        "POST",
+        &format!("{}/api/gate/requests/{id}/review", b.url),
+        Some(&reviewer),
+        Some(json!({"decision": "approve"})),
+    );
+    assert_eq!(code, 200);
+    let ((_, polled), took) = poller.join().unwrap();
+    assert_eq!(polled["status"], "approved");
+    assert!(
+        took < Duration::from_secs(5),
+        "replica A should see B's review within a poll interval"
+    );
+    let (code, _) = call(
+        "POST",
+        &format!("{}/api/gate/requests/{id}/review", a.url),
+        Some(&reviewer),
+        Some(json!({"decision": "reject"})),
+    );
+    assert_eq!(code, 409);
+}
+
+#[test]
+fn request_command_exit_codes_gate_a_ci_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_string();
+    let storage = ["--data", data.as_str()];
+    let agent = create_key(&storage, "agent");
+    let reviewer = create_key(&storage, "reviewer");
+    let server = Server::start(&storage, &["--review-timeout", "2s"]);
+    let request = |extra: &[&str]| {
+        let mut args = vec![
+            "request",
+            "--url",
+            server.url.as_str(),
+            "--workflow",
+            "GitHub Actions",
+            "--tool",
+            "deploy_production",
+            "--subject",
+            "main",
+        ];
+        args.extend_from_slice(extra);
+        gatehouse(&args)
+            .env("GATEHOUSE_API_KEY", &agent)
+            .output()
+            .unwrap()
+    };
+    assert_eq!(
+        request(&["--risk", "low"]).status.code(),
+        Some(0),
+        "allow exits 0"
+    );
+    assert_eq!(
+        request(&["--risk", "high"]).status.code(),
+        Some(2),
+        "pending without --wait exits 2"
+    );
+    // Pending, then expired after the 2 s review timeout: exit 1.
+    let out = request(&["--risk", "high", "--wait", "10"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("expired"));
+    // Approved while waiting: exit 0.
+    let url = server.url.clone();
+    let reviewer2 = reviewer.clone();
+    let approver = std::thread::spawn(move || {
+        for _ in 0..50 {
+            std::thread::sleep(Duration::from_millis(100));
+            let (_, list) = call(
+                "GET",
+                &format!("{url}/api/decisions?status=pending_review"),
+                Some(&reviewer2),
+                None,
+            );
+            if let Some(id) = list["items"][0]["id"].as_str() {
+                return call(
+                    "POST",
+                    &format!("{url}/api/gate/requests/{id}/review"),
+                    Some(&reviewer2),
+                    Some(json!({"decision": "approve"})),
+                )
+                .0;
+            }
+        }
+        0
+    });
+    assert_eq!(
+        request(&["--risk", "high", "--wait", "10"]).status.code(),
+        Some(0)
+    );
+    assert_eq!(approver.join().unwrap(), 200);
+    // Errors (bad key) exit 2.
+    let out = gatehouse(&[
+        "request",
+        "--url",
+        &server.url,
+        "--workflow",
+        "w",
+        "--tool",
+        "t",
+        "--subject",
+        "s",
+        "--risk",
+        "low",
+    ])
+    .env("GATEHOUSE_API_KEY", "gh_bad_key")
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unauthorized"));
+}
+
+#[test]
+fn seed_scenario_policies_served_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_string();
+    let storage = ["--data", data.as_str()];
+    let agent = create_key(&storage, "agent");
+    let policies = examples("seed-scenarios");
+    let server = Server::start(&storage, &["--policies", policies.to_str().unwrap()]);
+    let post = |tool: &str, payload: Value| {
+        let body = json!({"workflow_name": "w", "tool_name": tool, "subject": "s", "risk_level": "medium", "payload": payload});
+        call(
+            "POST",
+            &format!("{}/api/agent/tasks/t/requests", server.url),
+            Some(&agent),
+            Some(body),
+        )
+    };
+    assert_eq!(
+        post("issue_refund", json!({"amount": 500, "currency": "usd"})).1["status"],
+        "allow"
+    );
+    assert_eq!(
+        post("issue_refund", json!({"amount": 10001, "currency": "usd"})).1["status"],
+        "pending_review"
+    );
+    assert_eq!(
+        post("apply_discount", json!({"discount_percent": 25})).1["status"],
+        "reject"
+    );
+    assert_eq!(
+        post("deploy_production", json!({})).1["status"],
+        "pending_review"
+    );
+    let (code, body) = post("issue_refund", json!({"amount": 1.5, "currency": "usd"}));
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (400, Some("schema_mismatch"))
+    );
+}
+
+#[test]
+fn rate_limit_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_string();
+    let storage = ["--data", data.as_str()];
+    let agent = create_key(&storage, "agent");
+    let server = Server::start(&storage, &["--rate-limit", "1", "--rate-burst", "1"]);
+    let codes: Vec<u16> = (0..3)
+        .map(|_| {
+            call(
+                "GET",
+                &format!("{}/api/whoami", server.url),
+                Some(&agent),
+                None,
+            )
+            .0
+        })
+        .collect();
+    assert_eq!(codes[0], 200);
+    assert!(codes[1..].contains(&429), "{codes:?}");
+}
+
+#[test]
+fn invalid_policies_refuse_to_start_naming_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("schema.cedarschema"), "entity Agent; entity Subject;\naction \"default\" appliesTo { principal: Agent, resource: Subject, context: { risk: String } };").unwrap();
+    std::fs::write(dir.path().join("rules.cedar"), "permit(principal, action, resource);\nforbid(principal, action, resource) when { context.rsk == \"high\" };").unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let out = run(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+        data.path().to_str().unwrap(),
+        "--policies",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("rules.cedar:2:"), "{stderr}");
+    let check = run(&["policy", "check", dir.path().to_str().unwrap()]);
+    assert!(!check.status.success());
+}
+
+#[test]
+fn policy_commands_check_and_test() {
+    for set in ["starter", "seed-scenarios"] {
+        let dir = examples(set);
+        let check = run(&["policy", "check", dir.to_str().unwrap()]);
+        assert!(
+            check.status.success(),
+            "{}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+        let cases = dir.join("cases.json");
+        let test = run(&[
+            "policy",
+            "test",
+            dir.to_str().unwrap(),
+            cases.to_str().unwrap(),
+        ]);
+        assert!(
+            test.status.success(),
+            "{}",
+            String::from_utf8_lossy(&test.stdout)
+        );
+        assert!(String::from_utf8_lossy(&test.stdout).contains(" 0 failed"));
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let wrong = tmp.path().join("wrong.json");
+    std::fs::write(&wrong, r#"[{"name": "wrong", "request": {"workflow_name": "w", "tool_name": "t", "subject": "s", "risk_level": "low"}, "expect": "reject"}]"#).unwrap();
+    let test = run(&[
+        "policy",
+        "test",
+        examples("starter").to_str().unwrap(),
+        wrong.to_str().unwrap(),
+    ]);
+    assert_eq!(test.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&test.stdout).contains("FAIL  wrong"));
+}
+
+#[test]
+fn keys_list_and_revoke_via_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let secret = create_key(&["--data", data], "auditor");
+    let listed = run(&["keys", "list", "--data", data]);
+    let text = String::from_utf8_lossy(&listed.stdout).to_string();
+    assert!(text.contains("auditor") && text.contains("active"));
+    assert!(
+        !text.contains(&secret[20..]),
+        "secrets must never be listed"
+    );
+    let id = secret
+        .strip_prefix("gh_")
+        .unwrap()
+        .split('_')
+        .next()
+        .unwrap();
+    assert!(run(&["keys", "revoke", id, "--data", data])
+        .status
+        .success());
+    assert!(
+        String::from_utf8_lossy(&run(&["keys", "list", "--data", data]).stdout).contains("revoked")
+    );
+    assert_eq!(
+        run(&["keys", "revoke", "nope", "--data", data])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert!(!Path::new(data).join("nothing").exists());
+}
