@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use cedar_policy::{
     ActionConstraint, Authorizer, Context, Decision, Entities, EntityId, EntityTypeName, EntityUid,
-    Policy, PolicyId, PolicySet, Request, Response, Schema, SchemaFragment, ValidationMode,
-    Validator,
+    Policy, PolicyId, PolicySet, Request, Response, RestrictedExpression, Schema, SchemaFragment,
+    ValidationMode, Validator,
 };
 use gatehouse_core::{canonical, ActionRequest, Reason, Verdict};
 use miette::Diagnostic;
@@ -45,11 +45,15 @@ struct PolicyMeta {
     text: String,
 }
 
-/// The policies that can apply to one action, split by tier. Built once at
-/// load time so evaluation cost does not grow with unrelated policies.
+/// The policies that can apply to one action, split by tier, and the
+/// entity types its requests use. Built once at load time so evaluation cost
+/// does not grow with unrelated policies and no name is parsed per request.
 struct Slice {
     decide: PolicySet,
     review: PolicySet,
+    action: EntityUid,
+    principal_type: EntityTypeName,
+    resource_type: EntityTypeName,
 }
 
 /// The outcome of evaluating one request.
@@ -67,7 +71,6 @@ pub struct Engine {
     version: String,
     files: Vec<PolicyFile>,
     schema: Schema,
-    namespace: String,
     shapes: HashMap<String, ActionShape>,
     slices: HashMap<String, Slice>,
     meta: HashMap<String, PolicyMeta>,
@@ -287,14 +290,31 @@ impl Engine {
             review
                 .add(baseline)
                 .map_err(|e| PolicyError::Invalid(vec![e.to_string()]))?;
-            slices.insert(name.clone(), Slice { decide, review });
+            let type_name = |t: &str| {
+                EntityTypeName::from_str(t).map_err(|e| {
+                    PolicyError::Invalid(vec![format!(
+                        "{}: action {name:?} needs a principal and a resource type: {e}",
+                        schema_file.name
+                    )])
+                })
+            };
+            let shape = &shapes[name];
+            slices.insert(
+                name.clone(),
+                Slice {
+                    decide,
+                    review,
+                    action: uid,
+                    principal_type: type_name(&shape.principal_type)?,
+                    resource_type: type_name(&shape.resource_type)?,
+                },
+            );
         }
 
         Ok(Engine {
             version: policy_version(&files),
             files,
             schema,
-            namespace: action_type,
             shapes,
             slices,
             meta,
@@ -347,7 +367,7 @@ impl Engine {
         resource: &str,
         context: Value,
     ) -> Result<Evaluation, InputError> {
-        let (Some(shape), Some(slice)) = (self.shapes.get(action), self.slices.get(action)) else {
+        let Some(slice) = self.slices.get(action) else {
             return Ok(self.unknown_action(action));
         };
         let fail_closed = |message: String| Evaluation {
@@ -361,29 +381,43 @@ impl Engine {
             context: context.clone(),
             review_timeout: None,
         };
-        let action_uid = match action_uid(&self.namespace, action) {
-            Ok(uid) => uid,
+        let mismatch = |detail: String| {
+            InputError(format!(
+                "the request does not fit the policy schema for action {action:?}: {detail}"
+            ))
+        };
+        let Value::Object(fields) = &context else {
+            return Err(mismatch("the context must be an object".into()));
+        };
+        // Built directly rather than through Cedar's JSON parser, which
+        // probes every object for entity and extension escapes: that cost
+        // more than the evaluation itself.
+        let pairs = fields
+            .iter()
+            .map(|(k, v)| restricted(k, v).map(|e| (k.clone(), e)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(mismatch)?;
+        let cedar_context = match Context::from_pairs(pairs) {
+            Ok(c) => c,
             Err(e) => return Ok(fail_closed(e.to_string())),
         };
-        let cedar_context =
-            Context::from_json_value(context.clone(), Some((&self.schema, &action_uid))).map_err(
-                |e| {
-                    InputError(format!(
-                        "the request does not fit the policy schema for action {action:?}: {e}"
-                    ))
-                },
-            )?;
-        let request = match (
-            entity(&shape.principal_type, principal),
-            entity(&shape.resource_type, resource),
-        ) {
-            (Ok(p), Ok(r)) => Request::new(p, action_uid, r, cedar_context, None),
-            (Err(e), _) | (_, Err(e)) => return Ok(fail_closed(e)),
-        };
-        let request = match request {
-            Ok(r) => r,
-            Err(e) => return Ok(fail_closed(e.to_string())),
-        };
+        let principal = EntityUid::from_type_name_and_id(
+            slice.principal_type.clone(),
+            EntityId::new(principal),
+        );
+        let resource =
+            EntityUid::from_type_name_and_id(slice.resource_type.clone(), EntityId::new(resource));
+        // With the schema, Cedar type-checks the context against the action's
+        // declared context: a missing attribute or a wrong type is the
+        // caller's error.
+        let request = Request::new(
+            principal,
+            slice.action.clone(),
+            resource,
+            cedar_context,
+            Some(&self.schema),
+        )
+        .map_err(|e| mismatch(e.to_string()))?;
 
         let decide = self
             .authorizer
@@ -494,9 +528,35 @@ fn action_uid(action_type: &str, name: &str) -> Result<EntityUid, PolicyError> {
     Ok(EntityUid::from_type_name_and_id(ty, EntityId::new(name)))
 }
 
-fn entity(type_name: &str, id: &str) -> Result<EntityUid, String> {
-    let ty = EntityTypeName::from_str(type_name).map_err(|e| e.to_string())?;
-    Ok(EntityUid::from_type_name_and_id(ty, EntityId::new(id)))
+/// JSON → Cedar value. Cedar has no floating point and no null, so those
+/// are refused here with the path of the offending field.
+fn restricted(path: &str, value: &Value) -> Result<RestrictedExpression, String> {
+    Ok(match value {
+        Value::String(s) => RestrictedExpression::new_string(s.clone()),
+        Value::Bool(b) => RestrictedExpression::new_bool(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => RestrictedExpression::new_long(i),
+            None => {
+                return Err(format!(
+                    "{path} is {n}, but policies only take whole numbers (put money in minor units, e.g. cents)"
+                ))
+            }
+        },
+        Value::Array(items) => RestrictedExpression::new_set(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| restricted(&format!("{path}[{i}]"), v))
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        Value::Object(map) => RestrictedExpression::new_record(
+            map.iter()
+                .map(|(k, v)| restricted(&format!("{path}.{k}"), v).map(|e| (k.clone(), e)))
+                .collect::<Result<Vec<_>, _>>()?,
+        )
+        .map_err(|e| format!("{path}: {e}"))?,
+        Value::Null => return Err(format!("{path} is null, which policies cannot take")),
+    })
 }
 
 /// The context Cedar sees: every fact Gatehouse knows about the request,

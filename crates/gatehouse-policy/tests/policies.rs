@@ -84,6 +84,34 @@ fn fractional_money_is_an_input_error_not_an_allow() {
         )
         .unwrap_err();
     assert!(err.0.contains("issue_refund"), "{err}");
+    assert!(err.0.contains("payload.amount is 10.5"), "{err}");
+}
+
+#[test]
+fn wrong_types_and_nulls_are_input_errors() {
+    let engine = seed_engine(EngineOptions::default());
+    let text = engine
+        .evaluate(
+            &request(
+                "issue_refund",
+                "low",
+                json!({"amount": "500", "currency": "usd"}),
+            ),
+            noon(),
+        )
+        .unwrap_err();
+    assert!(text.0.contains("issue_refund"), "{text}");
+    let null = engine
+        .evaluate(
+            &request(
+                "issue_refund",
+                "low",
+                json!({"amount": null, "currency": "usd"}),
+            ),
+            noon(),
+        )
+        .unwrap_err();
+    assert!(null.0.contains("payload.amount is null"), "{null}");
 }
 
 #[test]
