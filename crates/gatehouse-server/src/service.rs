@@ -154,8 +154,14 @@ impl Gate {
         let eval = engine
             .evaluate(&request, clock)
             .map_err(|e| ApiError::SchemaMismatch(e.0))?;
-        let request_hash =
-            canonical_sha256_hex(&request).map_err(|e| ApiError::Internal(e.to_string()))?;
+        // Only an idempotent retry is ever compared with its original, so the
+        // (canonical, hence costly) request hash is computed only then.
+        let request_hash = match &idempotency_key {
+            Some(_) => {
+                canonical_sha256_hex(&request).map_err(|e| ApiError::Internal(e.to_string()))?
+            }
+            None => String::new(),
+        };
         let deadline = (eval.verdict == Verdict::PendingReview).then(|| {
             let timeout = eval
                 .review_timeout

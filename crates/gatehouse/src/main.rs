@@ -12,6 +12,12 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command};
 
+/// The request path allocates many small, short-lived objects (JSON values,
+/// Cedar expressions); mimalloc serves them faster than glibc's allocator
+/// (see docs/BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
