@@ -3,13 +3,17 @@
 # authenticated no-op on the same server, at 1 and 64 connections, on SQLite
 # and PostgreSQL. Prints a Markdown table; copy it into docs/BENCHMARKS.md.
 #
-#   bench/run.sh [seconds per run, default 10]
+#   bench/run.sh [seconds per run, default 10] [runs per figure, default 3]
+#
+# Each figure is the median of the runs; decide and the no-op alternate on
+# the same server so the ratio is measured under the same machine noise.
 #
 # Needs: wrk (apt-get install wrk), a release build, PostgreSQL at
 # $GATEHOUSE_BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-10}"
+RUNS="${2:-3}"
 PG_URL="${GATEHOUSE_BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
 BIN=target/release/gatehouse
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
@@ -18,8 +22,8 @@ cargo build --release -q -p gatehouse
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
-# Runs wrk and prints "requests/s p50 p99" (latencies in ms).
-measure() { # script url connections
+# Runs wrk once and prints "requests/s p50 p99" (latencies in ms).
+measure_once() { # script url connections
     local threads=$(( $3 < 2 ? 1 : 2 ))
     wrk -t"$threads" -c"$3" -d"${DURATION}s" --latency -s "bench/$1" "$2" > "$work/wrk.out"
     local errors
@@ -31,6 +35,14 @@ measure() { # script url connections
       $1 == "50%" { p50 = ms($2) }
       $1 == "99%" { p99 = ms($2) }
       END { printf "%.0f %.2f %.2f\n", rps, p50, p99 }' "$work/wrk.out"
+}
+
+# Column-wise median of a file of "rps p50 p99" lines.
+median() {
+    for col in 1 2 3; do
+        sort -g -k"$col","$col" "$1" | awk -v c="$col" '{ v[NR] = $c } END { printf "%s ", v[int((NR + 1) / 2)] }'
+    done
+    echo
 }
 
 bench_backend() { # name storage-flag storage-value
@@ -49,8 +61,13 @@ bench_backend() { # name storage-flag storage-value
     [ -n "$url" ] || { cat "$work/serve.err" >&2; exit 1; }
     export GATEHOUSE_BENCH_KEY=$key
     for c in 1 64; do
-        read -r noop_rps noop_p50 noop_p99 < <(measure noop.lua "$url/api/whoami" "$c")
-        read -r dec_rps dec_p50 dec_p99 < <(measure decide.lua "$url/api/decide" "$c")
+        : > "$work/noop.runs"; : > "$work/decide.runs"
+        for _ in $(seq "$RUNS"); do
+            measure_once noop.lua "$url/api/whoami" "$c" >> "$work/noop.runs"
+            measure_once decide.lua "$url/api/decide" "$c" >> "$work/decide.runs"
+        done
+        read -r noop_rps noop_p50 noop_p99 < <(median "$work/noop.runs")
+        read -r dec_rps dec_p50 dec_p99 < <(median "$work/decide.runs")
         local ratio
         ratio=$(awk -v a="$dec_rps" -v b="$noop_rps" 'BEGIN { printf "%.2f", a / b }')
         printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n" \
@@ -62,13 +79,13 @@ bench_backend() { # name storage-flag storage-value
     kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 
-echo "Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); wrk on the same machine; ${DURATION} s per run."
+echo "Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); wrk on the same machine; median of ${RUNS} runs of ${DURATION} s."
 echo
 echo "| store | conns | decide req/s | decide p50 ms | decide p99 ms | no-op req/s | no-op p50 ms | no-op p99 ms | decide / no-op |"
 echo "|---|---|---|---|---|---|---|---|---|"
 bench_backend sqlite --data "$work/sqlite"
 schema="gh_bench_$$"
-psql "$PG_URL" -qc "DROP SCHEMA IF EXISTS $schema CASCADE; CREATE SCHEMA $schema" >/dev/null
+psql "$PG_URL" -qc "DROP SCHEMA IF EXISTS $schema CASCADE; CREATE SCHEMA $schema" >/dev/null 2>&1
 sep='?'; [[ "$PG_URL" == *\?* ]] && sep='&'
 bench_backend postgres --database-url "${PG_URL}${sep}options=-c%20search_path%3D${schema}"
-psql "$PG_URL" -qc "DROP SCHEMA $schema CASCADE" >/dev/null
+psql "$PG_URL" -qc "DROP SCHEMA $schema CASCADE" >/dev/null 2>&1
