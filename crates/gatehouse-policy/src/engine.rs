@@ -90,7 +90,8 @@ impl std::fmt::Debug for Engine {
 
 /// 1-based line and column of a byte offset.
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
+    // Offsets come from Cedar's diagnostics; never panic on a bad one.
+    let before = text.get(..offset.min(text.len())).unwrap_or(text);
     let line = before.matches('\n').count() + 1;
     let col = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
     (line, col)
@@ -536,6 +537,9 @@ fn restricted(path: &str, value: &Value) -> Result<RestrictedExpression, String>
         Value::Bool(b) => RestrictedExpression::new_bool(*b),
         Value::Number(n) => match n.as_i64() {
             Some(i) => RestrictedExpression::new_long(i),
+            None if n.is_u64() => {
+                return Err(format!("{path} is {n}, outside the 64-bit integer range policies take"))
+            }
             None => {
                 return Err(format!(
                     "{path} is {n}, but policies only take whole numbers (put money in minor units, e.g. cents)"

@@ -112,6 +112,20 @@ fn wrong_types_and_nulls_are_input_errors() {
         )
         .unwrap_err();
     assert!(null.0.contains("payload.amount is null"), "{null}");
+    let huge = engine
+        .evaluate(
+            &request(
+                "issue_refund",
+                "low",
+                json!({"amount": 18446744073709551615u64, "currency": "usd"}),
+            ),
+            noon(),
+        )
+        .unwrap_err();
+    assert!(
+        huge.0.contains("outside the 64-bit integer range"),
+        "{huge}"
+    );
 }
 
 #[test]

@@ -733,3 +733,65 @@ async fn openapi_documents_every_route() {
         routes.len()
     );
 }
+
+#[tokio::test]
+async fn hostile_inputs_never_produce_a_server_error() {
+    let app = app_with(
+        seed_policies(),
+        ServerConfig {
+            rate_limit_per_second: 0,
+            ..Default::default()
+        },
+    )
+    .await;
+    let deep = format!("{}{}", "[".repeat(300), "]".repeat(300));
+    let bodies: Vec<(&str, String)> = vec![
+        ("/api/agent/tasks/t/requests", "null".into()),
+        ("/api/agent/tasks/t/requests", "[]".into()),
+        ("/api/agent/tasks/t/requests", "\"str\"".into()),
+        ("/api/agent/tasks/t/requests", format!(r#"{{"workflow_name":"w","tool_name":"t","subject":"s","risk_level":"low","payload":{deep}}}"#)),
+        ("/api/agent/tasks/t/requests", r#"{"workflow_name":"w","tool_name":"issue_refund","subject":"s","risk_level":"low","payload":{"amount":1e400,"currency":"usd"}}"#.into()),
+        ("/api/agent/tasks/t/requests", r#"{"workflow_name":"w","tool_name":"issue_refund","subject":"s","risk_level":"low","payload":{"amount":-9223372036854775808,"currency":"usd"}}"#.into()),
+        ("/api/agent/tasks/t/requests", r#"{"workflow_name":"\u0000","tool_name":"t","subject":"s","risk_level":"low"}"#.into()),
+        ("/api/agent/tasks/t/requests", r#"{"workflow_name":"w","tool_name":"Action::\"x\"","subject":"\"};","risk_level":"low"}"#.into()),
+        ("/api/agent/tasks/t/requests", format!(r#"{{"workflow_name":"{}","tool_name":"t","subject":"s","risk_level":"low"}}"#, "w".repeat(5000))),
+        ("/api/agent/tasks/t/requests", r#"{"workflow_name":"w","tool_name":"t","subject":"s","risk_level":"low","summary":[1,2]}"#.into()),
+        ("/api/agent/tasks/t/requests", r#"{"workflow_name":"w","tool_name":"t","subject":"s","risk_level":"low","extra":1}"#.into()),
+        ("/api/agent/tasks/%20/requests", r#"{"workflow_name":"w","tool_name":"t","subject":"s","risk_level":"low"}"#.into()),
+        ("/api/agent/tasks/%E2%9C%93/requests", r#"{"workflow_name":"w","tool_name":"t","subject":"s","risk_level":"low"}"#.into()),
+        ("/api/gate/requests", r#"{"agent":"a","action":"delete_record","risk":"low","subject":"s","context":{"local_hour":"x"}}"#.into()),
+        ("/api/decide", r#"{"question":"q","context":{"workflow":"w","requested_action":"apply_discount","discount_percent":"15"}}"#.into()),
+        ("/api/decide", r#"{"question":"q","context":{"workflow":"w","requested_action":"apply_discount","discount_percent":null}}"#.into()),
+        ("/api/decide", r#"{"question":"q","context":{"workflow":1,"requested_action":"a"}}"#.into()),
+        ("/api/decide", r#"{"question":"q","context":[]}"#.into()),
+        ("/api/decide", r#"{"question":"q","context":{"workflow":"w","requested_action":"a","evidence":"x"}}"#.into()),
+        ("/api/decide", "{\"question\": \"\u{fffd}\", \"context\": {}}".into()),
+        ("/api/gate/requests/dec_x/review", r#"{"decision":"approve","comment":null}"#.into()),
+        ("/api/agent/tasks/t/events", r#"{"kind":"","data":{}}"#.into()),
+        ("/api/agent/tasks/t/events", r#"{"kind":"k","decision_id":"dec_missing"}"#.into()),
+        ("/api/keys", r#"{"role":"superuser"}"#.into()),
+    ];
+    for (path, body) in bodies {
+        for key in [&app.agent, &app.reviewer, &app.admin] {
+            let (status, _, response) = app
+                .call_raw("POST", path, Some(key), Some(body.clone()), &[])
+                .await;
+            assert!(
+                !status.is_server_error(),
+                "{path} {body:.80} → {status} {response}"
+            );
+            if !status.is_success() {
+                assert!(
+                    response["error"]["code"].is_string(),
+                    "{path} {body:.80} → {response}"
+                );
+            }
+            if status.is_success() && body.contains("\"amount\"") {
+                assert_ne!(
+                    response["status"], "allow",
+                    "hostile amount was allowed: {body:.80}"
+                );
+            }
+        }
+    }
+}

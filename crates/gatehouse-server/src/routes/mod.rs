@@ -44,6 +44,9 @@ pub fn router(gate: Arc<Gate>) -> Router {
             ApiError::BadRequest("method not allowed on this path".into())
         })
         .layer(DefaultBodyLimit::max(body_limit))
+        // Method, path, status and latency at debug level (GATEHOUSE_LOG);
+        // headers, and so API keys, are never recorded.
+        .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(gate)
 }
 
