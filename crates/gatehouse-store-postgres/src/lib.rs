@@ -6,7 +6,8 @@ use async_trait::async_trait;
 use gatehouse_core::decision::{from_unix_millis, to_unix_millis};
 use gatehouse_core::{Decision, Review, Status, TaskEvent};
 use gatehouse_store::{
-    ApiKey, CreateOutcome, DecisionQuery, PolicyVersion, Role, Store, StoreError, StoreResult,
+    decision_from_columns, ApiKey, CreateOutcome, DecisionQuery, PolicyVersion, Role, Store,
+    StoreError, StoreResult,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::Row;
@@ -39,14 +40,7 @@ fn decision_from_row(row: &PgRow) -> StoreResult<Decision> {
     let status: String = row.try_get(1).map_err(backend)?;
     let review: Option<String> = row.try_get(2).map_err(backend)?;
     let resolved_at: Option<i64> = row.try_get(3).map_err(backend)?;
-    let mut d: Decision = serde_json::from_str(&body).map_err(corrupt)?;
-    d.status = Status::parse(&status).ok_or_else(|| corrupt(format!("status {status:?}")))?;
-    d.review = review
-        .map(|r| serde_json::from_str::<Review>(&r))
-        .transpose()
-        .map_err(corrupt)?;
-    d.resolved_at = resolved_at.map(from_unix_millis);
-    Ok(d)
+    decision_from_columns(&body, &status, review.as_deref(), resolved_at)
 }
 
 fn key_from_row(row: &PgRow) -> StoreResult<ApiKey> {

@@ -1,8 +1,8 @@
 //! Row ↔ domain conversions shared by the reader and the writer.
 
 use gatehouse_core::decision::from_unix_millis;
-use gatehouse_core::{Decision, Review, Status};
-use gatehouse_store::{ApiKey, Role, StoreError, StoreResult};
+use gatehouse_core::Decision;
+use gatehouse_store::{decision_from_columns, ApiKey, Role, StoreError, StoreResult};
 use rusqlite::Row;
 
 pub const DECISION_COLUMNS: &str = "body, status, review, resolved_at_ms";
@@ -15,23 +15,17 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
 
-/// The body column holds the decision as first written; the mutable state
-/// (status, review, resolution time) lives in its own columns.
 pub fn decision_from_row(row: &Row<'_>) -> rusqlite::Result<StoreResult<Decision>> {
     let body: String = row.get(0)?;
     let status: String = row.get(1)?;
     let review: Option<String> = row.get(2)?;
     let resolved_at: Option<i64> = row.get(3)?;
-    Ok((|| {
-        let mut d: Decision = serde_json::from_str(&body).map_err(corrupt)?;
-        d.status = Status::parse(&status).ok_or_else(|| corrupt(format!("status {status:?}")))?;
-        d.review = review
-            .map(|r| serde_json::from_str::<Review>(&r))
-            .transpose()
-            .map_err(corrupt)?;
-        d.resolved_at = resolved_at.map(from_unix_millis);
-        Ok(d)
-    })())
+    Ok(decision_from_columns(
+        &body,
+        &status,
+        review.as_deref(),
+        resolved_at,
+    ))
 }
 
 pub fn key_from_row(row: &Row<'_>) -> rusqlite::Result<StoreResult<ApiKey>> {

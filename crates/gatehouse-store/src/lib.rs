@@ -28,6 +28,27 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Rebuilds a decision from its stored columns. Every backend keeps the
+/// decision as first written in `body`, and the mutable state (status,
+/// review, resolution time) in columns of its own.
+pub fn decision_from_columns(
+    body: &str,
+    status: &str,
+    review: Option<&str>,
+    resolved_at_ms: Option<i64>,
+) -> StoreResult<Decision> {
+    let corrupt = |e: String| StoreError::Corrupt(e);
+    let mut d: Decision = serde_json::from_str(body).map_err(|e| corrupt(e.to_string()))?;
+    d.status = gatehouse_core::Status::parse(status)
+        .ok_or_else(|| corrupt(format!("status {status:?}")))?;
+    d.review = review
+        .map(serde_json::from_str::<Review>)
+        .transpose()
+        .map_err(|e| corrupt(e.to_string()))?;
+    d.resolved_at = resolved_at_ms.map(gatehouse_core::decision::from_unix_millis);
+    Ok(d)
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Cheap round trip to the database, for `/readyz`.
