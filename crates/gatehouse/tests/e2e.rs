@@ -176,6 +176,48 @@ fn lifecycle(storage: &[&str]) {
     );
     assert_eq!(replay["matches"], true);
 
+    // Idempotency over real HTTP: same key and body → the original (200);
+    // same key, different body → 409.
+    let mut idem = deploy_body();
+    idem["idempotency_key"] = json!("run-1-deploy");
+    let (s1, first) = call(
+        "POST",
+        &format!("{url}/api/agent/tasks/run-1/requests"),
+        Some(&agent),
+        Some(idem.clone()),
+    );
+    let (s2, again) = call(
+        "POST",
+        &format!("{url}/api/agent/tasks/run-1/requests"),
+        Some(&agent),
+        Some(idem.clone()),
+    );
+    assert_eq!((s1, s2), (201, 200));
+    assert_eq!(first["id"], again["id"]);
+    idem["subject"] = json!("Deploy a different commit");
+    let (s3, conflict) = call(
+        "POST",
+        &format!("{url}/api/agent/tasks/run-1/requests"),
+        Some(&agent),
+        Some(idem),
+    );
+    assert_eq!(
+        (s3, conflict["error"]["code"].as_str()),
+        (409, Some("idempotency_conflict"))
+    );
+
+    // Bad input gets a stable error code, not a 500.
+    let (code, bad) = call(
+        "POST",
+        &format!("{url}/api/agent/tasks/run-1/requests"),
+        Some(&agent),
+        Some(json!({"tool_name": 5})),
+    );
+    assert_eq!(
+        (code, bad["error"]["code"].as_str()),
+        (422, Some("validation_failed"))
+    );
+
     // Auth failures.
     assert_eq!(
         call("POST", &format!("{url}/api/decide"), None, Some(json!({}))).0,
