@@ -1,0 +1,7 @@
+//! The transparency log's pure parts: RFC 6962 / 9162 Merkle hashing and
+//! proof checking (through `tlog_tiles`, a port of Go's sumdb `tlog`), and
+//! C2SP checkpoints in signed notes (through `signed_note`).
+
+pub mod proof;
+
+pub use tlog_tiles::tlog::Hash;
