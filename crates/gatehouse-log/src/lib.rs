@@ -2,6 +2,7 @@
 //! proof checking (through `tlog_tiles`, a port of Go's sumdb `tlog`), and
 //! C2SP checkpoints in signed notes (through `signed_note`).
 
+pub mod checkpoint;
 pub mod proof;
 
 pub use tlog_tiles::tlog::Hash;
