@@ -3,6 +3,8 @@
 //! C2SP checkpoints in signed notes (through `signed_note`).
 
 pub mod checkpoint;
+pub mod entry;
 pub mod proof;
+pub mod tree;
 
 pub use tlog_tiles::tlog::Hash;

@@ -1,0 +1,159 @@
+//! Log entries. A leaf is the RFC 8785 canonical JSON of one typed entry,
+//! `{"v":1,"type":...,"id":...,"ts":...,...}`. Entries carry digests of
+//! large or caller-supplied content rather than the content, and no floats
+//! (timestamps are RFC 3339 strings, digests are hex strings).
+
+use gatehouse_core::canonical::{canonical_sha256_hex, to_canonical_vec};
+use gatehouse_core::decision::rfc3339;
+use gatehouse_core::{Decision, Review, TaskEvent};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+pub const ENTRY_VERSION: u64 = 1;
+
+/// One entry, before it is given a place in the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub v: u64,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The record the entry is about (decision id, key id, event id, …).
+    pub id: String,
+    pub ts: String,
+    #[serde(flatten)]
+    pub fields: serde_json::Map<String, Value>,
+}
+
+fn digest(value: &impl Serialize) -> String {
+    format!("sha256:{}", canonical_sha256_hex(value).unwrap_or_default())
+}
+
+fn entry(kind: &str, id: &str, ts: OffsetDateTime, fields: Value) -> Entry {
+    Entry {
+        v: ENTRY_VERSION,
+        kind: kind.to_string(),
+        id: id.to_string(),
+        ts: rfc3339(ts),
+        fields: match fields {
+            Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        },
+    }
+}
+
+impl Entry {
+    /// The exact leaf bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Strings, integers and maps of them always serialise.
+        to_canonical_vec(self).unwrap_or_default()
+    }
+
+    pub fn decision(d: &Decision) -> Entry {
+        entry(
+            "decision",
+            &d.id,
+            d.created_at,
+            json!({
+                "request_id": d.request_id,
+                "record_hash": d.record_hash,
+                "verdict": d.verdict,
+                "policy_version": d.policy_version,
+                "action_hash": action_hash(&d.request.action, &d.request.subject, &d.request.payload),
+                "created_by": d.created_by,
+            }),
+        )
+    }
+
+    pub fn review(decision_id: &str, r: &Review) -> Entry {
+        entry(
+            "review",
+            decision_id,
+            r.reviewed_at,
+            json!({
+                "decision": r.decision,
+                "reviewer": r.reviewer_key_id,
+                "comment_hash": r.comment.as_ref().map(digest),
+            }),
+        )
+    }
+
+    pub fn expiry(decision_id: &str, at: OffsetDateTime) -> Entry {
+        entry("expiry", decision_id, at, json!({}))
+    }
+
+    pub fn task_event(e: &TaskEvent) -> Entry {
+        entry(
+            "task_event",
+            &e.id,
+            e.created_at,
+            json!({
+                "task_id": e.task_id,
+                "decision_id": e.decision_id,
+                "kind": e.kind,
+                "message_hash": e.message.as_ref().map(digest),
+                "data_hash": digest(&e.data),
+                "created_by": e.created_by,
+            }),
+        )
+    }
+
+    pub fn policy_version(version: &str, files_json: &str, at: OffsetDateTime) -> Entry {
+        entry(
+            "policy_version",
+            version,
+            at,
+            json!({"files_hash": format!("sha256:{}", gatehouse_core::canonical::sha256_hex(files_json.as_bytes()))}),
+        )
+    }
+
+    pub fn key_event(key_id: &str, event: &str, role: &str, at: OffsetDateTime) -> Entry {
+        entry(
+            "key_event",
+            key_id,
+            at,
+            json!({"event": event, "role": role}),
+        )
+    }
+}
+
+/// `sha256:` of the canonical action (tool/action, subject, payload): the
+/// value approval tokens and execution receipts bind to.
+pub fn action_hash(
+    action: &str,
+    subject: &str,
+    payload: &serde_json::Map<String, Value>,
+) -> String {
+    digest(&json!({"action": action, "subject": subject, "payload": payload}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leaf_bytes_are_canonical_and_carry_no_payload() {
+        let e = Entry::key_event("k1", "created", "agent", OffsetDateTime::UNIX_EPOCH);
+        let text = String::from_utf8(e.to_bytes()).unwrap();
+        assert_eq!(
+            text,
+            r#"{"event":"created","id":"k1","role":"agent","ts":"1970-01-01T00:00:00Z","type":"key_event","v":1}"#
+        );
+        let back: Entry = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn action_hash_ignores_key_order() {
+        let a = json!({"amount": 5, "currency": "usd"});
+        let b = json!({"currency": "usd", "amount": 5});
+        assert_eq!(
+            action_hash("issue_refund", "cus_1", a.as_object().unwrap()),
+            action_hash("issue_refund", "cus_1", b.as_object().unwrap())
+        );
+        assert_ne!(
+            action_hash("issue_refund", "cus_1", a.as_object().unwrap()),
+            action_hash("issue_refund", "cus_2", a.as_object().unwrap())
+        );
+    }
+}
