@@ -161,6 +161,10 @@ pub struct Decision {
     /// Hash of the normalised request, to tell an idempotent retry from a
     /// different request that reuses the key.
     pub request_hash: String,
+    /// Position of the decision's entry in the transparency log, assigned
+    /// by the store in the transaction that stores the decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_index: Option<u64>,
 }
 
 /// The hashed body of a Decision Record v1. Everything here is fixed at

@@ -10,6 +10,7 @@ use gatehouse_core::decision::truncate_to_millis;
 use gatehouse_core::{
     ids, ActionRequest, Decision, Reason, Review, ReviewChoice, Status, TaskEvent, Verdict,
 };
+use gatehouse_log::tree::{Op, Output};
 use gatehouse_policy::{Clock, Engine, EngineOptions};
 use gatehouse_store::{ApiKey, CreateOutcome, DecisionQuery, Role, Store};
 use governor::clock::{Clock as _, DefaultClock};
@@ -188,10 +189,17 @@ impl Gate {
             resolved_at: None,
             idempotency_key,
             request_hash,
+            log_index: None,
         }
         .seal();
         match self.store.create_decision(&decision).await? {
-            CreateOutcome::Created => Ok((decision, false)),
+            CreateOutcome::Created { log_index } => Ok((
+                Decision {
+                    log_index: Some(log_index),
+                    ..decision
+                },
+                false,
+            )),
             CreateOutcome::Existing(original) if original.request_hash == decision.request_hash => {
                 Ok((*original, true))
             }
@@ -461,6 +469,22 @@ impl Gate {
         }
         self.keys.forget(id);
         Ok(())
+    }
+
+    /// The newest signed checkpoint. Every stored decision is covered by it,
+    /// because each commit that appends to the log also writes one.
+    pub async fn checkpoint(&self) -> Result<Option<String>, ApiError> {
+        Ok(self.store.latest_checkpoint().await?)
+    }
+
+    /// Runs a tree operation against the stored hashes.
+    pub async fn tree(&self, op: Op) -> Result<Output, ApiError> {
+        let needs = op
+            .needs()
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let hashes = self.store.read_log_hashes(needs).await?;
+        op.run(&hashes)
+            .map_err(|e| ApiError::Internal(e.to_string()))
     }
 
     pub async fn ready(&self) -> Result<(), ApiError> {

@@ -2,7 +2,15 @@
 
 use gatehouse_core::decision::rfc3339;
 use gatehouse_core::{Decision, DecisionRecord, Reason, Review, Status, Verdict};
+use gatehouse_log::entry::Entry;
+use gatehouse_log::proof::leaf_hash;
 use serde::Serialize;
+
+/// The decision's leaf hash in the transparency log, hex: what an
+/// inclusion proof for `log_index` proves was logged.
+pub fn receipt_hash(d: &Decision) -> String {
+    hex::encode(leaf_hash(&Entry::decision(d).to_bytes()).0)
+}
 
 #[derive(Debug, Serialize)]
 pub struct ReviewView {
@@ -52,6 +60,9 @@ pub struct GateView {
     pub subject: String,
     pub risk_level: &'static str,
     pub record_hash: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_index: Option<u64>,
+    pub receipt_hash: String,
     pub decision_url: String,
 }
 
@@ -75,6 +86,8 @@ impl From<&Decision> for GateView {
             subject: d.request.subject.clone(),
             risk_level: d.request.risk.as_str(),
             record_hash: d.record_hash.clone(),
+            log_index: d.log_index,
+            receipt_hash: receipt_hash(d),
             decision_url: format!("/api/decision/{}", d.id),
         }
     }
@@ -87,6 +100,12 @@ pub struct RecordView {
     #[serde(flatten)]
     pub record: DecisionRecord,
     pub record_hash: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_index: Option<u64>,
+    pub receipt_hash: String,
+    /// The newest signed checkpoint, which covers `log_index`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
     pub verify_url: String,
     pub replay_url: String,
     pub status: Status,
@@ -96,11 +115,14 @@ pub struct RecordView {
     pub resolved_at: Option<String>,
 }
 
-impl From<&Decision> for RecordView {
-    fn from(d: &Decision) -> Self {
+impl RecordView {
+    pub fn new(d: &Decision, checkpoint: Option<String>) -> Self {
         RecordView {
             record: d.record(),
             record_hash: d.record_hash.clone(),
+            log_index: d.log_index,
+            receipt_hash: receipt_hash(d),
+            checkpoint,
             verify_url: format!("/api/decision/{}/verify", d.id),
             replay_url: format!("/api/decision/{}/replay", d.id),
             status: d.status,

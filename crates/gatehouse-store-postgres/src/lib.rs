@@ -1,22 +1,32 @@
 //! PostgreSQL store. Several `gatehouse serve` replicas may share one
 //! database: idempotency rests on a unique index, reviews and expiry on
-//! conditional updates, so no replica can act on a stale read.
+//! conditional updates, and log appends on one advisory lock (see `log`),
+//! so no replica can act on a stale read.
+
+mod log;
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use gatehouse_core::decision::{from_unix_millis, to_unix_millis};
 use gatehouse_core::{Decision, Review, Status, TaskEvent};
+use gatehouse_log::checkpoint::LogSigner;
+use gatehouse_log::entry::Entry;
+use gatehouse_log::Hash;
 use gatehouse_store::{
     decision_from_columns, ApiKey, CreateOutcome, DecisionQuery, PolicyVersion, Role, Store,
     StoreError, StoreResult,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::Row;
+use sqlx::{Postgres, Row, Transaction};
 use time::OffsetDateTime;
 
-const DECISION_COLUMNS: &str = "body, status, review, resolved_at_ms";
+const DECISION_COLUMNS: &str = "body, status, review, resolved_at_ms, log_index";
 
 pub struct PostgresStore {
     pool: PgPool,
+    signer: Arc<LogSigner>,
 }
 
 fn backend(e: sqlx::Error) -> StoreError {
@@ -40,7 +50,8 @@ fn decision_from_row(row: &PgRow) -> StoreResult<Decision> {
     let status: String = row.try_get(1).map_err(backend)?;
     let review: Option<String> = row.try_get(2).map_err(backend)?;
     let resolved_at: Option<i64> = row.try_get(3).map_err(backend)?;
-    decision_from_columns(&body, &status, review.as_deref(), resolved_at)
+    let log_index: Option<i64> = row.try_get(4).map_err(backend)?;
+    decision_from_columns(&body, &status, review.as_deref(), resolved_at, log_index)
 }
 
 fn key_from_row(row: &PgRow) -> StoreResult<ApiKey> {
@@ -60,13 +71,17 @@ fn key_from_row(row: &PgRow) -> StoreResult<ApiKey> {
 
 impl PostgresStore {
     /// Connects and runs migrations. Migrations take a database-wide
-    /// advisory lock, so replicas starting together do not race.
-    pub async fn connect(url: &str) -> StoreResult<Self> {
+    /// advisory lock, so replicas starting together do not race. `signer`
+    /// signs the log's checkpoints; every replica must use the same key.
+    pub async fn connect(url: &str, signer: Arc<LogSigner>) -> StoreResult<Self> {
         let options: PgConnectOptions = url.parse().map_err(backend)?;
-        Self::connect_with(options).await
+        Self::connect_with(options, signer).await
     }
 
-    pub async fn connect_with(options: PgConnectOptions) -> StoreResult<Self> {
+    pub async fn connect_with(
+        options: PgConnectOptions,
+        signer: Arc<LogSigner>,
+    ) -> StoreResult<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(32)
             .acquire_timeout(std::time::Duration::from_secs(5))
@@ -77,11 +92,24 @@ impl PostgresStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore { pool, signer })
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// A transaction holding the log lock, for writes that append.
+    async fn logged_tx(&self) -> StoreResult<Transaction<'static, Postgres>> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        log::lock(&mut tx).await?;
+        Ok(tx)
+    }
+
+    /// Ends a logged transaction with a checkpoint covering its entries.
+    async fn commit_logged(&self, mut tx: Transaction<'static, Postgres>) -> StoreResult<()> {
+        log::checkpoint(&mut tx, &self.signer).await?;
+        tx.commit().await.map_err(backend)
     }
 
     async fn find(&self, id: &str) -> StoreResult<Option<Decision>> {
@@ -128,9 +156,11 @@ impl Store for PostgresStore {
                 return Ok(CreateOutcome::Existing(Box::new(existing)));
             }
         }
+        let mut tx = self.logged_tx().await?;
+        let log_index = log::append(&mut tx, &Entry::decision(d)).await?;
         let inserted = sqlx::query(
-            "INSERT INTO decisions (id, created_by, idempotency_key, task_id, status, deadline_ms, created_at_ms, body)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO decisions (id, created_by, idempotency_key, task_id, status, deadline_ms, created_at_ms, body, log_index)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&d.id)
         .bind(&d.created_by)
@@ -140,13 +170,19 @@ impl Store for PostgresStore {
         .bind(d.deadline.map(to_unix_millis))
         .bind(to_unix_millis(d.created_at))
         .bind(json(d)?)
-        .execute(&self.pool)
+        .bind(log_index as i64)
+        .execute(&mut *tx)
         .await;
         match inserted {
-            Ok(_) => Ok(CreateOutcome::Created),
+            Ok(_) => {
+                self.commit_logged(tx).await?;
+                Ok(CreateOutcome::Created { log_index })
+            }
             Err(e) if is_unique_violation(&e) => {
-                // Another request (maybe on another replica) won the race for
-                // this idempotency key: answer with its decision.
+                // The transaction (and its log entry) is rolled back. Another
+                // request, maybe on another replica, won the race for this
+                // idempotency key: answer with its decision.
+                drop(tx);
                 if let Some(key) = &d.idempotency_key {
                     if let Some(existing) = self.find_idempotent(&d.created_by, key).await? {
                         return Ok(CreateOutcome::Existing(Box::new(existing)));
@@ -188,17 +224,22 @@ impl Store for PostgresStore {
              WHERE id = $1 AND status = 'pending_review' AND (deadline_ms IS NULL OR deadline_ms > $4)
              RETURNING {DECISION_COLUMNS}"
         );
+        let mut tx = self.logged_tx().await?;
         let updated = sqlx::query(&sql)
             .bind(id)
             .bind(status.as_str())
             .bind(json(review)?)
             .bind(at)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(backend)?;
         if let Some(row) = updated {
-            return decision_from_row(&row);
+            let decision = decision_from_row(&row)?;
+            log::append(&mut tx, &Entry::review(id, review)).await?;
+            self.commit_logged(tx).await?;
+            return Ok(decision);
         }
+        drop(tx);
         // Nothing changed: explain why from the current row.
         let current = self.find(id).await?.ok_or(StoreError::NotFound)?;
         if current.status == Status::PendingReview {
@@ -208,26 +249,50 @@ impl Store for PostgresStore {
     }
 
     async fn expire_due(&self, now: OffsetDateTime) -> StoreResult<Vec<String>> {
+        let now_ms = to_unix_millis(now);
+        let now = from_unix_millis(now_ms);
+        // Cheap check first, so an idle sweep never takes the log lock.
+        let due: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM decisions WHERE status = 'pending_review' AND deadline_ms <= $1 LIMIT 1",
+        )
+        .bind(now_ms)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.logged_tx().await?;
         let rows = sqlx::query(
             "UPDATE decisions SET status = 'expired', resolved_at_ms = $1
              WHERE status = 'pending_review' AND deadline_ms <= $1 RETURNING id",
         )
-        .bind(to_unix_millis(now))
-        .fetch_all(&self.pool)
+        .bind(now_ms)
+        .fetch_all(&mut *tx)
         .await
         .map_err(backend)?;
-        rows.iter().map(|r| r.try_get(0).map_err(backend)).collect()
+        let ids: Vec<String> = rows
+            .iter()
+            .map(|r| r.try_get(0).map_err(backend))
+            .collect::<StoreResult<_>>()?;
+        for id in &ids {
+            log::append(&mut tx, &Entry::expiry(id, now)).await?;
+        }
+        self.commit_logged(tx).await?;
+        Ok(ids)
     }
 
     async fn add_event(&self, event: &TaskEvent) -> StoreResult<()> {
+        let mut tx = self.logged_tx().await?;
         sqlx::query("INSERT INTO events (id, task_id, body) VALUES ($1, $2, $3)")
             .bind(&event.id)
             .bind(&event.task_id)
             .bind(json(event)?)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(backend)?;
-        Ok(())
+        log::append(&mut tx, &Entry::task_event(event)).await?;
+        self.commit_logged(tx).await
     }
 
     async fn list_events(&self, task_id: &str) -> StoreResult<Vec<TaskEvent>> {
@@ -245,17 +310,23 @@ impl Store for PostgresStore {
     }
 
     async fn save_policy_version(&self, v: &PolicyVersion) -> StoreResult<()> {
-        sqlx::query(
+        let mut tx = self.logged_tx().await?;
+        let inserted = sqlx::query(
             "INSERT INTO policy_versions (version, files_json, first_used_at_ms) VALUES ($1, $2, $3)
              ON CONFLICT (version) DO NOTHING",
         )
         .bind(&v.version)
         .bind(&v.files_json)
         .bind(to_unix_millis(v.first_used_at))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(backend)?;
-        Ok(())
+        if inserted.rows_affected() == 0 {
+            return tx.commit().await.map_err(backend);
+        }
+        let entry = Entry::policy_version(&v.version, &v.files_json, v.first_used_at);
+        log::append(&mut tx, &entry).await?;
+        self.commit_logged(tx).await
     }
 
     async fn get_policy_version(&self, version: &str) -> StoreResult<Option<PolicyVersion>> {
@@ -277,6 +348,7 @@ impl Store for PostgresStore {
     }
 
     async fn create_key(&self, k: &ApiKey) -> StoreResult<()> {
+        let mut tx = self.logged_tx().await?;
         sqlx::query(
             "INSERT INTO api_keys (id, name, role, secret_hash, created_at_ms, revoked_at_ms)
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -287,10 +359,12 @@ impl Store for PostgresStore {
         .bind(&k.secret_hash)
         .bind(to_unix_millis(k.created_at))
         .bind(k.revoked_at.map(to_unix_millis))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(backend)?;
-        Ok(())
+        let entry = Entry::key_event(&k.id, "created", k.role.as_str(), k.created_at);
+        log::append(&mut tx, &entry).await?;
+        self.commit_logged(tx).await
     }
 
     async fn get_key(&self, id: &str) -> StoreResult<Option<ApiKey>> {
@@ -317,21 +391,68 @@ impl Store for PostgresStore {
     }
 
     async fn revoke_key(&self, id: &str, at: OffsetDateTime) -> StoreResult<bool> {
-        let result = sqlx::query(
-            "UPDATE api_keys SET revoked_at_ms = COALESCE(revoked_at_ms, $2) WHERE id = $1",
+        let at = from_unix_millis(to_unix_millis(at));
+        let mut tx = self.logged_tx().await?;
+        let revoked: Option<String> = sqlx::query_scalar(
+            "UPDATE api_keys SET revoked_at_ms = $2 WHERE id = $1 AND revoked_at_ms IS NULL RETURNING role",
         )
         .bind(id)
         .bind(to_unix_millis(at))
-        .execute(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(backend)?;
-        Ok(result.rows_affected() > 0)
+        match revoked {
+            Some(role) => {
+                log::append(&mut tx, &Entry::key_event(id, "revoked", &role, at)).await?;
+                self.commit_logged(tx).await?;
+                Ok(true)
+            }
+            // Already revoked (the first time stands) or no such key.
+            None => {
+                drop(tx);
+                Ok(self.get_key(id).await?.is_some())
+            }
+        }
+    }
+
+    fn log_verifier_key(&self) -> &str {
+        self.signer.verifier_key()
+    }
+
+    async fn log_size(&self) -> StoreResult<u64> {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        log::size(&mut conn).await
+    }
+
+    async fn latest_checkpoint(&self) -> StoreResult<Option<String>> {
+        sqlx::query_scalar("SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)
+    }
+
+    async fn read_log_hashes(&self, indexes: Vec<u64>) -> StoreResult<HashMap<u64, Hash>> {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        log::read_hashes(&mut conn, &indexes).await
+    }
+
+    async fn log_leaves(&self, from: u64, limit: u32) -> StoreResult<Vec<(u64, Vec<u8>)>> {
+        let rows =
+            sqlx::query("SELECT idx, leaf FROM log_entries WHERE idx >= $1 ORDER BY idx LIMIT $2")
+                .bind(from as i64)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                let idx: i64 = r.try_get(0).map_err(backend)?;
+                Ok((idx as u64, r.try_get(1).map_err(backend)?))
+            })
+            .collect()
     }
 }
 
-/// Test support: a fresh, empty schema per call, so tests never see each
-/// other's rows. The URL comes from `GATEHOUSE_TEST_DATABASE_URL`; a missing
-/// variable or an unreachable server fails the test rather than skipping it.
 pub mod testing {
     use super::*;
 

@@ -6,7 +6,9 @@ use gatehouse_store_postgres::PostgresStore;
 
 async fn make() -> (Arc<dyn Store>, ()) {
     let options = fresh_schema(&unique_schema_name()).await;
-    let store = PostgresStore::connect_with(options).await.expect("connect");
+    let store = PostgresStore::connect_with(options, gatehouse_store::conformance::test_signer())
+        .await
+        .expect("connect");
     (Arc::new(store), ())
 }
 
@@ -16,11 +18,12 @@ conformance_tests!(make);
 async fn two_replicas_share_one_database() {
     use gatehouse_core::{ReviewChoice, Verdict};
     let schema = unique_schema_name();
-    let a = PostgresStore::connect_with(fresh_schema(&schema).await)
+    let signer = gatehouse_store::conformance::test_signer();
+    let a = PostgresStore::connect_with(fresh_schema(&schema).await, signer.clone())
         .await
         .unwrap();
     let options = fresh_schema_keep(&schema);
-    let b = PostgresStore::connect_with(options).await.unwrap();
+    let b = PostgresStore::connect_with(options, signer).await.unwrap();
     let d =
         gatehouse_store::conformance::sample_decision(Verdict::PendingReview, "k", Some("i"), "t");
     a.create_decision(&d).await.unwrap();
@@ -40,6 +43,11 @@ async fn two_replicas_share_one_database() {
     };
     b.review_decision(&d.id, &review).await.unwrap();
     assert!(a.review_decision(&d.id, &review).await.is_err());
+    // Both replicas appended to one gap-free log: decision, review.
+    assert_eq!(a.log_size().await.unwrap(), 2);
+    let note = b.latest_checkpoint().await.unwrap().unwrap();
+    let cp = gatehouse_log::checkpoint::verify(&note, a.log_verifier_key()).unwrap();
+    assert_eq!(cp.size, 2);
 }
 
 fn fresh_schema_keep(schema: &str) -> sqlx::postgres::PgConnectOptions {

@@ -7,15 +7,20 @@
 //! Concurrent requests therefore share one fsync instead of paying one each,
 //! and no caller hears "stored" before its data is durable.
 
+mod log;
 mod rows;
 mod writer;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use gatehouse_core::decision::{from_unix_millis, to_unix_millis};
 use gatehouse_core::{Decision, Review, Status, TaskEvent};
+use gatehouse_log::checkpoint::LogSigner;
+use gatehouse_log::entry::Entry;
+use gatehouse_log::Hash;
 use gatehouse_store::{
     ApiKey, CreateOutcome, DecisionQuery, PolicyVersion, Store, StoreError, StoreResult,
 };
@@ -25,7 +30,10 @@ use time::OffsetDateTime;
 use crate::rows::{backend, decision_from_row, key_from_row, DECISION_COLUMNS};
 use crate::writer::Writer;
 
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_initial.sql"),
+    include_str!("../migrations/0002_log.sql"),
+];
 const DB_FILE: &str = "gatehouse.db";
 
 /// Without statistics SQLite prefers the status index here, which reads
@@ -38,6 +46,7 @@ const EXPIRE_DUE_SQL: &str = "UPDATE decisions INDEXED BY decisions_pending_dead
 
 pub struct SqliteStore {
     writer: Writer,
+    verifier_key: String,
     readers: Arc<Mutex<Vec<Connection>>>,
     path: PathBuf,
 }
@@ -67,7 +76,8 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
 
 impl SqliteStore {
     /// Opens (creating if needed) the database in `dir` and runs migrations.
-    pub fn open(dir: &Path) -> StoreResult<Self> {
+    /// `signer` signs the log's checkpoints.
+    pub fn open(dir: &Path, signer: Arc<LogSigner>) -> StoreResult<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
         let path = dir.join(DB_FILE);
@@ -75,7 +85,8 @@ impl SqliteStore {
         configure(&conn).map_err(backend)?;
         migrate(&mut conn).map_err(backend)?;
         Ok(SqliteStore {
-            writer: Writer::start(conn),
+            verifier_key: signer.verifier_key().to_string(),
+            writer: Writer::start(conn, signer),
             readers: Arc::new(Mutex::new(Vec::new())),
             path,
         })
@@ -131,7 +142,6 @@ fn find_decision(conn: &Connection, id: &str) -> StoreResult<Option<Decision>> {
 fn json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
     serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
-
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
@@ -159,10 +169,13 @@ impl Store for SqliteStore {
                         return Ok(CreateOutcome::Existing(Box::new(existing?)));
                     }
                 }
+                // The entry and the decision share the job's savepoint: both
+                // are stored, or neither.
+                let log_index = log::append(conn, &Entry::decision(&d))?;
                 let inserted = conn
                     .prepare_cached(
-                        "INSERT INTO decisions (id, created_by, idempotency_key, task_id, status, deadline_ms, created_at_ms, body)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                        "INSERT INTO decisions (id, created_by, idempotency_key, task_id, status, deadline_ms, created_at_ms, body, log_index)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                     )
                     .map_err(backend)?
                     .execute(params![
@@ -173,10 +186,11 @@ impl Store for SqliteStore {
                         d.status.as_str(),
                         d.deadline.map(to_unix_millis),
                         to_unix_millis(d.created_at),
-                        body
+                        body,
+                        log_index as i64
                     ]);
                 match inserted {
-                    Ok(_) => Ok(CreateOutcome::Created),
+                    Ok(_) => Ok(CreateOutcome::Created { log_index }),
                     Err(rusqlite::Error::SqliteFailure(e, _))
                         if e.code == rusqlite::ErrorCode::ConstraintViolation =>
                     {
@@ -238,6 +252,7 @@ impl Store for SqliteStore {
                     to_unix_millis(review.reviewed_at)
                 ])
                 .map_err(backend)?;
+                log::append(conn, &Entry::review(&id, &review))?;
                 Ok(Decision {
                     status,
                     resolved_at: Some(review.reviewed_at),
@@ -250,14 +265,19 @@ impl Store for SqliteStore {
 
     async fn expire_due(&self, now: OffsetDateTime) -> StoreResult<Vec<String>> {
         let now_ms = to_unix_millis(now);
+        let now = from_unix_millis(now_ms);
         self.writer
             .run(move |conn| {
-                let mut stmt = conn.prepare_cached(EXPIRE_DUE_SQL).map_err(backend)?;
-                let ids = stmt
+                let ids = conn
+                    .prepare_cached(EXPIRE_DUE_SQL)
+                    .map_err(backend)?
                     .query_map(params![now_ms], |r| r.get::<_, String>(0))
                     .map_err(backend)?
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(backend)?;
+                for id in &ids {
+                    log::append(conn, &Entry::expiry(id, now))?;
+                }
                 Ok(ids)
             })
             .await
@@ -265,12 +285,14 @@ impl Store for SqliteStore {
 
     async fn add_event(&self, event: &TaskEvent) -> StoreResult<()> {
         let (id, task, body) = (event.id.clone(), event.task_id.clone(), json(event)?);
+        let entry = Entry::task_event(event);
         self.writer
             .run(move |conn| {
                 conn.prepare_cached("INSERT INTO events (id, task_id, body) VALUES (?1, ?2, ?3)")
                     .map_err(backend)?
                     .execute(params![id, task, body])
                     .map_err(backend)?;
+                log::append(conn, &entry)?;
                 Ok(())
             })
             .await
@@ -299,12 +321,17 @@ impl Store for SqliteStore {
         let v = version.clone();
         self.writer
             .run(move |conn| {
-                conn.execute(
-                    "INSERT INTO policy_versions (version, files_json, first_used_at_ms) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (version) DO NOTHING",
-                    params![v.version, v.files_json, to_unix_millis(v.first_used_at)],
-                )
-                .map_err(backend)?;
+                let inserted = conn
+                    .execute(
+                        "INSERT INTO policy_versions (version, files_json, first_used_at_ms) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (version) DO NOTHING",
+                        params![v.version, v.files_json, to_unix_millis(v.first_used_at)],
+                    )
+                    .map_err(backend)?;
+                if inserted > 0 {
+                    let entry = Entry::policy_version(&v.version, &v.files_json, v.first_used_at);
+                    log::append(conn, &entry)?;
+                }
                 Ok(())
             })
             .await
@@ -347,6 +374,8 @@ impl Store for SqliteStore {
                     ],
                 )
                 .map_err(backend)?;
+                let entry = Entry::key_event(&k.id, "created", k.role.as_str(), k.created_at);
+                log::append(conn, &entry)?;
                 Ok(())
             })
             .await
@@ -380,17 +409,74 @@ impl Store for SqliteStore {
 
     async fn revoke_key(&self, id: &str, at: OffsetDateTime) -> StoreResult<bool> {
         let id = id.to_string();
+        let at = from_unix_millis(to_unix_millis(at));
         self.writer
             .run(move |conn| {
-                let n = conn
-                    .execute(
-                        "UPDATE api_keys SET revoked_at_ms = COALESCE(revoked_at_ms, ?2) WHERE id = ?1",
+                let found: Option<(String, Option<i64>)> = conn
+                    .query_row(
+                        "SELECT role, revoked_at_ms FROM api_keys WHERE id = ?1",
+                        params![id],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()
+                    .map_err(backend)?;
+                let Some((role, revoked_at)) = found else {
+                    return Ok(false);
+                };
+                // Revoking twice keeps the first time and logs nothing new.
+                if revoked_at.is_none() {
+                    conn.execute(
+                        "UPDATE api_keys SET revoked_at_ms = ?2 WHERE id = ?1",
                         params![id, to_unix_millis(at)],
                     )
                     .map_err(backend)?;
-                Ok(n > 0)
+                    log::append(conn, &Entry::key_event(&id, "revoked", &role, at))?;
+                }
+                Ok(true)
             })
             .await
+    }
+
+    fn log_verifier_key(&self) -> &str {
+        &self.verifier_key
+    }
+
+    async fn log_size(&self) -> StoreResult<u64> {
+        self.read(log::size).await
+    }
+
+    async fn latest_checkpoint(&self) -> StoreResult<Option<String>> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn read_log_hashes(&self, indexes: Vec<u64>) -> StoreResult<HashMap<u64, Hash>> {
+        self.read(move |c| log::read_hashes(c, &indexes)).await
+    }
+
+    async fn log_leaves(&self, from: u64, limit: u32) -> StoreResult<Vec<(u64, Vec<u8>)>> {
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT idx, leaf FROM log_entries WHERE idx >= ?1 ORDER BY idx LIMIT ?2",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![from as i64, limit], |r| {
+                    Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
+                })
+                .map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
     }
 }
 
@@ -401,7 +487,7 @@ mod tests {
     #[test]
     fn expiry_sweep_reads_only_the_partial_deadline_index() {
         let dir = tempfile::tempdir().unwrap();
-        drop(SqliteStore::open(dir.path()).unwrap());
+        drop(SqliteStore::open(dir.path(), gatehouse_store::conformance::test_signer()).unwrap());
         let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
         let plan: Vec<String> = conn
             .prepare(&format!("EXPLAIN QUERY PLAN {EXPIRE_DUE_SQL}"))

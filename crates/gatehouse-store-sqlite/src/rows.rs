@@ -5,7 +5,7 @@ use gatehouse_core::Decision;
 use gatehouse_store::{decision_from_columns, ApiKey, Role, StoreError, StoreResult};
 use rusqlite::Row;
 
-pub const DECISION_COLUMNS: &str = "body, status, review, resolved_at_ms";
+pub const DECISION_COLUMNS: &str = "body, status, review, resolved_at_ms, log_index";
 
 pub fn backend(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(e.to_string())
@@ -20,11 +20,13 @@ pub fn decision_from_row(row: &Row<'_>) -> rusqlite::Result<StoreResult<Decision
     let status: String = row.get(1)?;
     let review: Option<String> = row.get(2)?;
     let resolved_at: Option<i64> = row.get(3)?;
+    let log_index: Option<i64> = row.get(4)?;
     Ok(decision_from_columns(
         &body,
         &status,
         review.as_deref(),
         resolved_at,
+        log_index,
     ))
 }
 

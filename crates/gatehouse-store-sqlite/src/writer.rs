@@ -1,6 +1,9 @@
 //! The single writer thread and its group commit.
 
 use std::sync::mpsc;
+use std::sync::Arc;
+
+use gatehouse_log::checkpoint::LogSigner;
 
 use gatehouse_store::{StoreError, StoreResult};
 use rusqlite::Connection;
@@ -18,11 +21,11 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn start(conn: Connection) -> Self {
+    pub fn start(conn: Connection, signer: Arc<LogSigner>) -> Self {
         let (jobs, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("gatehouse-sqlite-writer".into())
-            .spawn(move || run_writer(conn, rx))
+            .spawn(move || run_writer(conn, rx, &signer))
             .expect("spawning the SQLite writer thread");
         Writer { jobs }
     }
@@ -71,7 +74,7 @@ fn in_savepoint<R>(
     }
 }
 
-fn run_writer(conn: Connection, rx: mpsc::Receiver<Job>) {
+fn run_writer(conn: Connection, rx: mpsc::Receiver<Job>, signer: &LogSigner) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -87,8 +90,18 @@ fn run_writer(conn: Connection, rx: mpsc::Receiver<Job>) {
             drop(batch);
             continue;
         }
+        let size_before = crate::log::size(&conn);
         let replies: Vec<Reply> = batch.into_iter().map(|job| job(&conn)).collect();
-        let committed = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        // One signed checkpoint per batch that appended to the log, inside
+        // the same transaction: no caller hears "stored" before a checkpoint
+        // covering its entry exists, and a failure to sign fails the batch.
+        let checkpointed = match (size_before, crate::log::size(&conn)) {
+            (Ok(before), Ok(after)) if before == after => Ok(()),
+            (Ok(_), Ok(_)) => crate::log::checkpoint(&conn, signer).map_err(|e| e.to_string()),
+            (Err(e), _) | (_, Err(e)) => Err(e.to_string()),
+        };
+        let committed =
+            checkpointed.and_then(|()| conn.execute_batch("COMMIT").map_err(|e| e.to_string()));
         if committed.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }

@@ -5,7 +5,7 @@ use gatehouse_store_sqlite::SqliteStore;
 
 async fn make() -> (Arc<dyn Store>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).unwrap();
+    let store = SqliteStore::open(dir.path(), gatehouse_store::conformance::test_signer()).unwrap();
     (Arc::new(store), dir)
 }
 
@@ -17,9 +17,19 @@ async fn decisions_survive_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let d = gatehouse_store::conformance::sample_decision(Verdict::PendingReview, "k", None, "t");
     {
-        let store = SqliteStore::open(dir.path()).unwrap();
+        let store =
+            SqliteStore::open(dir.path(), gatehouse_store::conformance::test_signer()).unwrap();
         store.create_decision(&d).await.unwrap();
     }
-    let reopened = SqliteStore::open(dir.path()).unwrap();
-    assert_eq!(reopened.get_decision(&d.id).await.unwrap(), Some(d));
+    let reopened =
+        SqliteStore::open(dir.path(), gatehouse_store::conformance::test_signer()).unwrap();
+    let got = reopened.get_decision(&d.id).await.unwrap().unwrap();
+    assert_eq!(got.log_index, Some(0));
+    assert_eq!(
+        got,
+        gatehouse_core::Decision {
+            log_index: Some(0),
+            ..d
+        }
+    );
 }

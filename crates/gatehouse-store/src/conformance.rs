@@ -11,6 +11,21 @@ use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
 use crate::{ApiKey, CreateOutcome, DecisionQuery, PolicyVersion, Role, Store, StoreError};
+use gatehouse_log::checkpoint::{self, LogSigner};
+use gatehouse_log::entry::Entry;
+use gatehouse_log::proof::{leaf_hash, verify_inclusion};
+use gatehouse_log::tree::{Op, Output};
+use gatehouse_log::Hash;
+use std::collections::HashMap;
+
+/// A fresh checkpoint signer for a test store.
+pub fn test_signer() -> Arc<LogSigner> {
+    Arc::new(
+        LogSigner::generate("gatehouse.test/log")
+            .expect("valid origin")
+            .1,
+    )
+}
 
 /// Generates one `#[tokio::test]` per conformance check. `$make` is an async
 /// function returning `(Arc<dyn Store>, guard)`; the guard keeps whatever the
@@ -29,7 +44,9 @@ macro_rules! conformance_tests {
             list_filters_and_pages,
             events_are_listed_in_order,
             policy_versions_are_write_once,
-            keys_create_list_revoke
+            keys_create_list_revoke,
+            log_records_every_event_with_a_checkpoint,
+            concurrent_appends_are_gap_free
         );
     };
     (@tests $make:path, $($name:ident),*) => {
@@ -96,6 +113,7 @@ pub fn sample_decision(
         record_hash: String::new(),
         idempotency_key: idempotency_key.map(str::to_string),
         request_hash: "rh".into(),
+        log_index: None,
     }
     .seal()
 }
@@ -113,16 +131,22 @@ fn review(choice: ReviewChoice, at: OffsetDateTime) -> Review {
 pub async fn create_and_get_round_trips(store: Arc<dyn Store>) {
     store.ping().await.expect("ping");
     let d = sample_decision(Verdict::Allow, "k1", None, "t1");
-    assert_eq!(
-        store.create_decision(&d).await.unwrap(),
-        CreateOutcome::Created
-    );
+    let CreateOutcome::Created { log_index } = store.create_decision(&d).await.unwrap() else {
+        panic!("expected a new decision")
+    };
     let got = store
         .get_decision(&d.id)
         .await
         .unwrap()
         .expect("stored decision");
-    assert_eq!(got, d, "a decision must read back exactly as written");
+    let expected = Decision {
+        log_index: Some(log_index),
+        ..d.clone()
+    };
+    assert_eq!(
+        got, expected,
+        "a decision must read back exactly as written"
+    );
     assert!(got.record_hash_matches());
     assert!(store.get_decision("dec_missing").await.unwrap().is_none());
     assert!(matches!(
@@ -133,10 +157,10 @@ pub async fn create_and_get_round_trips(store: Arc<dyn Store>) {
 
 pub async fn idempotency_key_returns_the_original(store: Arc<dyn Store>) {
     let first = sample_decision(Verdict::Allow, "k1", Some("idem-1"), "t1");
-    assert_eq!(
+    assert!(matches!(
         store.create_decision(&first).await.unwrap(),
-        CreateOutcome::Created
-    );
+        CreateOutcome::Created { .. }
+    ));
     let retry = sample_decision(Verdict::Reject, "k1", Some("idem-1"), "t1");
     match store.create_decision(&retry).await.unwrap() {
         CreateOutcome::Existing(original) => assert_eq!(original.id, first.id),
@@ -148,10 +172,10 @@ pub async fn idempotency_key_returns_the_original(store: Arc<dyn Store>) {
     );
     // Idempotency keys are scoped per API key.
     let other_key = sample_decision(Verdict::Allow, "k2", Some("idem-1"), "t1");
-    assert_eq!(
+    assert!(matches!(
         store.create_decision(&other_key).await.unwrap(),
-        CreateOutcome::Created
-    );
+        CreateOutcome::Created { .. }
+    ));
 }
 
 pub async fn concurrent_idempotent_creates_store_one(store: Arc<dyn Store>) {
@@ -165,7 +189,7 @@ pub async fn concurrent_idempotent_creates_store_one(store: Arc<dyn Store>) {
     }
     let mut created = 0;
     for t in tasks {
-        if t.await.unwrap() == CreateOutcome::Created {
+        if matches!(t.await.unwrap(), CreateOutcome::Created { .. }) {
             created += 1;
         }
     }
@@ -405,4 +429,171 @@ pub async fn keys_create_list_revoke(store: Arc<dyn Store>) {
         Some(at)
     );
     assert!(!store.revoke_key("missing", at).await.unwrap());
+}
+
+/// Rebuilds the tree from the stored leaves alone and returns its root.
+async fn root_from_leaves(store: &dyn Store) -> (u64, Hash) {
+    let leaves = store.log_leaves(0, u32::MAX).await.unwrap();
+    let mut stored: HashMap<u64, Hash> = HashMap::new();
+    for (expected, (idx, bytes)) in leaves.iter().enumerate() {
+        assert_eq!(*idx, expected as u64, "log indexes must be gap-free");
+        let op = Op::Append {
+            n: *idx,
+            leaf: leaf_hash(bytes),
+        };
+        let fetched = op
+            .needs()
+            .unwrap()
+            .into_iter()
+            .map(|i| (i, stored[&i]))
+            .collect();
+        let Output::Stored(new) = op.run(&fetched).unwrap() else {
+            panic!("append")
+        };
+        stored.extend(new);
+    }
+    let size = leaves.len() as u64;
+    let op = Op::Root { size };
+    let fetched = op
+        .needs()
+        .unwrap()
+        .into_iter()
+        .map(|i| (i, stored[&i]))
+        .collect();
+    let Output::Root(root) = op.run(&fetched).unwrap() else {
+        panic!("root")
+    };
+    (size, root)
+}
+
+/// The latest checkpoint, verified with the store's own key.
+async fn verified_checkpoint(store: &dyn Store) -> checkpoint::Verified {
+    let note = store
+        .latest_checkpoint()
+        .await
+        .unwrap()
+        .expect("a checkpoint after writes");
+    checkpoint::verify(&note, store.log_verifier_key()).expect("checkpoint signed by the log key")
+}
+
+pub async fn log_records_every_event_with_a_checkpoint(store: Arc<dyn Store>) {
+    let size = || async { store.log_size().await.unwrap() };
+    let start = size().await;
+    let pending = sample_decision(Verdict::PendingReview, "k1", None, "t-log");
+    let CreateOutcome::Created { log_index } = store.create_decision(&pending).await.unwrap()
+    else {
+        panic!("created")
+    };
+    assert_eq!(log_index, start);
+    assert_eq!(size().await, start + 1);
+    // A failed write appends nothing.
+    assert!(store.create_decision(&pending).await.is_err());
+    assert_eq!(
+        size().await,
+        start + 1,
+        "a refused write must not be logged"
+    );
+
+    let at = now();
+    store
+        .review_decision(&pending.id, &review(ReviewChoice::Approve, at))
+        .await
+        .unwrap();
+    assert_eq!(size().await, start + 2);
+    assert!(store
+        .review_decision(&pending.id, &review(ReviewChoice::Approve, at))
+        .await
+        .is_err());
+    assert_eq!(size().await, start + 2);
+
+    let event = TaskEvent {
+        id: ids::event_id(),
+        task_id: "t-log".into(),
+        decision_id: Some(pending.id.clone()),
+        kind: "executed".into(),
+        message: None,
+        data: json!({"ok": true}),
+        created_by: "k1".into(),
+        created_at: now(),
+    };
+    store.add_event(&event).await.unwrap();
+    let key = ApiKey {
+        id: ids::key_id(),
+        name: "log".into(),
+        role: Role::Agent,
+        secret_hash: vec![1; 32],
+        created_at: now(),
+        revoked_at: None,
+    };
+    store.create_key(&key).await.unwrap();
+    store.revoke_key(&key.id, now()).await.unwrap();
+    store.revoke_key(&key.id, now()).await.unwrap();
+    let pv = PolicyVersion {
+        version: "pv_log".into(),
+        files_json: "[]".into(),
+        first_used_at: now(),
+    };
+    store.save_policy_version(&pv).await.unwrap();
+    store.save_policy_version(&pv).await.unwrap();
+    let due = sample_decision(Verdict::PendingReview, "k1", None, "t-log");
+    store.create_decision(&due).await.unwrap();
+    let expired = store.expire_due(due.deadline.unwrap()).await.unwrap();
+    assert!(expired.contains(&due.id));
+    // event, key created, key revoked (once), policy version (once),
+    // decision, and one expiry per expired decision.
+    assert_eq!(size().await, start + 2 + 5 + expired.len() as u64);
+
+    // The leaf at the decision's index is exactly its entry.
+    let leaves = store.log_leaves(log_index, 1).await.unwrap();
+    assert_eq!(leaves[0].1, Entry::decision(&pending).to_bytes());
+    let stored = store.get_decision(&pending.id).await.unwrap().unwrap();
+    assert_eq!(stored.log_index, Some(log_index));
+
+    // The checkpoint covers everything, is signed by the log key, and its
+    // root is the root of the stored leaves.
+    let cp = verified_checkpoint(store.as_ref()).await;
+    assert_eq!(cp.size, size().await);
+    let (n, root) = root_from_leaves(store.as_ref()).await;
+    assert_eq!((n, root.0), (cp.size, cp.root.0));
+
+    // An inclusion proof built from stored hashes verifies against it.
+    let op = Op::Inclusion {
+        index: log_index,
+        size: cp.size,
+    };
+    let hashes = store.read_log_hashes(op.needs().unwrap()).await.unwrap();
+    let Output::Proof(proof) = op.run(&hashes).unwrap() else {
+        panic!("proof")
+    };
+    let leaf = leaf_hash(&Entry::decision(&pending).to_bytes());
+    verify_inclusion(&proof, cp.size, cp.root, log_index, leaf).expect("inclusion proof");
+}
+
+pub async fn concurrent_appends_are_gap_free(store: Arc<dyn Store>) {
+    let start = store.log_size().await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let d = sample_decision(Verdict::Allow, "k1", None, "t-gap");
+            match store.create_decision(&d).await.unwrap() {
+                CreateOutcome::Created { log_index } => log_index,
+                other => panic!("unexpected {other:?}"),
+            }
+        }));
+    }
+    let mut indexes = Vec::new();
+    for t in tasks {
+        indexes.push(t.await.unwrap());
+    }
+    indexes.sort_unstable();
+    assert_eq!(
+        indexes,
+        (start..start + 16).collect::<Vec<_>>(),
+        "indexes must be unique and gap-free"
+    );
+    let cp = verified_checkpoint(store.as_ref()).await;
+    assert_eq!(cp.size, start + 16);
+    let (n, root) = root_from_leaves(store.as_ref()).await;
+    assert_eq!((n, root.0), (cp.size, cp.root.0));
 }

@@ -6,8 +6,11 @@ mod types;
 
 pub use types::*;
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use gatehouse_core::{Decision, Review, TaskEvent};
+use gatehouse_log::Hash;
 use time::OffsetDateTime;
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +39,7 @@ pub fn decision_from_columns(
     status: &str,
     review: Option<&str>,
     resolved_at_ms: Option<i64>,
+    log_index: Option<i64>,
 ) -> StoreResult<Decision> {
     let corrupt = |e: String| StoreError::Corrupt(e);
     let mut d: Decision = serde_json::from_str(body).map_err(|e| corrupt(e.to_string()))?;
@@ -46,6 +50,7 @@ pub fn decision_from_columns(
         .transpose()
         .map_err(|e| corrupt(e.to_string()))?;
     d.resolved_at = resolved_at_ms.map(gatehouse_core::decision::from_unix_millis);
+    d.log_index = log_index.map(|i| i as u64);
     Ok(d)
 }
 
@@ -89,4 +94,23 @@ pub trait Store: Send + Sync + 'static {
 
     /// Marks a key revoked. Returns false when no such key exists.
     async fn revoke_key(&self, id: &str, at: OffsetDateTime) -> StoreResult<bool>;
+
+    // The transparency log. Every write above that records an event
+    // (decision, review, expiry, task event, new policy version, key created
+    // or revoked) appends its entry in the same transaction, and every
+    // committed transaction that appended ends with a signed checkpoint.
+
+    /// The public key checkpoints are signed with (signed-note format).
+    fn log_verifier_key(&self) -> &str;
+
+    async fn log_size(&self) -> StoreResult<u64>;
+
+    /// The newest signed checkpoint (a C2SP signed note), if any.
+    async fn latest_checkpoint(&self) -> StoreResult<Option<String>>;
+
+    /// Stored Merkle hashes by stored-hash index (see `gatehouse_log::tree`).
+    async fn read_log_hashes(&self, indexes: Vec<u64>) -> StoreResult<HashMap<u64, Hash>>;
+
+    /// Up to `limit` leaves from index `from`, in order, as exact leaf bytes.
+    async fn log_leaves(&self, from: u64, limit: u32) -> StoreResult<Vec<(u64, Vec<u8>)>>;
 }

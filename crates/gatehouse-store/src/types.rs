@@ -4,7 +4,8 @@ use time::OffsetDateTime;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum CreateOutcome {
-    Created,
+    /// Stored, with the log index of its `decision` entry.
+    Created { log_index: u64 },
     /// The idempotency key was used before; here is the original decision.
     Existing(Box<Decision>),
 }

@@ -34,6 +34,32 @@ pub enum Command {
     /// List or show decisions.
     #[command(subcommand)]
     Decisions(DecisionsCommand),
+    /// The transparency log: its key, and an offline check of the database.
+    #[command(subcommand)]
+    Log(LogCommand),
+}
+
+#[derive(Subcommand)]
+pub enum LogCommand {
+    /// Print the log's public key (signed-note verifier format).
+    Key {
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Print a new private log key, e.g. for replicas sharing PostgreSQL.
+    Keygen {
+        #[arg(long, default_value = "gatehouse.local/log")]
+        origin: String,
+    },
+    /// Recompute the tree from the stored leaves, check it against the latest
+    /// signed checkpoint, and check every decision against its log entry.
+    Verify {
+        #[command(flatten)]
+        storage: StorageArgs,
+        /// Verifier key to trust; defaults to the key of the local signing key.
+        #[arg(long)]
+        log_key: Option<String>,
+    },
 }
 
 /// Where data lives: an SQLite directory (default) or a PostgreSQL URL.
@@ -50,6 +76,18 @@ pub struct StorageArgs {
     /// PostgreSQL URL; use it when several replicas share one database.
     #[arg(long, env = "GATEHOUSE_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// File with the log's checkpoint signing key (signed-note private key).
+    /// Default with SQLite: DATA/log-signing.key, created on first use.
+    /// Required with PostgreSQL: every replica must sign with the same key.
+    #[arg(long, env = "GATEHOUSE_LOG_KEY_FILE")]
+    pub log_key_file: Option<PathBuf>,
+    /// Name of the log (the checkpoint origin) when a new key is created.
+    #[arg(
+        long,
+        env = "GATEHOUSE_LOG_ORIGIN",
+        default_value = "gatehouse.local/log"
+    )]
+    pub log_origin: String,
 }
 
 #[derive(Clone, Copy, ValueEnum)]

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use gatehouse_log::checkpoint::LogSigner;
 use gatehouse_policy::cases::{parse_cases, run_case};
 use gatehouse_policy::{read_policy_dir, Engine, EngineOptions};
 use gatehouse_store::{Role, Store};
@@ -13,15 +14,68 @@ use time::OffsetDateTime;
 
 use crate::cli::{KeysCommand, PolicyCommand, StorageArgs};
 
+/// The checkpoint signing key: from `--log-key-file`, or for SQLite from
+/// the data directory, created there (mode 0600) on first use.
+pub fn load_signer(storage: &StorageArgs) -> Result<Arc<LogSigner>> {
+    let parse = |text: &str, path: &std::path::Path| -> Result<Arc<LogSigner>> {
+        Ok(Arc::new(LogSigner::from_private_key(text).with_context(
+            || format!("{} is not a log key", path.display()),
+        )?))
+    };
+    let path = match (&storage.log_key_file, &storage.database_url) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the log key file {}", path.display()))?;
+            return parse(&text, path);
+        }
+        (None, Some(_)) => bail!(
+            "replicas sharing PostgreSQL must sign with one log key: create it once with \
+             `gatehouse log keygen > log-signing.key` (keep it private, mode 0600) and pass \
+             --log-key-file (or GATEHOUSE_LOG_KEY_FILE) to every replica and command"
+        ),
+        (None, None) => storage.data.join("log-signing.key"),
+    };
+    if path.exists() {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        return parse(&text, &path);
+    }
+    std::fs::create_dir_all(&storage.data)
+        .with_context(|| format!("cannot create {}", storage.data.display()))?;
+    let (skey, signer) = LogSigner::generate(&storage.log_origin).with_context(|| {
+        format!(
+            "--log-origin {:?} is not a valid log name",
+            storage.log_origin
+        )
+    })?;
+    write_private(&path, &skey)?;
+    Ok(Arc::new(signer))
+}
+
+/// Creates a file only its owner can read, failing if it already exists.
+pub fn write_private(path: &std::path::Path, contents: &str) -> Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(format!("{contents}\n").as_bytes())?;
+    Ok(())
+}
+
 pub async fn open_store(storage: &StorageArgs) -> Result<Arc<dyn Store>> {
+    let signer = load_signer(storage)?;
     Ok(match &storage.database_url {
         Some(url) => Arc::new(
-            PostgresStore::connect(url)
+            PostgresStore::connect(url, signer)
                 .await
                 .context("cannot open the PostgreSQL database")?,
         ),
         None => {
-            Arc::new(SqliteStore::open(&storage.data).with_context(|| {
+            Arc::new(SqliteStore::open(&storage.data, signer).with_context(|| {
                 format!("cannot open the database in {}", storage.data.display())
             })?)
         }

@@ -4,6 +4,7 @@
 mod cli;
 mod client;
 mod local;
+mod log;
 mod serve;
 
 use std::process::ExitCode;
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
             Command::Request(args) => Ok(client::request(args).await),
             Command::Review(cmd) => client::review(cmd).await.map(|_| ExitCode::SUCCESS),
             Command::Decisions(cmd) => client::decisions(cmd).await.map(|_| ExitCode::SUCCESS),
+            Command::Log(cmd) => log::run(cmd).await,
         };
         result.unwrap_or_else(|e| {
             eprintln!("error: {e:#}");

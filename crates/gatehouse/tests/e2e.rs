@@ -284,6 +284,16 @@ fn lifecycle_on_sqlite() {
     lifecycle(&["--data", &data]);
 }
 
+/// A log key file shared by every process of one PostgreSQL test, as
+/// replicas in production share one.
+fn shared_log_key(dir: &Path) -> String {
+    let out = run(&["log", "keygen", "--origin", "gatehouse.test/log"]);
+    assert!(out.status.success());
+    let path = dir.join("log.key");
+    std::fs::write(&path, &out.stdout).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
 fn postgres_url_with_fresh_schema() -> String {
     let base = gatehouse_store_postgres::testing::test_url();
     let schema = gatehouse_store_postgres::testing::unique_schema_name();
@@ -299,13 +309,22 @@ fn postgres_url_with_fresh_schema() -> String {
 #[test]
 fn lifecycle_on_postgres() {
     let url = postgres_url_with_fresh_schema();
-    lifecycle(&["--database-url", &url]);
+    let dir = tempfile::tempdir().unwrap();
+    let key = shared_log_key(dir.path());
+    lifecycle(&["--database-url", &url, "--log-key-file", &key]);
 }
 
 #[test]
 fn two_replicas_share_postgres() {
     let db = postgres_url_with_fresh_schema();
-    let storage = ["--database-url", db.as_str()];
+    let dir = tempfile::tempdir().unwrap();
+    let key = shared_log_key(dir.path());
+    let storage = [
+        "--database-url",
+        db.as_str(),
+        "--log-key-file",
+        key.as_str(),
+    ];
     let agent = create_key(&storage, "agent");
     let reviewer = create_key(&storage, "reviewer");
     let a = Server::start(&storage, &[]);

@@ -30,7 +30,7 @@ pub async fn decide(
     } else {
         StatusCode::CREATED
     };
-    Ok((status, Json(RecordView::from(&d))))
+    Ok((status, Json(RecordView::new(&d, gate.checkpoint().await?))))
 }
 
 pub async fn get_record(
@@ -38,7 +38,8 @@ pub async fn get_record(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<RecordView>, ApiError> {
-    Ok(Json(RecordView::from(&gate.get(&caller, &id).await?)))
+    let d = gate.get(&caller, &id).await?;
+    Ok(Json(RecordView::new(&d, gate.checkpoint().await?)))
 }
 
 pub async fn review(
@@ -50,7 +51,7 @@ pub async fn review(
     let d = gate
         .review(&caller, &id, body.decision, body.comment)
         .await?;
-    Ok(Json(RecordView::from(&d)))
+    Ok(Json(RecordView::new(&d, gate.checkpoint().await?)))
 }
 
 pub async fn verify(

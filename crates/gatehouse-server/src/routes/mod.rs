@@ -2,6 +2,7 @@ mod admin;
 mod decide;
 mod gate;
 mod health;
+mod log;
 
 use std::sync::Arc;
 
@@ -37,6 +38,10 @@ pub fn router(gate: Arc<Gate>) -> Router {
         .route("/api/decision/{id}/review", post(decide::review))
         .route("/api/decision/{id}/verify", get(decide::verify))
         .route("/api/decision/{id}/replay", get(decide::replay))
+        .route("/api/log/checkpoint", get(log::checkpoint))
+        .route("/api/log/key", get(log::key))
+        .route("/api/log/proof/inclusion", get(log::inclusion))
+        .route("/api/log/proof/consistency", get(log::consistency))
         .route("/api/keys", get(admin::list_keys).post(admin::create_key))
         .route("/api/keys/{id}", delete(admin::revoke_key))
         .fallback(|| async { ApiError::NotFound("route") })

@@ -46,7 +46,9 @@ pub async fn app() -> TestApp {
 
 pub async fn app_with(files: Vec<PolicyFile>, config: ServerConfig) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(dir.path(), gatehouse_store::conformance::test_signer()).unwrap(),
+    );
     let mut secrets = Vec::new();
     let mut reviewer_id = String::new();
     for (role, name) in [

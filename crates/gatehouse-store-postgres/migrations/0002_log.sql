@@ -1,0 +1,22 @@
+-- The transparency log: leaves in order, the stored hashes of the Merkle
+-- tree (tlog layout), and one signed checkpoint per committed batch.
+CREATE TABLE log_entries (
+    idx BIGINT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    ref_id TEXT NOT NULL,
+    leaf BYTEA NOT NULL
+);
+CREATE INDEX log_entries_ref ON log_entries (ref_id, idx);
+
+CREATE TABLE log_hashes (
+    idx BIGINT PRIMARY KEY,
+    hash BYTEA NOT NULL
+);
+
+CREATE TABLE checkpoints (
+    size BIGINT PRIMARY KEY,
+    note TEXT NOT NULL,
+    created_at_ms BIGINT NOT NULL
+);
+
+ALTER TABLE decisions ADD COLUMN log_index BIGINT;
