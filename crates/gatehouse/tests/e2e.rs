@@ -613,3 +613,126 @@ fn keys_list_and_revoke_via_cli() {
     );
     assert!(!Path::new(data).join("nothing").exists());
 }
+
+/// Runs `gatehouse log verify` and returns (exit code, stdout).
+fn log_verify(storage: &[&str], extra: &[&str]) -> (i32, String) {
+    let mut args = vec!["log", "verify"];
+    args.extend_from_slice(storage);
+    args.extend_from_slice(extra);
+    let out = run(&args);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+    )
+}
+
+fn some_activity(url: &str, agent: &str, reviewer: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    for risk in ["low", "high", "low"] {
+        let mut body = deploy_body();
+        body["risk_level"] = json!(risk);
+        let (_, d) = call(
+            "POST",
+            &format!("{url}/api/agent/tasks/t/requests"),
+            Some(agent),
+            Some(body),
+        );
+        ids.push(d["id"].as_str().unwrap().to_string());
+    }
+    let (code, _) = call(
+        "POST",
+        &format!("{url}/api/gate/requests/{}/review", ids[1]),
+        Some(reviewer),
+        Some(json!({"decision": "approve"})),
+    );
+    assert_eq!(code, 200);
+    ids
+}
+
+#[test]
+fn log_verify_finds_rows_edited_behind_the_servers_back_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_string();
+    let storage = ["--data", data.as_str()];
+    let agent = create_key(&storage, "agent");
+    let reviewer = create_key(&storage, "reviewer");
+    let server = Server::start(&storage, &[]);
+    let ids = some_activity(&server.url, &agent, &reviewer);
+    drop(server);
+    let (code, out) = log_verify(&storage, &[]);
+    assert_eq!(code, 0, "{out}");
+
+    // Another log's key does not verify this log's checkpoints.
+    let other = String::from_utf8(run(&["log", "keygen"]).stderr).unwrap();
+    let other_key = other
+        .trim()
+        .strip_prefix("public key: ")
+        .unwrap()
+        .to_string();
+    let (code, out) = log_verify(&storage, &["--log-key", &other_key]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("not signed by the given key"), "{out}");
+
+    let db = rusqlite::Connection::open(dir.path().join("gatehouse.db")).unwrap();
+    // Turn a decision that needed review into an allow by editing its row.
+    db.execute(
+        "UPDATE decisions SET body = replace(body, '\"verdict\":\"pending_review\"', '\"verdict\":\"allow\"') WHERE id = ?1",
+        [&ids[1]],
+    )
+    .unwrap();
+    let (code, out) = log_verify(&storage, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("decision {}", ids[1])),
+        "the edited decision is named: {out}"
+    );
+
+    // Editing the log entry itself breaks the signed root and is named too.
+    db.execute("UPDATE log_entries SET leaf = CAST(replace(CAST(leaf AS TEXT), 'pending_review', 'allow') AS BLOB) WHERE ref_id = ?1 AND kind = 'decision'", [&ids[1]])
+        .unwrap();
+    let (code, out) = log_verify(&storage, &[]);
+    assert_eq!(code, 1);
+    assert!(out.contains("do not produce the signed root"), "{out}");
+    assert!(out.contains("log entry"), "{out}");
+
+    // Deleting an entry leaves a gap that is found.
+    db.execute("DELETE FROM log_entries WHERE idx = 1", [])
+        .unwrap();
+    let (code, out) = log_verify(&storage, &[]);
+    assert_eq!(code, 1);
+    assert!(out.contains("log entry 1 is missing"), "{out}");
+}
+
+#[test]
+fn log_verify_finds_edited_rows_on_postgres() {
+    let db_url = postgres_url_with_fresh_schema();
+    let dir = tempfile::tempdir().unwrap();
+    let key = shared_log_key(dir.path());
+    let storage = [
+        "--database-url",
+        db_url.as_str(),
+        "--log-key-file",
+        key.as_str(),
+    ];
+    let agent = create_key(&storage, "agent");
+    let reviewer = create_key(&storage, "reviewer");
+    let server = Server::start(&storage, &[]);
+    let ids = some_activity(&server.url, &agent, &reviewer);
+    drop(server);
+    assert_eq!(log_verify(&storage, &[]).0, 0);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let pool = sqlx::PgPool::connect(&db_url).await.unwrap();
+        sqlx::query("UPDATE decisions SET body = replace(body, '\"subject\":\"Deploy main to production\"', '\"subject\":\"Deploy evil\"') WHERE id = $1")
+            .bind(&ids[0])
+            .execute(&pool)
+            .await
+            .unwrap();
+    });
+    let (code, out) = log_verify(&storage, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("decision {}", ids[0])), "{out}");
+}
