@@ -1,3 +1,6 @@
+// Compiled into each test binary, which uses only part of it.
+#![allow(dead_code)]
+
 //! In-process test app: a real SQLite store in a temporary directory, the
 //! real policy engine, and the router driven with `oneshot`.
 
