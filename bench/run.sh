@@ -45,9 +45,10 @@ median() {
     echo
 }
 
-bench_backend() { # name storage-flag storage-value
+bench_backend() { # name storage-args...
     local name=$1
-    local storage=("$2" "$3")
+    shift
+    local storage=("$@")
     local key
     key=$("$BIN" keys create --role agent --name bench "${storage[@]}" | tail -n 1)
     "$BIN" serve --listen 127.0.0.1:0 --rate-limit 0 "${storage[@]}" > "$work/serve.out" 2> "$work/serve.err" &
@@ -87,5 +88,6 @@ bench_backend sqlite --data "$work/sqlite"
 schema="gh_bench_$$"
 psql "$PG_URL" -qc "DROP SCHEMA IF EXISTS $schema CASCADE; CREATE SCHEMA $schema" >/dev/null 2>&1
 sep='?'; [[ "$PG_URL" == *\?* ]] && sep='&'
-bench_backend postgres --database-url "${PG_URL}${sep}options=-c%20search_path%3D${schema}"
+"$BIN" log keygen > "$work/log.key" 2>/dev/null
+bench_backend postgres --database-url "${PG_URL}${sep}options=-c%20search_path%3D${schema}" --log-key-file "$work/log.key"
 psql "$PG_URL" -qc "DROP SCHEMA $schema CASCADE" >/dev/null 2>&1
