@@ -133,14 +133,15 @@ impl Gate {
         })
     }
 
-    /// Evaluates and durably stores a decision. Returns the decision and
-    /// whether it is an earlier one returned for a repeated idempotency key.
+    /// Evaluates and durably stores a decision. Returns the decision, the
+    /// signed checkpoint committed with it when the store has it at hand,
+    /// and whether it is an earlier one returned for a repeated idempotency key.
     pub async fn decide(
         &self,
         caller: &Caller,
         request: ActionRequest,
         idempotency_key: Option<String>,
-    ) -> Result<(Decision, bool), ApiError> {
+    ) -> Result<(Decision, Option<String>, bool), ApiError> {
         caller.require(&[Role::Agent, Role::Admin], "create decision requests")?;
         if let Some(key) = &idempotency_key {
             if key.is_empty() || key.len() > 200 {
@@ -193,15 +194,19 @@ impl Gate {
         }
         .seal();
         match self.store.create_decision(&decision).await? {
-            CreateOutcome::Created { log_index } => Ok((
+            CreateOutcome::Created {
+                log_index,
+                checkpoint,
+            } => Ok((
                 Decision {
                     log_index: Some(log_index),
                     ..decision
                 },
+                checkpoint,
                 false,
             )),
             CreateOutcome::Existing(original) if original.request_hash == decision.request_hash => {
-                Ok((*original, true))
+                Ok((*original, None, true))
             }
             CreateOutcome::Existing(_) => Err(ApiError::IdempotencyConflict),
         }

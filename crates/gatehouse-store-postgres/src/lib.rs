@@ -107,9 +107,13 @@ impl PostgresStore {
     }
 
     /// Ends a logged transaction with a checkpoint covering its entries.
-    async fn commit_logged(&self, mut tx: Transaction<'static, Postgres>) -> StoreResult<()> {
-        log::checkpoint(&mut tx, &self.signer).await?;
-        tx.commit().await.map_err(backend)
+    async fn commit_logged(
+        &self,
+        mut tx: Transaction<'static, Postgres>,
+    ) -> StoreResult<Option<String>> {
+        let note = log::checkpoint(&mut tx, &self.signer).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(note)
     }
 
     async fn find(&self, id: &str) -> StoreResult<Option<Decision>> {
@@ -175,8 +179,11 @@ impl Store for PostgresStore {
         .await;
         match inserted {
             Ok(_) => {
-                self.commit_logged(tx).await?;
-                Ok(CreateOutcome::Created { log_index })
+                let checkpoint = self.commit_logged(tx).await?;
+                Ok(CreateOutcome::Created {
+                    log_index,
+                    checkpoint,
+                })
             }
             Err(e) if is_unique_violation(&e) => {
                 // The transaction (and its log entry) is rolled back. Another
@@ -292,7 +299,7 @@ impl Store for PostgresStore {
             .await
             .map_err(backend)?;
         log::append(&mut tx, &Entry::task_event(event)).await?;
-        self.commit_logged(tx).await
+        self.commit_logged(tx).await.map(drop)
     }
 
     async fn list_events(&self, task_id: &str) -> StoreResult<Vec<TaskEvent>> {
@@ -326,7 +333,7 @@ impl Store for PostgresStore {
         }
         let entry = Entry::policy_version(&v.version, &v.files_json, v.first_used_at);
         log::append(&mut tx, &entry).await?;
-        self.commit_logged(tx).await
+        self.commit_logged(tx).await.map(drop)
     }
 
     async fn get_policy_version(&self, version: &str) -> StoreResult<Option<PolicyVersion>> {
@@ -364,7 +371,7 @@ impl Store for PostgresStore {
         .map_err(backend)?;
         let entry = Entry::key_event(&k.id, "created", k.role.as_str(), k.created_at);
         log::append(&mut tx, &entry).await?;
-        self.commit_logged(tx).await
+        self.commit_logged(tx).await.map(drop)
     }
 
     async fn get_key(&self, id: &str) -> StoreResult<Option<ApiKey>> {

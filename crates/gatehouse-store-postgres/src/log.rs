@@ -115,10 +115,13 @@ pub async fn append(conn: &mut PgConnection, entry: &Entry) -> StoreResult<u64> 
 }
 
 /// Signs and stores a checkpoint for the current size.
-pub async fn checkpoint(conn: &mut PgConnection, signer: &LogSigner) -> StoreResult<()> {
+pub async fn checkpoint(
+    conn: &mut PgConnection,
+    signer: &LogSigner,
+) -> StoreResult<Option<String>> {
     let n = size(conn).await?;
     if n == 0 {
-        return Ok(());
+        return Ok(None);
     }
     let Output::Root(root) = run(conn, &Op::Root { size: n }).await? else {
         return Err(StoreError::Corrupt("root computation failed".into()));
@@ -130,10 +133,10 @@ pub async fn checkpoint(conn: &mut PgConnection, signer: &LogSigner) -> StoreRes
         "INSERT INTO checkpoints (size, note, created_at_ms) VALUES ($1, $2, $3) ON CONFLICT (size) DO NOTHING",
     )
     .bind(n as i64)
-    .bind(note)
+    .bind(&note)
     .bind(to_unix_millis(OffsetDateTime::now_utc()))
     .execute(conn)
     .await
     .map_err(backend)?;
-    Ok(())
+    Ok(Some(note))
 }

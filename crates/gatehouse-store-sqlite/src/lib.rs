@@ -153,8 +153,11 @@ impl Store for SqliteStore {
     async fn create_decision(&self, decision: &Decision) -> StoreResult<CreateOutcome> {
         let d = decision.clone();
         let body = json(&d)?;
-        self.writer
-            .run(move |conn| {
+        // Built here, off the single writer thread.
+        let entry = Entry::decision(&d);
+        let (outcome, checkpoint) = self
+            .writer
+            .run_logged(move |conn| {
                 if let Some(key) = &d.idempotency_key {
                     let sql = format!(
                         "SELECT {DECISION_COLUMNS} FROM decisions WHERE created_by = ?1 AND idempotency_key = ?2"
@@ -171,7 +174,7 @@ impl Store for SqliteStore {
                 }
                 // The entry and the decision share the job's savepoint: both
                 // are stored, or neither.
-                let log_index = log::append(conn, &Entry::decision(&d))?;
+                let log_index = log::append(conn, &entry)?;
                 let inserted = conn
                     .prepare_cached(
                         "INSERT INTO decisions (id, created_by, idempotency_key, task_id, status, deadline_ms, created_at_ms, body, log_index)
@@ -190,7 +193,10 @@ impl Store for SqliteStore {
                         log_index as i64
                     ]);
                 match inserted {
-                    Ok(_) => Ok(CreateOutcome::Created { log_index }),
+                    Ok(_) => Ok(CreateOutcome::Created {
+                        log_index,
+                        checkpoint: None,
+                    }),
                     Err(rusqlite::Error::SqliteFailure(e, _))
                         if e.code == rusqlite::ErrorCode::ConstraintViolation =>
                     {
@@ -199,7 +205,14 @@ impl Store for SqliteStore {
                     Err(e) => Err(backend(e)),
                 }
             })
-            .await
+            .await?;
+        Ok(match outcome {
+            CreateOutcome::Created { log_index, .. } => CreateOutcome::Created {
+                log_index,
+                checkpoint: checkpoint.map(|c| c.to_string()),
+            },
+            existing => existing,
+        })
     }
 
     async fn get_decision(&self, id: &str) -> StoreResult<Option<Decision>> {

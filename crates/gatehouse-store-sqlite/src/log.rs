@@ -81,11 +81,11 @@ pub fn append(conn: &Connection, entry: &Entry) -> StoreResult<u64> {
     Ok(n)
 }
 
-/// Signs and stores a checkpoint for the current size, unless one exists.
-pub fn checkpoint(conn: &Connection, signer: &LogSigner) -> StoreResult<()> {
+/// Signs and stores a checkpoint for the current size; returns its note.
+pub fn checkpoint(conn: &Connection, signer: &LogSigner) -> StoreResult<Option<String>> {
     let n = size(conn)?;
     if n == 0 {
-        return Ok(());
+        return Ok(None);
     }
     let Output::Root(root) = run(conn, &Op::Root { size: n })? else {
         return Err(StoreError::Corrupt("root computation failed".into()));
@@ -99,5 +99,5 @@ pub fn checkpoint(conn: &Connection, signer: &LogSigner) -> StoreResult<()> {
     .map_err(backend)?
     .execute(params![n as i64, note, to_unix_millis(OffsetDateTime::now_utc())])
     .map_err(backend)?;
-    Ok(())
+    Ok(Some(note))
 }

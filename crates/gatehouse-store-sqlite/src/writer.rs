@@ -12,8 +12,9 @@ use tokio::sync::oneshot;
 /// How many waiting jobs one transaction may take; bounds commit latency.
 const MAX_BATCH: usize = 1024;
 
-/// Called once the batch's fate is known: Ok if it committed.
-type Reply = Box<dyn FnOnce(StoreResult<()>) + Send>;
+/// Called once the batch's fate is known: Ok if it committed, with the
+/// checkpoint signed in the batch if it appended to the log.
+type Reply = Box<dyn FnOnce(StoreResult<Option<Arc<str>>>) + Send>;
 type Job = Box<dyn FnOnce(&Connection) -> Reply + Send>;
 
 pub struct Writer {
@@ -36,11 +37,20 @@ impl Writer {
         R: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
     {
+        Ok(self.run_logged(f).await?.0)
+    }
+
+    /// Like [`Writer::run`], also returning the checkpoint its batch signed.
+    pub async fn run_logged<R, F>(&self, f: F) -> StoreResult<(R, Option<Arc<str>>)>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
             let result = in_savepoint(conn, f);
-            Box::new(move |committed: StoreResult<()>| {
-                let _ = tx.send(committed.and(result));
+            Box::new(move |committed: StoreResult<Option<Arc<str>>>| {
+                let _ = tx.send(committed.and_then(|cp| result.map(|r| (r, cp))));
             })
         });
         self.jobs
@@ -96,12 +106,17 @@ fn run_writer(conn: Connection, rx: mpsc::Receiver<Job>, signer: &LogSigner) {
         // the same transaction: no caller hears "stored" before a checkpoint
         // covering its entry exists, and a failure to sign fails the batch.
         let checkpointed = match (size_before, crate::log::size(&conn)) {
-            (Ok(before), Ok(after)) if before == after => Ok(()),
-            (Ok(_), Ok(_)) => crate::log::checkpoint(&conn, signer).map_err(|e| e.to_string()),
+            (Ok(before), Ok(after)) if before == after => Ok(None),
+            (Ok(_), Ok(_)) => crate::log::checkpoint(&conn, signer)
+                .map(|note| note.map(Arc::<str>::from))
+                .map_err(|e| e.to_string()),
             (Err(e), _) | (_, Err(e)) => Err(e.to_string()),
         };
-        let committed =
-            checkpointed.and_then(|()| conn.execute_batch("COMMIT").map_err(|e| e.to_string()));
+        let committed = checkpointed.and_then(|cp| {
+            conn.execute_batch("COMMIT")
+                .map(|()| cp)
+                .map_err(|e| e.to_string())
+        });
         if committed.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }

@@ -131,7 +131,7 @@ fn review(choice: ReviewChoice, at: OffsetDateTime) -> Review {
 pub async fn create_and_get_round_trips(store: Arc<dyn Store>) {
     store.ping().await.expect("ping");
     let d = sample_decision(Verdict::Allow, "k1", None, "t1");
-    let CreateOutcome::Created { log_index } = store.create_decision(&d).await.unwrap() else {
+    let CreateOutcome::Created { log_index, .. } = store.create_decision(&d).await.unwrap() else {
         panic!("expected a new decision")
     };
     let got = store
@@ -480,7 +480,7 @@ pub async fn log_records_every_event_with_a_checkpoint(store: Arc<dyn Store>) {
     let size = || async { store.log_size().await.unwrap() };
     let start = size().await;
     let pending = sample_decision(Verdict::PendingReview, "k1", None, "t-log");
-    let CreateOutcome::Created { log_index } = store.create_decision(&pending).await.unwrap()
+    let CreateOutcome::Created { log_index, .. } = store.create_decision(&pending).await.unwrap()
     else {
         panic!("created")
     };
@@ -577,7 +577,7 @@ pub async fn concurrent_appends_are_gap_free(store: Arc<dyn Store>) {
         tasks.push(tokio::spawn(async move {
             let d = sample_decision(Verdict::Allow, "k1", None, "t-gap");
             match store.create_decision(&d).await.unwrap() {
-                CreateOutcome::Created { log_index } => log_index,
+                CreateOutcome::Created { log_index, .. } => log_index,
                 other => panic!("unexpected {other:?}"),
             }
         }));

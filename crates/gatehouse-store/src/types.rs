@@ -4,8 +4,12 @@ use time::OffsetDateTime;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum CreateOutcome {
-    /// Stored, with the log index of its `decision` entry.
-    Created { log_index: u64 },
+    /// Stored, with the log index of its `decision` entry and, when the
+    /// backend has it at hand, the signed checkpoint committed with it.
+    Created {
+        log_index: u64,
+        checkpoint: Option<String>,
+    },
     /// The idempotency key was used before; here is the original decision.
     Existing(Box<Decision>),
 }

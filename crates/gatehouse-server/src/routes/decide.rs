@@ -24,13 +24,19 @@ pub async fn decide(
     let request = body
         .into_request()
         .map_err(|e| ApiError::Validation(e.to_string()))?;
-    let (d, replayed) = gate.decide(&caller, request, key).await?;
+    let (d, checkpoint, replayed) = gate.decide(&caller, request, key).await?;
     let status = if replayed {
         StatusCode::OK
     } else {
         StatusCode::CREATED
     };
-    Ok((status, Json(RecordView::new(&d, gate.checkpoint().await?))))
+    // The checkpoint committed with the decision covers it; read the latest
+    // only when the store did not hand one back (an idempotent replay).
+    let checkpoint = match checkpoint {
+        Some(c) => Some(c),
+        None => gate.checkpoint().await?,
+    };
+    Ok((status, Json(RecordView::new(&d, checkpoint))))
 }
 
 pub async fn get_record(

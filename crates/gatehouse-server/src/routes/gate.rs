@@ -38,7 +38,7 @@ pub async fn create_for_task(
     let request = body
         .into_request(task_id)
         .map_err(|e| ApiError::Validation(e.to_string()))?;
-    let (d, replayed) = gate.decide(&caller, request, key).await?;
+    let (d, _, replayed) = gate.decide(&caller, request, key).await?;
     Ok(created(&d, replayed))
 }
 
@@ -52,7 +52,7 @@ pub async fn create_sdk(
     let request = body
         .into_request()
         .map_err(|e| ApiError::Validation(e.to_string()))?;
-    let (d, replayed) = gate.decide(&caller, request, key).await?;
+    let (d, _, replayed) = gate.decide(&caller, request, key).await?;
     Ok(created(&d, replayed))
 }
 
