@@ -161,6 +161,8 @@ pub struct Decision {
     /// Hash of the normalised request, to tell an idempotent retry from a
     /// different request that reuses the key.
     pub request_hash: String,
+    /// `sha256:` of the canonical action, computed once at decision time.
+    pub action_hash: String,
     /// Position of the decision's entry in the transparency log, assigned
     /// by the store in the transaction that stores the decision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -177,6 +179,8 @@ pub struct DecisionRecord {
     pub verdict: String,
     pub action: String,
     pub requested_action: String,
+    /// Binds the record to the exact action: see `ActionRequest::action_hash`.
+    pub action_hash: String,
     pub workflow: String,
     pub subject: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -234,6 +238,7 @@ impl Decision {
             verdict: self.verdict.decide_name().to_string(),
             action: self.verdict.route().to_string(),
             requested_action: self.request.action.clone(),
+            action_hash: self.action_hash.clone(),
             workflow: self.request.agent.clone(),
             subject: self.request.subject.clone(),
             question: self.request.question.clone(),

@@ -186,6 +186,22 @@ fn object(field: &str, value: Option<Value>) -> Result<Map<String, Value>, Valid
     }
 }
 
+impl ActionRequest {
+    /// `sha256:` of the canonical action (tool/action, subject, payload):
+    /// the value approval tokens and execution receipts bind to.
+    pub fn action_hash(&self) -> String {
+        let action = serde_json::json!({
+            "action": self.action,
+            "subject": self.subject,
+            "payload": self.payload,
+        });
+        format!(
+            "sha256:{}",
+            crate::canonical::canonical_sha256_hex(&action).unwrap_or_default()
+        )
+    }
+}
+
 impl GateBody {
     pub fn into_request(self, task_id: String) -> Result<ActionRequest, ValidationError> {
         Ok(ActionRequest {
@@ -381,6 +397,23 @@ mod tests {
         )
         .unwrap();
         assert_eq!(multi.into_request().unwrap_err().field, "mode");
+    }
+
+    #[test]
+    fn action_hash_ignores_key_order_but_not_content() {
+        let make = |payload: serde_json::Value, subject: &str| {
+            let body: GateBody = serde_json::from_value(json!({
+                "workflow_name": "w", "tool_name": "issue_refund", "subject": subject,
+                "risk_level": "low", "payload": payload
+            }))
+            .unwrap();
+            body.into_request("t".into()).unwrap().action_hash()
+        };
+        let a = make(json!({"amount": 5, "currency": "usd"}), "cus_1");
+        assert!(a.starts_with("sha256:"));
+        assert_eq!(a, make(json!({"currency": "usd", "amount": 5}), "cus_1"));
+        assert_ne!(a, make(json!({"amount": 6, "currency": "usd"}), "cus_1"));
+        assert_ne!(a, make(json!({"amount": 5, "currency": "usd"}), "cus_2"));
     }
 
     #[test]

@@ -59,7 +59,7 @@ impl Entry {
                 "record_hash": d.record_hash,
                 "verdict": d.verdict,
                 "policy_version": d.policy_version,
-                "action_hash": action_hash(&d.request.action, &d.request.subject, &d.request.payload),
+                "action_hash": d.action_hash,
                 "created_by": d.created_by,
             }),
         )
@@ -117,16 +117,6 @@ impl Entry {
     }
 }
 
-/// `sha256:` of the canonical action (tool/action, subject, payload): the
-/// value approval tokens and execution receipts bind to.
-pub fn action_hash(
-    action: &str,
-    subject: &str,
-    payload: &serde_json::Map<String, Value>,
-) -> String {
-    digest(&json!({"action": action, "subject": subject, "payload": payload}))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,19 +131,5 @@ mod tests {
         );
         let back: Entry = serde_json::from_str(&text).unwrap();
         assert_eq!(back, e);
-    }
-
-    #[test]
-    fn action_hash_ignores_key_order() {
-        let a = json!({"amount": 5, "currency": "usd"});
-        let b = json!({"currency": "usd", "amount": 5});
-        assert_eq!(
-            action_hash("issue_refund", "cus_1", a.as_object().unwrap()),
-            action_hash("issue_refund", "cus_1", b.as_object().unwrap())
-        );
-        assert_ne!(
-            action_hash("issue_refund", "cus_1", a.as_object().unwrap()),
-            action_hash("issue_refund", "cus_2", a.as_object().unwrap())
-        );
     }
 }

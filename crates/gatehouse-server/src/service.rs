@@ -172,6 +172,7 @@ impl Gate {
         });
         let id = ids::decision_id();
         let request_id = ids::request_id();
+        let action_hash = request.action_hash();
         let decision = Decision {
             record_hash: String::new(),
             id,
@@ -190,6 +191,7 @@ impl Gate {
             resolved_at: None,
             idempotency_key,
             request_hash,
+            action_hash,
             log_index: None,
         }
         .seal();

@@ -95,6 +95,7 @@ pub fn sample_decision(
     let id = ids::decision_id();
     let request_id = ids::request_id();
     let context = json!({"risk": "high", "local_hour": 12});
+    let action_hash = request.action_hash();
     Decision {
         id,
         request_id,
@@ -113,6 +114,7 @@ pub fn sample_decision(
         record_hash: String::new(),
         idempotency_key: idempotency_key.map(str::to_string),
         request_hash: "rh".into(),
+        action_hash,
         log_index: None,
     }
     .seal()
