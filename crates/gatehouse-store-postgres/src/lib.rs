@@ -3,6 +3,7 @@
 //! conditional updates, and log appends on one advisory lock (see `log`),
 //! so no replica can act on a stale read.
 
+mod batch;
 mod log;
 
 use std::collections::HashMap;
@@ -27,6 +28,7 @@ const DECISION_COLUMNS: &str = "body, status, review, resolved_at_ms, log_index"
 pub struct PostgresStore {
     pool: PgPool,
     signer: Arc<LogSigner>,
+    decisions: batch::Batcher,
 }
 
 fn backend(e: sqlx::Error) -> StoreError {
@@ -92,7 +94,12 @@ impl PostgresStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
-        Ok(PostgresStore { pool, signer })
+        let decisions = batch::Batcher::start(pool.clone(), signer.clone());
+        Ok(PostgresStore {
+            pool,
+            signer,
+            decisions,
+        })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -155,50 +162,13 @@ impl Store for PostgresStore {
     }
 
     async fn create_decision(&self, d: &Decision) -> StoreResult<CreateOutcome> {
+        // A retry of an earlier idempotent request needs no lock or batch.
         if let Some(key) = &d.idempotency_key {
             if let Some(existing) = self.find_idempotent(&d.created_by, key).await? {
                 return Ok(CreateOutcome::Existing(Box::new(existing)));
             }
         }
-        let mut tx = self.logged_tx().await?;
-        let log_index = log::append(&mut tx, &Entry::decision(d)).await?;
-        let inserted = sqlx::query(
-            "INSERT INTO decisions (id, created_by, idempotency_key, task_id, status, deadline_ms, created_at_ms, body, log_index)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(&d.id)
-        .bind(&d.created_by)
-        .bind(&d.idempotency_key)
-        .bind(&d.request.task_id)
-        .bind(d.status.as_str())
-        .bind(d.deadline.map(to_unix_millis))
-        .bind(to_unix_millis(d.created_at))
-        .bind(json(d)?)
-        .bind(log_index as i64)
-        .execute(&mut *tx)
-        .await;
-        match inserted {
-            Ok(_) => {
-                let checkpoint = self.commit_logged(tx).await?;
-                Ok(CreateOutcome::Created {
-                    log_index,
-                    checkpoint,
-                })
-            }
-            Err(e) if is_unique_violation(&e) => {
-                // The transaction (and its log entry) is rolled back. Another
-                // request, maybe on another replica, won the race for this
-                // idempotency key: answer with its decision.
-                drop(tx);
-                if let Some(key) = &d.idempotency_key {
-                    if let Some(existing) = self.find_idempotent(&d.created_by, key).await? {
-                        return Ok(CreateOutcome::Existing(Box::new(existing)));
-                    }
-                }
-                Err(StoreError::Duplicate)
-            }
-            Err(e) => Err(backend(e)),
-        }
+        self.decisions.create(d).await
     }
 
     async fn get_decision(&self, id: &str) -> StoreResult<Option<Decision>> {
