@@ -1,0 +1,294 @@
+//! Signed approval tokens.
+//!
+//! An approval token is a JWT (`alg` EdDSA, `typ` `gate-approval+jwt`,
+//! `kid` = RFC 7638 thumbprint of the signing key) whose claims bind the
+//! decision (`sub`), the exact action (`act`, the `sha256:` action hash),
+//! and the decision's log leaf (`dec`). An executor checks it before running
+//! the action; [`verify`] says which check failed.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use ed25519_dalek::SigningKey;
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, CommonParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm,
+    OctetKeyPairParameters, OctetKeyPairType, PublicKeyUse, ThumbprintHash,
+};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+pub const TOKEN_TYPE: &str = "gate-approval+jwt";
+
+/// The claims of an approval token. Times are Unix seconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The decision id.
+    pub sub: String,
+    /// `sha256:` of the canonical action the decision approved.
+    pub act: String,
+    /// Hex leaf hash of the decision's entry in the transparency log.
+    pub dec: String,
+    /// The executor the token is meant for.
+    pub aud: String,
+    pub jti: String,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    #[error("the token signing key is malformed")]
+    BadSigningKey,
+    #[error("the token is not a well-formed JWT")]
+    Malformed,
+    #[error("the token's type is not {TOKEN_TYPE}")]
+    WrongType,
+    #[error("the token was signed by an unknown key ({0})")]
+    UnknownKey(String),
+    #[error("the token's signature is invalid")]
+    BadSignature,
+    #[error("the token expired at {0}")]
+    Expired(i64),
+    #[error("the token is not valid before {0}")]
+    NotYetValid(i64),
+    #[error("the token is for audience {found:?}, not {expected:?}")]
+    WrongAudience { expected: String, found: String },
+    #[error(
+        "the action differs from the approved one (approved {approved}, presented {presented})"
+    )]
+    ActionMismatch { approved: String, presented: String },
+}
+
+/// Signs approval tokens with one Ed25519 key.
+pub struct TokenSigner {
+    encoding: EncodingKey,
+    jwk: Jwk,
+}
+
+impl std::fmt::Debug for TokenSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSigner")
+            .field("kid", &self.kid())
+            .finish()
+    }
+}
+
+impl TokenSigner {
+    /// A new random key; returns its PKCS#8 PEM text to keep private.
+    pub fn generate() -> Result<(String, Self), TokenError> {
+        let key = SigningKey::generate(&mut rand_core::OsRng);
+        let pem = key
+            .to_pkcs8_pem(Default::default())
+            .map_err(|_| TokenError::BadSigningKey)?
+            .to_string();
+        Ok((pem, Self::from_key(&key)?))
+    }
+
+    /// From a PKCS#8 PEM private key.
+    pub fn from_pem(pem: &str) -> Result<Self, TokenError> {
+        let key = SigningKey::from_pkcs8_pem(pem.trim()).map_err(|_| TokenError::BadSigningKey)?;
+        Self::from_key(&key)
+    }
+
+    fn from_key(key: &SigningKey) -> Result<Self, TokenError> {
+        let der = key.to_pkcs8_der().map_err(|_| TokenError::BadSigningKey)?;
+        let mut jwk = Jwk {
+            common: CommonParameters {
+                public_key_use: Some(PublicKeyUse::Signature),
+                key_algorithm: Some(KeyAlgorithm::EdDSA),
+                ..Default::default()
+            },
+            algorithm: AlgorithmParameters::OctetKeyPair(OctetKeyPairParameters {
+                key_type: OctetKeyPairType::OctetKeyPair,
+                curve: EllipticCurve::Ed25519,
+                x: URL_SAFE_NO_PAD.encode(key.verifying_key().to_bytes()),
+            }),
+        };
+        // RFC 7638: the thumbprint covers only the required members
+        // (crv, kty, x), so adding kid afterwards does not change it.
+        jwk.common.key_id = Some(jwk.thumbprint(ThumbprintHash::SHA256));
+        Ok(TokenSigner {
+            encoding: EncodingKey::from_ed_der(der.as_bytes()),
+            jwk,
+        })
+    }
+
+    pub fn kid(&self) -> &str {
+        self.jwk.common.key_id.as_deref().unwrap_or_default()
+    }
+
+    /// The public key as a JWK (for `/.well-known/jwks.json`).
+    pub fn jwk(&self) -> &Jwk {
+        &self.jwk
+    }
+
+    pub fn issue(&self, claims: &Claims) -> Result<String, TokenError> {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.typ = Some(TOKEN_TYPE.to_string());
+        header.kid = Some(self.kid().to_string());
+        jsonwebtoken::encode(&header, claims, &self.encoding).map_err(|_| TokenError::BadSigningKey)
+    }
+}
+
+/// What the executor expects: the action it is about to run, its own
+/// audience name, and the current time (Unix seconds).
+pub struct Expectation<'a> {
+    pub action_hash: &'a str,
+    pub audience: &'a str,
+    pub now: i64,
+}
+
+/// Verifies signature (against `keys`), type, time window, audience and
+/// action binding, in that order, and names the first check that fails.
+/// Single use is not checkable offline: the server enforces it at redemption.
+pub fn verify(token: &str, keys: &JwkSet, expect: &Expectation<'_>) -> Result<Claims, TokenError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+    if header.typ.as_deref() != Some(TOKEN_TYPE) || header.alg != Algorithm::EdDSA {
+        return Err(TokenError::WrongType);
+    }
+    let kid = header.kid.unwrap_or_default();
+    let jwk = keys
+        .find(&kid)
+        .ok_or_else(|| TokenError::UnknownKey(kid.clone()))?;
+    let key = DecodingKey::from_jwk(jwk).map_err(|_| TokenError::UnknownKey(kid))?;
+    // Time and audience are checked below, one by one, to say which failed.
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    let claims = jsonwebtoken::decode::<Claims>(token, &key, &validation)
+        .map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::InvalidSignature => TokenError::BadSignature,
+            _ => TokenError::Malformed,
+        })?
+        .claims;
+    if expect.now >= claims.exp {
+        return Err(TokenError::Expired(claims.exp));
+    }
+    if expect.now < claims.nbf {
+        return Err(TokenError::NotYetValid(claims.nbf));
+    }
+    if claims.aud != expect.audience {
+        return Err(TokenError::WrongAudience {
+            expected: expect.audience.to_string(),
+            found: claims.aud,
+        });
+    }
+    if claims.act != expect.action_hash {
+        return Err(TokenError::ActionMismatch {
+            approved: claims.act,
+            presented: expect.action_hash.to_string(),
+        });
+    }
+    Ok(claims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(now: i64) -> Claims {
+        Claims {
+            sub: "dec_1".into(),
+            act: "sha256:aa".into(),
+            dec: "bb".into(),
+            aud: "executor".into(),
+            jti: "tok_1".into(),
+            iat: now,
+            nbf: now,
+            exp: now + 600,
+        }
+    }
+
+    fn expect(now: i64) -> Expectation<'static> {
+        Expectation {
+            action_hash: "sha256:aa",
+            audience: "executor",
+            now,
+        }
+    }
+
+    #[test]
+    fn issued_tokens_verify_and_each_check_can_fail() {
+        let (pem, signer) = TokenSigner::generate().unwrap();
+        let keys = JwkSet {
+            keys: vec![signer.jwk().clone()],
+        };
+        let token = signer.issue(&claims(1000)).unwrap();
+        assert_eq!(verify(&token, &keys, &expect(1001)).unwrap(), claims(1000));
+
+        assert_eq!(
+            verify(&token, &keys, &expect(1600)),
+            Err(TokenError::Expired(1600))
+        );
+        assert_eq!(
+            verify(&token, &keys, &expect(999)),
+            Err(TokenError::NotYetValid(1000))
+        );
+        let other_aud = Expectation {
+            audience: "someone-else",
+            ..expect(1001)
+        };
+        assert!(matches!(
+            verify(&token, &keys, &other_aud),
+            Err(TokenError::WrongAudience { .. })
+        ));
+        let other_action = Expectation {
+            action_hash: "sha256:cc",
+            ..expect(1001)
+        };
+        assert!(matches!(
+            verify(&token, &keys, &other_action),
+            Err(TokenError::ActionMismatch { .. })
+        ));
+
+        // Another key's JWKS does not know this token's kid.
+        let (_, other) = TokenSigner::generate().unwrap();
+        let other_keys = JwkSet {
+            keys: vec![other.jwk().clone()],
+        };
+        assert!(matches!(
+            verify(&token, &other_keys, &expect(1001)),
+            Err(TokenError::UnknownKey(_))
+        ));
+
+        // A flipped byte in the payload breaks the signature.
+        let mut parts: Vec<String> = token.split('.').map(str::to_string).collect();
+        let mut payload = URL_SAFE_NO_PAD.decode(&parts[1]).unwrap();
+        let at = payload.iter().position(|b| *b == b'1').unwrap();
+        payload[at] = b'2';
+        parts[1] = URL_SAFE_NO_PAD.encode(payload);
+        assert_eq!(
+            verify(&parts.join("."), &keys, &expect(1001)),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(
+            verify("not.a.jwt", &keys, &expect(1001)),
+            Err(TokenError::Malformed)
+        );
+
+        // The key reloads from its PEM with the same kid.
+        assert_eq!(TokenSigner::from_pem(&pem).unwrap().kid(), signer.kid());
+    }
+
+    #[test]
+    fn kid_is_the_rfc7638_thumbprint() {
+        // RFC 8037 appendix A.3: the thumbprint of its example Ed25519 key.
+        let x = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
+        let mut jwk = Jwk {
+            common: CommonParameters::default(),
+            algorithm: AlgorithmParameters::OctetKeyPair(OctetKeyPairParameters {
+                key_type: OctetKeyPairType::OctetKeyPair,
+                curve: EllipticCurve::Ed25519,
+                x: x.into(),
+            }),
+        };
+        jwk.common.key_id = None;
+        assert_eq!(
+            jwk.thumbprint(ThumbprintHash::SHA256),
+            "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+        );
+    }
+}
