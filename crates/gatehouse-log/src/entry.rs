@@ -107,6 +107,35 @@ impl Entry {
         )
     }
 
+    pub fn token_issued(
+        decision_id: &str,
+        jti: &str,
+        kid: &str,
+        expires_at: OffsetDateTime,
+        at: OffsetDateTime,
+    ) -> Entry {
+        entry(
+            "token_issued",
+            decision_id,
+            at,
+            json!({"jti": jti, "kid": kid, "exp": rfc3339(expires_at)}),
+        )
+    }
+
+    pub fn token_redeemed(
+        decision_id: &str,
+        jti: &str,
+        redeemed_by: &str,
+        at: OffsetDateTime,
+    ) -> Entry {
+        entry(
+            "token_redeemed",
+            decision_id,
+            at,
+            json!({"jti": jti, "redeemed_by": redeemed_by}),
+        )
+    }
+
     pub fn key_event(key_id: &str, event: &str, role: &str, at: OffsetDateTime) -> Entry {
         entry(
             "key_event",

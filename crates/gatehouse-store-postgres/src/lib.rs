@@ -16,8 +16,8 @@ use gatehouse_log::checkpoint::LogSigner;
 use gatehouse_log::entry::Entry;
 use gatehouse_log::Hash;
 use gatehouse_store::{
-    decision_from_columns, ApiKey, CreateOutcome, DecisionQuery, PolicyVersion, Role, Store,
-    StoreError, StoreResult,
+    decision_from_columns, ApiKey, CreateOutcome, DecisionQuery, IssuedToken, PolicyVersion,
+    Redemption, Role, Store, StoreError, StoreResult,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
@@ -390,6 +390,87 @@ impl Store for PostgresStore {
                 Ok(self.get_key(id).await?.is_some())
             }
         }
+    }
+
+    async fn issue_token(&self, t: &IssuedToken) -> StoreResult<IssuedToken> {
+        let mut tx = self.logged_tx().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO approval_tokens (decision_id, jti, kid, token, expires_at_ms, created_at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (decision_id) DO NOTHING",
+        )
+        .bind(&t.decision_id)
+        .bind(&t.jti)
+        .bind(&t.kid)
+        .bind(&t.token)
+        .bind(to_unix_millis(t.expires_at))
+        .bind(to_unix_millis(t.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if inserted.rows_affected() == 0 {
+            drop(tx);
+            return self
+                .get_token(&t.decision_id)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt("token vanished".into()));
+        }
+        let entry = Entry::token_issued(&t.decision_id, &t.jti, &t.kid, t.expires_at, t.created_at);
+        log::append(&mut tx, &entry).await?;
+        self.commit_logged(tx).await?;
+        Ok(t.clone())
+    }
+
+    async fn get_token(&self, decision_id: &str) -> StoreResult<Option<IssuedToken>> {
+        let row = sqlx::query(
+            "SELECT decision_id, jti, kid, token, expires_at_ms, created_at_ms FROM approval_tokens WHERE decision_id = $1",
+        )
+        .bind(decision_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.map(|r| {
+            Ok(IssuedToken {
+                decision_id: r.try_get(0).map_err(backend)?,
+                jti: r.try_get(1).map_err(backend)?,
+                kid: r.try_get(2).map_err(backend)?,
+                token: r.try_get(3).map_err(backend)?,
+                expires_at: from_unix_millis(r.try_get(4).map_err(backend)?),
+                created_at: from_unix_millis(r.try_get(5).map_err(backend)?),
+            })
+        })
+        .transpose()
+    }
+
+    async fn redeem_token(&self, r: &Redemption) -> StoreResult<u64> {
+        let at = from_unix_millis(to_unix_millis(r.at));
+        // Under the log lock, so the check and the insert cannot interleave
+        // with another replica's redemption of the same token.
+        let mut tx = self.logged_tx().await?;
+        let used: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM token_redemptions WHERE jti = $1")
+                .bind(&r.jti)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+        if used.is_some() {
+            return Err(StoreError::AlreadyRedeemed);
+        }
+        let entry = Entry::token_redeemed(&r.decision_id, &r.jti, &r.redeemed_by, at);
+        let index = log::append(&mut tx, &entry).await?;
+        sqlx::query(
+            "INSERT INTO token_redemptions (jti, decision_id, redeemed_by, redeemed_at_ms, log_index)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&r.jti)
+        .bind(&r.decision_id)
+        .bind(&r.redeemed_by)
+        .bind(to_unix_millis(at))
+        .bind(index as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        self.commit_logged(tx).await?;
+        Ok(index)
     }
 
     fn log_verifier_key(&self) -> &str {

@@ -22,7 +22,8 @@ use gatehouse_log::checkpoint::LogSigner;
 use gatehouse_log::entry::Entry;
 use gatehouse_log::Hash;
 use gatehouse_store::{
-    ApiKey, CreateOutcome, DecisionQuery, PolicyVersion, Store, StoreError, StoreResult,
+    ApiKey, CreateOutcome, DecisionQuery, IssuedToken, PolicyVersion, Redemption, Store,
+    StoreError, StoreResult,
 };
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use time::OffsetDateTime;
@@ -33,6 +34,7 @@ use crate::writer::Writer;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_initial.sql"),
     include_str!("../migrations/0002_log.sql"),
+    include_str!("../migrations/0003_tokens.sql"),
 ];
 const DB_FILE: &str = "gatehouse.db";
 
@@ -137,6 +139,25 @@ fn find_decision(conn: &Connection, id: &str) -> StoreResult<Option<Decision>> {
         .optional()
         .map_err(backend)?
         .transpose()
+}
+
+fn find_token(conn: &Connection, decision_id: &str) -> StoreResult<Option<IssuedToken>> {
+    conn.query_row(
+        "SELECT decision_id, jti, kid, token, expires_at_ms, created_at_ms FROM approval_tokens WHERE decision_id = ?1",
+        params![decision_id],
+        |r| {
+            Ok(IssuedToken {
+                decision_id: r.get(0)?,
+                jti: r.get(1)?,
+                kid: r.get(2)?,
+                token: r.get(3)?,
+                expires_at: from_unix_millis(r.get(4)?),
+                created_at: from_unix_millis(r.get(5)?),
+            })
+        },
+    )
+    .optional()
+    .map_err(backend)
 }
 
 fn json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
@@ -446,6 +467,66 @@ impl Store for SqliteStore {
                     log::append(conn, &Entry::key_event(&id, "revoked", &role, at))?;
                 }
                 Ok(true)
+            })
+            .await
+    }
+
+    async fn issue_token(&self, token: &IssuedToken) -> StoreResult<IssuedToken> {
+        let t = token.clone();
+        let entry = Entry::token_issued(&t.decision_id, &t.jti, &t.kid, t.expires_at, t.created_at);
+        self.writer
+            .run(move |conn| {
+                let inserted = conn
+                    .execute(
+                        "INSERT INTO approval_tokens (decision_id, jti, kid, token, expires_at_ms, created_at_ms)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (decision_id) DO NOTHING",
+                        params![
+                            t.decision_id,
+                            t.jti,
+                            t.kid,
+                            t.token,
+                            to_unix_millis(t.expires_at),
+                            to_unix_millis(t.created_at)
+                        ],
+                    )
+                    .map_err(backend)?;
+                if inserted > 0 {
+                    log::append(conn, &entry)?;
+                    return Ok(t);
+                }
+                find_token(conn, &t.decision_id)?
+                    .ok_or_else(|| StoreError::Corrupt("token vanished".into()))
+            })
+            .await
+    }
+
+    async fn get_token(&self, decision_id: &str) -> StoreResult<Option<IssuedToken>> {
+        let id = decision_id.to_string();
+        self.read(move |c| find_token(c, &id)).await
+    }
+
+    async fn redeem_token(&self, r: &Redemption) -> StoreResult<u64> {
+        let r = r.clone();
+        let at = from_unix_millis(to_unix_millis(r.at));
+        self.writer
+            .run(move |conn| {
+                let used: Option<i64> = conn
+                    .query_row("SELECT 1 FROM token_redemptions WHERE jti = ?1", params![r.jti], |row| {
+                        row.get(0)
+                    })
+                    .optional()
+                    .map_err(backend)?;
+                if used.is_some() {
+                    return Err(StoreError::AlreadyRedeemed);
+                }
+                let index = log::append(conn, &Entry::token_redeemed(&r.decision_id, &r.jti, &r.redeemed_by, at))?;
+                conn.execute(
+                    "INSERT INTO token_redemptions (jti, decision_id, redeemed_by, redeemed_at_ms, log_index)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![r.jti, r.decision_id, r.redeemed_by, to_unix_millis(at), index as i64],
+                )
+                .map_err(backend)?;
+                Ok(index)
             })
             .await
     }

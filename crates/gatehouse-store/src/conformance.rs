@@ -10,7 +10,10 @@ use gatehouse_core::{
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
-use crate::{ApiKey, CreateOutcome, DecisionQuery, PolicyVersion, Role, Store, StoreError};
+use crate::{
+    ApiKey, CreateOutcome, DecisionQuery, IssuedToken, PolicyVersion, Redemption, Role, Store,
+    StoreError,
+};
 use gatehouse_log::checkpoint::{self, LogSigner};
 use gatehouse_log::entry::Entry;
 use gatehouse_log::proof::{leaf_hash, verify_inclusion};
@@ -46,7 +49,8 @@ macro_rules! conformance_tests {
             policy_versions_are_write_once,
             keys_create_list_revoke,
             log_records_every_event_with_a_checkpoint,
-            concurrent_appends_are_gap_free
+            concurrent_appends_are_gap_free,
+            tokens_are_issued_once_and_redeemed_once
         );
     };
     (@tests $make:path, $($name:ident),*) => {
@@ -598,4 +602,55 @@ pub async fn concurrent_appends_are_gap_free(store: Arc<dyn Store>) {
     assert_eq!(cp.size, start + 16);
     let (n, root) = root_from_leaves(store.as_ref()).await;
     assert_eq!((n, root.0), (cp.size, cp.root.0));
+}
+
+pub async fn tokens_are_issued_once_and_redeemed_once(store: Arc<dyn Store>) {
+    let d = sample_decision(Verdict::Allow, "k1", None, "t-tok");
+    store.create_decision(&d).await.unwrap();
+    let start = store.log_size().await.unwrap();
+    let issued_at = now();
+    let token = |jti: &str| IssuedToken {
+        decision_id: d.id.clone(),
+        jti: jti.into(),
+        kid: "kid1".into(),
+        token: format!("token-{jti}"),
+        expires_at: issued_at + Duration::minutes(10),
+        created_at: issued_at,
+    };
+    assert_eq!(store.issue_token(&token("a")).await.unwrap(), token("a"));
+    // A second issue returns the first token, and logs nothing.
+    assert_eq!(store.issue_token(&token("b")).await.unwrap().jti, "a");
+    assert_eq!(store.get_token(&d.id).await.unwrap().unwrap().jti, "a");
+    assert!(store.get_token("dec_none").await.unwrap().is_none());
+    assert_eq!(store.log_size().await.unwrap(), start + 1);
+
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = store.clone();
+        let r = Redemption {
+            jti: "a".into(),
+            decision_id: d.id.clone(),
+            redeemed_by: format!("executor-{i}"),
+            at: now(),
+        };
+        tasks.push(tokio::spawn(async move { store.redeem_token(&r).await }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(index) => {
+                ok += 1;
+                let leaf = store.log_leaves(index, 1).await.unwrap().pop().unwrap().1;
+                let entry: Entry = serde_json::from_slice(&leaf).unwrap();
+                assert_eq!(
+                    (entry.kind.as_str(), entry.id.as_str()),
+                    ("token_redeemed", d.id.as_str())
+                );
+            }
+            Err(StoreError::AlreadyRedeemed) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(ok, 1, "a token is redeemed exactly once");
+    assert_eq!(store.log_size().await.unwrap(), start + 2);
 }

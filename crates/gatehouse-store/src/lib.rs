@@ -27,6 +27,9 @@ pub enum StoreError {
     Backend(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The token was redeemed before; single use is enforced here.
+    #[error("the token was already redeemed")]
+    AlreadyRedeemed,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -94,6 +97,18 @@ pub trait Store: Send + Sync + 'static {
 
     /// Marks a key revoked. Returns false when no such key exists.
     async fn revoke_key(&self, id: &str, at: OffsetDateTime) -> StoreResult<bool>;
+
+    /// Stores `token` as the decision's approval token unless it already
+    /// has one, and returns the decision's token (possibly the earlier one).
+    /// A newly stored token appends a `token_issued` entry.
+    async fn issue_token(&self, token: &IssuedToken) -> StoreResult<IssuedToken>;
+
+    async fn get_token(&self, decision_id: &str) -> StoreResult<Option<IssuedToken>>;
+
+    /// Records the one redemption a token allows and appends a
+    /// `token_redeemed` entry; returns its log index. A second redemption,
+    /// from any replica, is `AlreadyRedeemed`.
+    async fn redeem_token(&self, redemption: &Redemption) -> StoreResult<u64>;
 
     // The transparency log. Every write above that records an event
     // (decision, review, expiry, task event, new policy version, key created

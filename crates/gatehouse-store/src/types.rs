@@ -75,3 +75,23 @@ pub struct ApiKey {
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<OffsetDateTime>,
 }
+
+/// The approval token issued for a decision (at most one per decision).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedToken {
+    pub decision_id: String,
+    pub jti: String,
+    pub kid: String,
+    pub token: String,
+    pub expires_at: OffsetDateTime,
+    pub created_at: OffsetDateTime,
+}
+
+/// One redemption of a token: the moment an executor used it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redemption {
+    pub jti: String,
+    pub decision_id: String,
+    pub redeemed_by: String,
+    pub at: OffsetDateTime,
+}
