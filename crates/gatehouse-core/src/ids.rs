@@ -30,6 +30,10 @@ pub fn event_id() -> String {
     format!("evt_{}", next())
 }
 
+pub fn token_id() -> String {
+    format!("tok_{}", next())
+}
+
 pub fn key_id() -> String {
     // Key ids are embedded in the secret, so keep them free of the `_`
     // separator used in the secret format.

@@ -190,16 +190,18 @@ impl ActionRequest {
     /// `sha256:` of the canonical action (tool/action, subject, payload):
     /// the value approval tokens and execution receipts bind to.
     pub fn action_hash(&self) -> String {
-        let action = serde_json::json!({
-            "action": self.action,
-            "subject": self.subject,
-            "payload": self.payload,
-        });
-        format!(
-            "sha256:{}",
-            crate::canonical::canonical_sha256_hex(&action).unwrap_or_default()
-        )
+        action_hash(&self.action, &self.subject, &self.payload)
     }
+}
+
+/// See [`ActionRequest::action_hash`]; also used for the action an executor
+/// presents when it redeems a token.
+pub fn action_hash(action: &str, subject: &str, payload: &Map<String, Value>) -> String {
+    let canonical = serde_json::json!({"action": action, "subject": subject, "payload": payload});
+    format!(
+        "sha256:{}",
+        crate::canonical::canonical_sha256_hex(&canonical).unwrap_or_default()
+    )
 }
 
 impl GateBody {

@@ -20,6 +20,10 @@ pub struct ServerConfig {
     /// How long a successful key lookup is cached; a revoked key stops
     /// working within this time on every replica.
     pub key_cache_ttl: Duration,
+    /// The `aud` claim of approval tokens: the executor they are meant for.
+    pub token_audience: String,
+    /// How long an approval token stays valid after it is issued.
+    pub token_ttl: Duration,
 }
 
 impl Default for ServerConfig {
@@ -32,6 +36,8 @@ impl Default for ServerConfig {
             utc_offset: UtcOffset::UTC,
             sweep_interval: Duration::from_secs(1),
             key_cache_ttl: Duration::from_secs(5),
+            token_audience: "gatehouse-executor".to_string(),
+            token_ttl: Duration::from_secs(600),
         }
     }
 }

@@ -31,6 +31,11 @@ pub enum ApiError {
     NotFound(&'static str),
     #[error("{0}")]
     NotPending(String),
+    /// An approval token failed a check; the message names which.
+    #[error("approval token rejected: {0}")]
+    TokenRejected(String),
+    #[error("this approval token was already redeemed")]
+    TokenAlreadyRedeemed,
     #[error("this Idempotency-Key was already used with a different request body")]
     IdempotencyConflict,
     #[error("request body is larger than the server accepts")]
@@ -60,6 +65,8 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::NotPending(_) => (StatusCode::CONFLICT, "not_pending"),
             ApiError::IdempotencyConflict => (StatusCode::CONFLICT, "idempotency_conflict"),
+            ApiError::TokenRejected(_) => (StatusCode::BAD_REQUEST, "token_rejected"),
+            ApiError::TokenAlreadyRedeemed => (StatusCode::CONFLICT, "token_already_redeemed"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
@@ -75,6 +82,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => ApiError::NotFound("decision"),
+            StoreError::AlreadyRedeemed => ApiError::TokenAlreadyRedeemed,
             StoreError::NotPending(status) => {
                 ApiError::NotPending(format!("decision is {status}, not pending_review"))
             }

@@ -13,9 +13,13 @@ use gatehouse_core::{
 use gatehouse_log::tree::{Op, Output};
 use gatehouse_policy::{Clock, Engine, EngineOptions};
 use gatehouse_store::{ApiKey, CreateOutcome, DecisionQuery, Role, Store};
+use gatehouse_store::{IssuedToken, Redemption};
+use gatehouse_token::{Claims, Expectation, TokenSigner};
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use jsonwebtoken::jwk::JwkSet;
 use serde::Serialize;
+use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use tokio::sync::broadcast;
 
@@ -26,6 +30,7 @@ use crate::policies::PolicyRegistry;
 
 pub struct Gate {
     store: Arc<dyn Store>,
+    tokens: Arc<TokenSigner>,
     policies: PolicyRegistry,
     config: ServerConfig,
     keys: KeyCache,
@@ -69,6 +74,7 @@ impl Gate {
         engine: Engine,
         options: EngineOptions,
         config: ServerConfig,
+        tokens: Arc<TokenSigner>,
     ) -> Result<Arc<Self>, ApiError> {
         let limiter = NonZeroU32::new(config.rate_limit_per_second).map(|rate| {
             let burst = NonZeroU32::new(config.rate_limit_burst).unwrap_or(rate);
@@ -79,6 +85,7 @@ impl Gate {
         let (resolved, _) = broadcast::channel(1024);
         Ok(Arc::new(Gate {
             store,
+            tokens,
             policies,
             config,
             keys: KeyCache::default(),
@@ -492,6 +499,114 @@ impl Gate {
         let hashes = self.store.read_log_hashes(needs).await?;
         op.run(&hashes)
             .map_err(|e| ApiError::Internal(e.to_string()))
+    }
+
+    /// The public keys approval tokens are signed with.
+    pub fn jwks(&self) -> JwkSet {
+        JwkSet {
+            keys: vec![self.tokens.jwk().clone()],
+        }
+    }
+
+    /// The decision's approval token, issued the first time it is asked for
+    /// and the same token afterwards. Only for decisions that permit the
+    /// action, and only for the callers who act on them (the agent that
+    /// asked, or an admin): reviewers and auditors never hold one.
+    pub async fn approval_token(
+        &self,
+        caller: &Caller,
+        d: &Decision,
+    ) -> Result<Option<String>, ApiError> {
+        let acts =
+            matches!(caller.role, Role::Agent | Role::Admin) && caller.may_read(&d.created_by);
+        if !d.status.permits_action() || !acts {
+            return Ok(None);
+        }
+        if let Some(existing) = self.store.get_token(&d.id).await? {
+            return Ok(Some(existing.token));
+        }
+        let issued_at = now();
+        let expires_at = issued_at + self.config.token_ttl;
+        let claims = Claims {
+            sub: d.id.clone(),
+            act: d.action_hash.clone(),
+            dec: crate::views::receipt_hash(d),
+            aud: self.config.token_audience.clone(),
+            jti: ids::token_id(),
+            iat: issued_at.unix_timestamp(),
+            nbf: issued_at.unix_timestamp(),
+            exp: expires_at.unix_timestamp(),
+        };
+        let token = self
+            .tokens
+            .issue(&claims)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let stored = self
+            .store
+            .issue_token(&IssuedToken {
+                decision_id: d.id.clone(),
+                jti: claims.jti,
+                kid: self.tokens.kid().to_string(),
+                token,
+                expires_at,
+                created_at: issued_at,
+            })
+            .await?;
+        Ok(Some(stored.token))
+    }
+
+    /// Redeems an approval token for the action about to run: signature,
+    /// time window, audience, action binding, the decision's state, and
+    /// single use. Returns the log index of the redemption.
+    pub async fn redeem(
+        &self,
+        caller: &Caller,
+        token: &str,
+        action: &str,
+        subject: &str,
+        payload: &Map<String, Value>,
+    ) -> Result<(Claims, u64), ApiError> {
+        caller.require(&[Role::Agent, Role::Admin], "redeem approval tokens")?;
+        let presented = gatehouse_core::action_hash(action, subject, payload);
+        let claims = gatehouse_token::verify(
+            token,
+            &self.jwks(),
+            &Expectation {
+                action_hash: &presented,
+                audience: &self.config.token_audience,
+                now: now().unix_timestamp(),
+            },
+        )
+        .map_err(|e| ApiError::TokenRejected(e.to_string()))?;
+        let reject = |why: String| ApiError::TokenRejected(why);
+        let d = self
+            .store
+            .get_decision(&claims.sub)
+            .await?
+            .ok_or_else(|| reject(format!("decision {} does not exist", claims.sub)))?;
+        if !d.status.permits_action() {
+            return Err(reject(format!(
+                "decision {} is {}",
+                d.id,
+                d.status.as_str()
+            )));
+        }
+        let issued = self.store.get_token(&d.id).await?;
+        if issued.map(|t| t.jti) != Some(claims.jti.clone()) {
+            return Err(reject(
+                "this is not the token issued for the decision".into(),
+            ));
+        }
+        let index = self
+            .store
+            .redeem_token(&Redemption {
+                jti: claims.jti.clone(),
+                decision_id: d.id,
+                redeemed_by: caller.key_id.clone(),
+                at: now(),
+            })
+            .await?;
+        Ok((claims, index))
     }
 
     pub async fn ready(&self) -> Result<(), ApiError> {

@@ -64,6 +64,9 @@ pub struct GateView {
     pub log_index: Option<u64>,
     pub receipt_hash: String,
     pub decision_url: String,
+    /// Signed approval token, for the agent that asked, once it may proceed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval_token: Option<String>,
 }
 
 impl From<&Decision> for GateView {
@@ -89,6 +92,7 @@ impl From<&Decision> for GateView {
             log_index: d.log_index,
             receipt_hash: receipt_hash(d),
             decision_url: format!("/api/decision/{}", d.id),
+            approval_token: None,
         }
     }
 }
@@ -108,6 +112,8 @@ pub struct RecordView {
     pub checkpoint: Option<String>,
     pub verify_url: String,
     pub replay_url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval_token: Option<String>,
     pub status: Status,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub review: Option<ReviewView>,
@@ -125,6 +131,7 @@ impl RecordView {
             checkpoint,
             verify_url: format!("/api/decision/{}/verify", d.id),
             replay_url: format!("/api/decision/{}/replay", d.id),
+            approval_token: None,
             status: d.status,
             review: d.review.as_ref().map(ReviewView::from),
             resolved_at: d.resolved_at.map(rfc3339),

@@ -50,6 +50,9 @@ pub enum LogCommand {
     Keygen {
         #[arg(long, default_value = "gatehouse.local/log")]
         origin: String,
+        /// Print a new approval-token key (PKCS#8 PEM) instead.
+        #[arg(long)]
+        token: bool,
     },
     /// Recompute the tree from the stored leaves, check it against the latest
     /// signed checkpoint, and check every decision against its log entry.
@@ -81,6 +84,11 @@ pub struct StorageArgs {
     /// Required with PostgreSQL: every replica must sign with the same key.
     #[arg(long, env = "GATEHOUSE_LOG_KEY_FILE")]
     pub log_key_file: Option<PathBuf>,
+    /// File with the approval-token signing key (Ed25519, PKCS#8 PEM).
+    /// Default with SQLite: DATA/token-signing.pem, created on first use.
+    /// Required with PostgreSQL: every replica must sign with the same key.
+    #[arg(long, env = "GATEHOUSE_TOKEN_KEY_FILE")]
+    pub token_key_file: Option<PathBuf>,
     /// Name of the log (the checkpoint origin) when a new key is created.
     #[arg(
         long,
@@ -127,6 +135,16 @@ pub struct ServeArgs {
     /// Largest accepted request body in bytes.
     #[arg(long, env = "GATEHOUSE_BODY_LIMIT", default_value_t = 256 * 1024)]
     pub body_limit: usize,
+    /// The `aud` claim of approval tokens: the executor that redeems them.
+    #[arg(
+        long,
+        env = "GATEHOUSE_TOKEN_AUDIENCE",
+        default_value = "gatehouse-executor"
+    )]
+    pub token_audience: String,
+    /// How long an approval token is valid, e.g. 10m.
+    #[arg(long, env = "GATEHOUSE_TOKEN_TTL", default_value = "10m")]
+    pub token_ttl: String,
     /// UTC offset used for the local_hour and weekday policy attributes,
     /// e.g. +02:00.
     #[arg(long, env = "GATEHOUSE_UTC_OFFSET", default_value = "+00:00")]

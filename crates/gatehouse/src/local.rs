@@ -10,6 +10,7 @@ use gatehouse_policy::{read_policy_dir, Engine, EngineOptions};
 use gatehouse_store::{Role, Store};
 use gatehouse_store_postgres::PostgresStore;
 use gatehouse_store_sqlite::SqliteStore;
+use gatehouse_token::TokenSigner;
 use time::OffsetDateTime;
 
 use crate::cli::{KeysCommand, PolicyCommand, StorageArgs};
@@ -49,6 +50,38 @@ pub fn load_signer(storage: &StorageArgs) -> Result<Arc<LogSigner>> {
         )
     })?;
     write_private(&path, &skey)?;
+    Ok(Arc::new(signer))
+}
+
+/// The approval-token signing key, found like the log key.
+pub fn load_token_signer(storage: &StorageArgs) -> Result<Arc<TokenSigner>> {
+    let parse = |text: &str, path: &std::path::Path| -> Result<Arc<TokenSigner>> {
+        Ok(Arc::new(TokenSigner::from_pem(text).with_context(
+            || format!("{} is not an Ed25519 PKCS#8 key", path.display()),
+        )?))
+    };
+    let path = match (&storage.token_key_file, &storage.database_url) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the token key file {}", path.display()))?;
+            return parse(&text, path);
+        }
+        (None, Some(_)) => bail!(
+            "replicas sharing PostgreSQL must sign approval tokens with one key: create it once with \
+             `gatehouse log keygen --token > token-signing.pem` (keep it private, mode 0600) and pass \
+             --token-key-file (or GATEHOUSE_TOKEN_KEY_FILE) to every replica"
+        ),
+        (None, None) => storage.data.join("token-signing.pem"),
+    };
+    if path.exists() {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        return parse(&text, &path);
+    }
+    std::fs::create_dir_all(&storage.data)
+        .with_context(|| format!("cannot create {}", storage.data.display()))?;
+    let (pem, signer) = TokenSigner::generate()?;
+    write_private(&path, pem.trim_end())?;
     Ok(Arc::new(signer))
 }
 

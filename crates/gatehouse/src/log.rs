@@ -20,7 +20,13 @@ pub async fn run(cmd: LogCommand) -> Result<ExitCode> {
             println!("{}", load_signer(&storage)?.verifier_key());
             Ok(ExitCode::SUCCESS)
         }
-        LogCommand::Keygen { origin } => {
+        LogCommand::Keygen { token: true, .. } => {
+            let (pem, signer) = gatehouse_token::TokenSigner::generate()?;
+            eprintln!("key id: {}", signer.kid());
+            print!("{pem}");
+            Ok(ExitCode::SUCCESS)
+        }
+        LogCommand::Keygen { origin, .. } => {
             let (skey, signer) = LogSigner::generate(&origin)
                 .with_context(|| format!("{origin:?} is not a valid log name"))?;
             eprintln!("public key: {}", signer.verifier_key());

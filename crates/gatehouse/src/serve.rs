@@ -8,7 +8,7 @@ use gatehouse_server::{router, spawn_background, Gate, ServerConfig};
 use time::UtcOffset;
 
 use crate::cli::{ServeArgs, UnknownAction};
-use crate::local::open_store;
+use crate::local::{load_token_signer, open_store};
 
 fn parse_offset(raw: &str) -> Result<UtcOffset> {
     let format = time::macros::format_description!("[offset_hour sign:mandatory]:[offset_minute]");
@@ -27,12 +27,20 @@ pub async fn run(args: ServeArgs) -> Result<()> {
 
     // Validate every setting before touching storage or the network.
     let review_timeout = gatehouse_policy_duration(&args.review_timeout)?;
+    let token_ttl = gatehouse_policy::parse_duration(&args.token_ttl).with_context(|| {
+        format!(
+            "--token-ttl {:?} is not a duration like 10m or 1h",
+            args.token_ttl
+        )
+    })?;
     let config = ServerConfig {
         default_review_timeout: review_timeout,
         rate_limit_per_second: args.rate_limit,
         rate_limit_burst: args.rate_burst,
         body_limit: args.body_limit,
         utc_offset: parse_offset(&args.utc_offset)?,
+        token_audience: args.token_audience.clone(),
+        token_ttl,
         ..ServerConfig::default()
     };
     let options = EngineOptions {
@@ -52,6 +60,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
 
     let store = open_store(&args.storage).await?;
+    let tokens = load_token_signer(&args.storage)?;
     if store.list_keys().await?.is_empty() {
         tracing::warn!(
             "no API keys exist yet; create one with `gatehouse keys create --role admin`"
@@ -62,7 +71,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         None => "built-in starter set".to_string(),
     };
     tracing::info!(policies = %source, version = engine.version(), count = engine.policy_count(), "policies loaded");
-    let gate = Gate::new(store, engine, options, config)
+    let gate = Gate::new(store, engine, options, config, tokens)
         .await
         .map_err(|e| anyhow::anyhow!("cannot start: {e}"))?;
     let sweeper = spawn_background(gate.clone());

@@ -284,14 +284,30 @@ fn lifecycle_on_sqlite() {
     lifecycle(&["--data", &data]);
 }
 
-/// A log key file shared by every process of one PostgreSQL test, as
-/// replicas in production share one.
-fn shared_log_key(dir: &Path) -> String {
-    let out = run(&["log", "keygen", "--origin", "gatehouse.test/log"]);
-    assert!(out.status.success());
-    let path = dir.join("log.key");
-    std::fs::write(&path, &out.stdout).unwrap();
-    path.to_str().unwrap().to_string()
+/// Log and token key files shared by every process of one PostgreSQL
+/// test, as replicas in production share them. Returns the flags.
+fn shared_keys(dir: &Path) -> Vec<String> {
+    let mut flags = Vec::new();
+    for (flag, name, args) in [
+        (
+            "--log-key-file",
+            "log.key",
+            vec!["log", "keygen", "--origin", "gatehouse.test/log"],
+        ),
+        (
+            "--token-key-file",
+            "token.pem",
+            vec!["log", "keygen", "--token"],
+        ),
+    ] {
+        let out = run(&args);
+        assert!(out.status.success());
+        let path = dir.join(name);
+        std::fs::write(&path, &out.stdout).unwrap();
+        flags.push(flag.to_string());
+        flags.push(path.to_str().unwrap().to_string());
+    }
+    flags
 }
 
 fn postgres_url_with_fresh_schema() -> String {
@@ -310,21 +326,19 @@ fn postgres_url_with_fresh_schema() -> String {
 fn lifecycle_on_postgres() {
     let url = postgres_url_with_fresh_schema();
     let dir = tempfile::tempdir().unwrap();
-    let key = shared_log_key(dir.path());
-    lifecycle(&["--database-url", &url, "--log-key-file", &key]);
+    let keys = shared_keys(dir.path());
+    let mut storage = vec!["--database-url", url.as_str()];
+    storage.extend(keys.iter().map(String::as_str));
+    lifecycle(&storage);
 }
 
 #[test]
 fn two_replicas_share_postgres() {
     let db = postgres_url_with_fresh_schema();
     let dir = tempfile::tempdir().unwrap();
-    let key = shared_log_key(dir.path());
-    let storage = [
-        "--database-url",
-        db.as_str(),
-        "--log-key-file",
-        key.as_str(),
-    ];
+    let keys = shared_keys(dir.path());
+    let mut storage = vec!["--database-url", db.as_str()];
+    storage.extend(keys.iter().map(String::as_str));
     let agent = create_key(&storage, "agent");
     let reviewer = create_key(&storage, "reviewer");
     let a = Server::start(&storage, &[]);
@@ -707,13 +721,9 @@ fn log_verify_finds_rows_edited_behind_the_servers_back_on_sqlite() {
 fn log_verify_finds_edited_rows_on_postgres() {
     let db_url = postgres_url_with_fresh_schema();
     let dir = tempfile::tempdir().unwrap();
-    let key = shared_log_key(dir.path());
-    let storage = [
-        "--database-url",
-        db_url.as_str(),
-        "--log-key-file",
-        key.as_str(),
-    ];
+    let keys = shared_keys(dir.path());
+    let mut storage = vec!["--database-url", db_url.as_str()];
+    storage.extend(keys.iter().map(String::as_str));
     let agent = create_key(&storage, "agent");
     let reviewer = create_key(&storage, "reviewer");
     let server = Server::start(&storage, &[]);

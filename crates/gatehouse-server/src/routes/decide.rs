@@ -36,7 +36,9 @@ pub async fn decide(
         Some(c) => Some(c),
         None => gate.checkpoint().await?,
     };
-    Ok((status, Json(RecordView::new(&d, checkpoint))))
+    let mut view = RecordView::new(&d, checkpoint);
+    view.approval_token = gate.approval_token(&caller, &d).await?;
+    Ok((status, Json(view)))
 }
 
 pub async fn get_record(
@@ -45,7 +47,9 @@ pub async fn get_record(
     Path(id): Path<String>,
 ) -> Result<Json<RecordView>, ApiError> {
     let d = gate.get(&caller, &id).await?;
-    Ok(Json(RecordView::new(&d, gate.checkpoint().await?)))
+    let mut view = RecordView::new(&d, gate.checkpoint().await?);
+    view.approval_token = gate.approval_token(&caller, &d).await?;
+    Ok(Json(view))
 }
 
 pub async fn review(

@@ -18,13 +18,29 @@ use crate::extract::ApiJson;
 use crate::service::Gate;
 use crate::views::GateView;
 
-fn created(d: &gatehouse_core::Decision, replayed: bool) -> (StatusCode, Json<GateView>) {
+/// The Gate view, with the approval token when the caller may act on it.
+async fn view(
+    gate: &Gate,
+    caller: &Caller,
+    d: &gatehouse_core::Decision,
+) -> Result<GateView, ApiError> {
+    let mut view = GateView::from(d);
+    view.approval_token = gate.approval_token(caller, d).await?;
+    Ok(view)
+}
+
+async fn created(
+    gate: &Gate,
+    caller: &Caller,
+    d: &gatehouse_core::Decision,
+    replayed: bool,
+) -> Result<(StatusCode, Json<GateView>), ApiError> {
     let status = if replayed {
         StatusCode::OK
     } else {
         StatusCode::CREATED
     };
-    (status, Json(GateView::from(d)))
+    Ok((status, Json(view(gate, caller, d).await?)))
 }
 
 pub async fn create_for_task(
@@ -39,7 +55,7 @@ pub async fn create_for_task(
         .into_request(task_id)
         .map_err(|e| ApiError::Validation(e.to_string()))?;
     let (d, _, replayed) = gate.decide(&caller, request, key).await?;
-    Ok(created(&d, replayed))
+    created(&gate, &caller, &d, replayed).await
 }
 
 pub async fn create_sdk(
@@ -53,7 +69,7 @@ pub async fn create_sdk(
         .into_request()
         .map_err(|e| ApiError::Validation(e.to_string()))?;
     let (d, _, replayed) = gate.decide(&caller, request, key).await?;
-    Ok(created(&d, replayed))
+    created(&gate, &caller, &d, replayed).await
 }
 
 pub async fn get_request(
@@ -78,7 +94,7 @@ pub async fn get_request(
             gate.wait(&caller, &id, Duration::from_secs(secs)).await?
         }
     };
-    Ok(Json(GateView::from(&d)))
+    Ok(Json(view(&gate, &caller, &d).await?))
 }
 
 pub async fn review(

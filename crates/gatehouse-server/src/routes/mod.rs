@@ -3,6 +3,7 @@ mod decide;
 mod gate;
 mod health;
 mod log;
+mod tokens;
 
 use std::sync::Arc;
 
@@ -38,6 +39,8 @@ pub fn router(gate: Arc<Gate>) -> Router {
         .route("/api/decision/{id}/review", post(decide::review))
         .route("/api/decision/{id}/verify", get(decide::verify))
         .route("/api/decision/{id}/replay", get(decide::replay))
+        .route("/.well-known/jwks.json", get(tokens::jwks))
+        .route("/api/tokens/redeem", post(tokens::redeem))
         .route("/api/log/checkpoint", get(log::checkpoint))
         .route("/api/log/key", get(log::key))
         .route("/api/log/proof/inclusion", get(log::inclusion))

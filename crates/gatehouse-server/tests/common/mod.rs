@@ -70,7 +70,8 @@ pub async fn app_with(files: Vec<PolicyFile>, config: ServerConfig) -> TestApp {
     }
     let options = EngineOptions::default();
     let engine = Engine::compile(files, options).unwrap();
-    let gate = Gate::new(store.clone(), engine, options, config)
+    let tokens = Arc::new(gatehouse_token::TokenSigner::generate().unwrap().1);
+    let gate = Gate::new(store.clone(), engine, options, config, tokens)
         .await
         .unwrap();
     TestApp {
