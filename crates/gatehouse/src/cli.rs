@@ -37,6 +37,27 @@ pub enum Command {
     /// The transparency log: its key, and an offline check of the database.
     #[command(subcommand)]
     Log(LogCommand),
+    /// Approval tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Verify an approval token offline (everything but single use, which
+    /// only the server can check at redemption). Exit 0 only if it passes.
+    Verify {
+        token: String,
+        /// JSON file with the action about to run: {"tool_name", "subject", "payload"}.
+        #[arg(long)]
+        action: PathBuf,
+        /// The JWKS: an http(s) URL (e.g. https://gate/.well-known/jwks.json) or a file.
+        #[arg(long)]
+        jwks: String,
+        /// The audience this executor expects.
+        #[arg(long, default_value = "gatehouse-executor")]
+        audience: String,
+    },
 }
 
 #[derive(Subcommand)]

@@ -6,6 +6,7 @@ mod client;
 mod local;
 mod log;
 mod serve;
+mod token;
 
 use std::process::ExitCode;
 
@@ -41,6 +42,7 @@ fn main() -> ExitCode {
             Command::Review(cmd) => client::review(cmd).await.map(|_| ExitCode::SUCCESS),
             Command::Decisions(cmd) => client::decisions(cmd).await.map(|_| ExitCode::SUCCESS),
             Command::Log(cmd) => log::run(cmd).await,
+            Command::Token(cmd) => token::run(cmd).await,
         };
         result.unwrap_or_else(|e| {
             eprintln!("error: {e:#}");

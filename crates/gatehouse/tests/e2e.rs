@@ -746,3 +746,85 @@ fn log_verify_finds_edited_rows_on_postgres() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains(&format!("decision {}", ids[0])), "{out}");
 }
+
+#[test]
+fn executor_verifies_a_token_offline_then_redeems_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let storage = ["--data", data];
+    let agent = create_key(&storage, "agent");
+    let server = Server::start(&storage, &[]);
+    let mut body = deploy_body();
+    body["risk_level"] = json!("low");
+    let (_, d) = call(
+        "POST",
+        &format!("{}/api/agent/tasks/t/requests", server.url),
+        Some(&agent),
+        Some(body.clone()),
+    );
+    let token = d["approval_token"]
+        .as_str()
+        .expect("allow carries a token")
+        .to_string();
+    let action = json!({"tool_name": body["tool_name"], "subject": body["subject"], "payload": body["payload"]});
+    let action_file = dir.path().join("action.json");
+    std::fs::write(&action_file, action.to_string()).unwrap();
+    let jwks = format!("{}/.well-known/jwks.json", server.url);
+
+    let ok = run(&[
+        "token",
+        "verify",
+        &token,
+        "--action",
+        action_file.to_str().unwrap(),
+        "--jwks",
+        &jwks,
+    ]);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+
+    let mut changed = action.clone();
+    changed["payload"]["sha"] = json!("evil");
+    let changed_file = dir.path().join("changed.json");
+    std::fs::write(&changed_file, changed.to_string()).unwrap();
+    let bad = run(&[
+        "token",
+        "verify",
+        &token,
+        "--action",
+        changed_file.to_str().unwrap(),
+        "--jwks",
+        &jwks,
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("action differs"));
+
+    let redeem = json!({"token": token, "action": action});
+    let url = format!("{}/api/tokens/redeem", server.url);
+    assert_eq!(
+        call("POST", &url, Some(&agent), Some(redeem.clone())).0,
+        200
+    );
+    assert_eq!(
+        call("POST", &url, Some(&agent), Some(redeem)).0,
+        409,
+        "a token is single use"
+    );
+    // The token key was created beside the data with owner-only access.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for key in ["token-signing.pem", "log-signing.key"] {
+            let mode = std::fs::metadata(dir.path().join("data").join(key))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{key}");
+        }
+    }
+}
