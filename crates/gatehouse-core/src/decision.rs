@@ -163,6 +163,10 @@ pub struct Decision {
     pub request_hash: String,
     /// `sha256:` of the canonical action, computed once at decision time.
     pub action_hash: String,
+    /// Why the decision was flagged for owner review, if it was (for example
+    /// an execution that did not match what was approved).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flag: Option<String>,
     /// Position of the decision's entry in the transparency log, assigned
     /// by the store in the transaction that stores the decision.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -30,6 +30,14 @@ pub fn event_id() -> String {
     format!("evt_{}", next())
 }
 
+pub fn execution_id() -> String {
+    format!("exe_{}", next())
+}
+
+pub fn outcome_id() -> String {
+    format!("out_{}", next())
+}
+
 pub fn token_id() -> String {
     format!("tok_{}", next())
 }

@@ -5,6 +5,7 @@
 pub mod canonical;
 pub mod decision;
 pub mod error;
+pub mod execution;
 pub mod ids;
 pub mod request;
 

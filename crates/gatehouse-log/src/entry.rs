@@ -136,6 +136,35 @@ impl Entry {
         )
     }
 
+    pub fn execution(r: &gatehouse_core::execution::ExecutionReceipt, at: OffsetDateTime) -> Entry {
+        entry(
+            "execution",
+            &r.decision_id,
+            at,
+            json!({
+                "execution_id": r.execution_id,
+                "execution_hash": r.hash(),
+                "action_hash": r.action_hash,
+                "token_jti": r.token_jti,
+            }),
+        )
+    }
+
+    pub fn outcome(o: &gatehouse_core::execution::OutcomeRecord, at: OffsetDateTime) -> Entry {
+        entry(
+            "outcome",
+            &o.decision_id,
+            at,
+            json!({"outcome_id": o.outcome_id, "outcome_hash": o.hash(), "status": o.status}),
+        )
+    }
+
+    /// A decision flagged for owner review, e.g. after an execution that
+    /// did not match what was approved.
+    pub fn flag(decision_id: &str, reason: &str, at: OffsetDateTime) -> Entry {
+        entry("flag", decision_id, at, json!({"reason": reason}))
+    }
+
     pub fn key_event(key_id: &str, event: &str, role: &str, at: OffsetDateTime) -> Entry {
         entry(
             "key_event",

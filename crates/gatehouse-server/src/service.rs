@@ -199,6 +199,7 @@ impl Gate {
             idempotency_key,
             request_hash,
             action_hash,
+            flag: None,
             log_index: None,
         }
         .seal();

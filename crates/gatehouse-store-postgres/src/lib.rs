@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use gatehouse_core::decision::{from_unix_millis, to_unix_millis};
+use gatehouse_core::execution::{ExecutionReceipt, OutcomeRecord};
 use gatehouse_core::{Decision, Review, Status, TaskEvent};
 use gatehouse_log::checkpoint::LogSigner;
 use gatehouse_log::entry::Entry;
@@ -23,7 +24,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 use time::OffsetDateTime;
 
-const DECISION_COLUMNS: &str = "body, status, review, resolved_at_ms, log_index";
+const DECISION_COLUMNS: &str = "body, status, review, resolved_at_ms, log_index, flag_reason";
 
 pub struct PostgresStore {
     pool: PgPool,
@@ -53,7 +54,15 @@ fn decision_from_row(row: &PgRow) -> StoreResult<Decision> {
     let review: Option<String> = row.try_get(2).map_err(backend)?;
     let resolved_at: Option<i64> = row.try_get(3).map_err(backend)?;
     let log_index: Option<i64> = row.try_get(4).map_err(backend)?;
-    decision_from_columns(&body, &status, review.as_deref(), resolved_at, log_index)
+    let flag: Option<String> = row.try_get(5).map_err(backend)?;
+    decision_from_columns(
+        &body,
+        &status,
+        review.as_deref(),
+        resolved_at,
+        log_index,
+        flag,
+    )
 }
 
 fn key_from_row(row: &PgRow) -> StoreResult<ApiKey> {
@@ -121,6 +130,25 @@ impl PostgresStore {
         let note = log::checkpoint(&mut tx, &self.signer).await?;
         tx.commit().await.map_err(backend)?;
         Ok(note)
+    }
+
+    /// JSON bodies selected by one id parameter, decoded.
+    async fn bodies<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+        id: &str,
+    ) -> StoreResult<Vec<T>> {
+        let rows = sqlx::query(sql)
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                let body: String = r.try_get(0).map_err(backend)?;
+                serde_json::from_str(&body).map_err(corrupt)
+            })
+            .collect()
     }
 
     async fn find(&self, id: &str) -> StoreResult<Option<Decision>> {
@@ -471,6 +499,84 @@ impl Store for PostgresStore {
         .map_err(backend)?;
         self.commit_logged(tx).await?;
         Ok(index)
+    }
+
+    async fn record_execution(
+        &self,
+        receipt: &ExecutionReceipt,
+        at: OffsetDateTime,
+    ) -> StoreResult<u64> {
+        let mut tx = self.logged_tx().await?;
+        let index = log::append(&mut tx, &Entry::execution(receipt, at)).await?;
+        sqlx::query(
+            "INSERT INTO executions (id, decision_id, body, log_index) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&receipt.execution_id)
+        .bind(&receipt.decision_id)
+        .bind(json(receipt)?)
+        .bind(index as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        self.commit_logged(tx).await?;
+        Ok(index)
+    }
+
+    async fn record_outcome(
+        &self,
+        outcome: &OutcomeRecord,
+        at: OffsetDateTime,
+    ) -> StoreResult<u64> {
+        let mut tx = self.logged_tx().await?;
+        let index = log::append(&mut tx, &Entry::outcome(outcome, at)).await?;
+        sqlx::query(
+            "INSERT INTO outcomes (id, decision_id, body, log_index) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&outcome.outcome_id)
+        .bind(&outcome.decision_id)
+        .bind(json(outcome)?)
+        .bind(index as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        self.commit_logged(tx).await?;
+        Ok(index)
+    }
+
+    async fn flag_decision(
+        &self,
+        decision_id: &str,
+        reason: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let mut tx = self.logged_tx().await?;
+        let updated = sqlx::query("UPDATE decisions SET flag_reason = $2 WHERE id = $1")
+            .bind(decision_id)
+            .bind(reason)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        log::append(&mut tx, &Entry::flag(decision_id, reason, at)).await?;
+        self.commit_logged(tx).await.map(drop)
+    }
+
+    async fn list_executions(&self, decision_id: &str) -> StoreResult<Vec<ExecutionReceipt>> {
+        self.bodies(
+            "SELECT body FROM executions WHERE decision_id = $1 ORDER BY id",
+            decision_id,
+        )
+        .await
+    }
+
+    async fn list_outcomes(&self, decision_id: &str) -> StoreResult<Vec<OutcomeRecord>> {
+        self.bodies(
+            "SELECT body FROM outcomes WHERE decision_id = $1 ORDER BY id",
+            decision_id,
+        )
+        .await
     }
 
     fn log_verifier_key(&self) -> &str {

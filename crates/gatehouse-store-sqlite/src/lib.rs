@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use gatehouse_core::decision::{from_unix_millis, to_unix_millis};
+use gatehouse_core::execution::{ExecutionReceipt, OutcomeRecord};
 use gatehouse_core::{Decision, Review, Status, TaskEvent};
 use gatehouse_log::checkpoint::LogSigner;
 use gatehouse_log::entry::Entry;
@@ -35,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_initial.sql"),
     include_str!("../migrations/0002_log.sql"),
     include_str!("../migrations/0003_tokens.sql"),
+    include_str!("../migrations/0004_executions.sql"),
 ];
 const DB_FILE: &str = "gatehouse.db";
 
@@ -158,6 +160,23 @@ fn find_token(conn: &Connection, decision_id: &str) -> StoreResult<Option<Issued
     )
     .optional()
     .map_err(backend)
+}
+
+/// JSON bodies selected by one id parameter, decoded.
+fn bodies<T: serde::de::DeserializeOwned>(
+    conn: &Connection,
+    sql: &str,
+    id: &str,
+) -> StoreResult<Vec<T>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
+    let rows = stmt
+        .query_map(params![id], |r| r.get::<_, String>(0))
+        .map_err(backend)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(backend)?;
+    rows.iter()
+        .map(|b| serde_json::from_str(b).map_err(|e| StoreError::Corrupt(e.to_string())))
+        .collect()
 }
 
 fn json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
@@ -529,6 +548,103 @@ impl Store for SqliteStore {
                 Ok(index)
             })
             .await
+    }
+
+    async fn record_execution(
+        &self,
+        receipt: &ExecutionReceipt,
+        at: OffsetDateTime,
+    ) -> StoreResult<u64> {
+        let (id, decision, body) = (
+            receipt.execution_id.clone(),
+            receipt.decision_id.clone(),
+            json(receipt)?,
+        );
+        let entry = Entry::execution(receipt, at);
+        self.writer
+            .run(move |conn| {
+                let index = log::append(conn, &entry)?;
+                conn.execute(
+                    "INSERT INTO executions (id, decision_id, body, log_index) VALUES (?1, ?2, ?3, ?4)",
+                    params![id, decision, body, index as i64],
+                )
+                .map_err(backend)?;
+                Ok(index)
+            })
+            .await
+    }
+
+    async fn record_outcome(
+        &self,
+        outcome: &OutcomeRecord,
+        at: OffsetDateTime,
+    ) -> StoreResult<u64> {
+        let (id, decision, body) = (
+            outcome.outcome_id.clone(),
+            outcome.decision_id.clone(),
+            json(outcome)?,
+        );
+        let entry = Entry::outcome(outcome, at);
+        self.writer
+            .run(move |conn| {
+                let index = log::append(conn, &entry)?;
+                conn.execute(
+                    "INSERT INTO outcomes (id, decision_id, body, log_index) VALUES (?1, ?2, ?3, ?4)",
+                    params![id, decision, body, index as i64],
+                )
+                .map_err(backend)?;
+                Ok(index)
+            })
+            .await
+    }
+
+    async fn flag_decision(
+        &self,
+        decision_id: &str,
+        reason: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let (id, reason) = (decision_id.to_string(), reason.to_string());
+        let entry = Entry::flag(&id, &reason, at);
+        self.writer
+            .run(move |conn| {
+                let n = conn
+                    .execute(
+                        "UPDATE decisions SET flag_reason = ?2 WHERE id = ?1",
+                        params![id, reason],
+                    )
+                    .map_err(backend)?;
+                if n == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                log::append(conn, &entry)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn list_executions(&self, decision_id: &str) -> StoreResult<Vec<ExecutionReceipt>> {
+        let id = decision_id.to_string();
+        self.read(move |c| {
+            bodies(
+                c,
+                "SELECT body FROM executions WHERE decision_id = ?1 ORDER BY id",
+                &id,
+            )
+        })
+        .await
+    }
+
+    async fn list_outcomes(&self, decision_id: &str) -> StoreResult<Vec<OutcomeRecord>> {
+        let id = decision_id.to_string();
+        self.read(move |c| {
+            bodies(
+                c,
+                "SELECT body FROM outcomes WHERE decision_id = ?1 ORDER BY id",
+                &id,
+            )
+        })
+        .await
     }
 
     fn log_verifier_key(&self) -> &str {

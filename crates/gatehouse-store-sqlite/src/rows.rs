@@ -5,7 +5,7 @@ use gatehouse_core::Decision;
 use gatehouse_store::{decision_from_columns, ApiKey, Role, StoreError, StoreResult};
 use rusqlite::Row;
 
-pub const DECISION_COLUMNS: &str = "body, status, review, resolved_at_ms, log_index";
+pub const DECISION_COLUMNS: &str = "body, status, review, resolved_at_ms, log_index, flag_reason";
 
 pub fn backend(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(e.to_string())
@@ -21,12 +21,14 @@ pub fn decision_from_row(row: &Row<'_>) -> rusqlite::Result<StoreResult<Decision
     let review: Option<String> = row.get(2)?;
     let resolved_at: Option<i64> = row.get(3)?;
     let log_index: Option<i64> = row.get(4)?;
+    let flag: Option<String> = row.get(5)?;
     Ok(decision_from_columns(
         &body,
         &status,
         review.as_deref(),
         resolved_at,
         log_index,
+        flag,
     ))
 }
 

@@ -50,7 +50,8 @@ macro_rules! conformance_tests {
             keys_create_list_revoke,
             log_records_every_event_with_a_checkpoint,
             concurrent_appends_are_gap_free,
-            tokens_are_issued_once_and_redeemed_once
+            tokens_are_issued_once_and_redeemed_once,
+            executions_outcomes_and_flags_are_logged
         );
     };
     (@tests $make:path, $($name:ident),*) => {
@@ -119,6 +120,7 @@ pub fn sample_decision(
         idempotency_key: idempotency_key.map(str::to_string),
         request_hash: "rh".into(),
         action_hash,
+        flag: None,
         log_index: None,
     }
     .seal()
@@ -653,4 +655,62 @@ pub async fn tokens_are_issued_once_and_redeemed_once(store: Arc<dyn Store>) {
     }
     assert_eq!(ok, 1, "a token is redeemed exactly once");
     assert_eq!(store.log_size().await.unwrap(), start + 2);
+}
+
+pub async fn executions_outcomes_and_flags_are_logged(store: Arc<dyn Store>) {
+    use gatehouse_core::execution::{self, ExecutionReceipt, OutcomeRecord, OutcomeStatus};
+    let d = sample_decision(Verdict::Allow, "k1", None, "t-exe");
+    store.create_decision(&d).await.unwrap();
+    let start = store.log_size().await.unwrap();
+    let receipt = ExecutionReceipt {
+        receipt_version: execution::RECEIPT_VERSION.into(),
+        execution_id: ids::execution_id(),
+        decision_id: d.id.clone(),
+        target_system: "stripe".into(),
+        target_object: "re_1".into(),
+        mutation: "create_refund".into(),
+        executor: "billing-worker".into(),
+        state_before_hash: Some("sha256:00".into()),
+        state_after_hash: Some("sha256:11".into()),
+        token_jti: Some("tok_1".into()),
+        action_hash: d.action_hash.clone(),
+        reported_by: "k1".into(),
+        executed_at: execution::timestamp(now()),
+    };
+    let index = store.record_execution(&receipt, now()).await.unwrap();
+    let leaf = store.log_leaves(index, 1).await.unwrap().pop().unwrap().1;
+    let entry: Entry = serde_json::from_slice(&leaf).unwrap();
+    assert_eq!(entry.kind, "execution");
+    assert_eq!(entry.fields["execution_hash"], json!(receipt.hash()));
+    assert_eq!(store.list_executions(&d.id).await.unwrap(), vec![receipt]);
+
+    let outcome = OutcomeRecord {
+        record_version: execution::OUTCOME_VERSION.into(),
+        outcome_id: ids::outcome_id(),
+        decision_id: d.id.clone(),
+        status: OutcomeStatus::Succeeded,
+        action_taken: "refund issued".into(),
+        observed_metrics: json!({"latency_ms": 120, "ratio": 0.25}),
+        target_system: Some("stripe".into()),
+        reported_by: "k1".into(),
+        reported_at: execution::timestamp(now()),
+    };
+    store.record_outcome(&outcome, now()).await.unwrap();
+    assert_eq!(store.list_outcomes(&d.id).await.unwrap(), vec![outcome]);
+    assert!(store.list_outcomes("dec_none").await.unwrap().is_empty());
+
+    store
+        .flag_decision(&d.id, "executed a different payload", now())
+        .await
+        .unwrap();
+    let flagged = store.get_decision(&d.id).await.unwrap().unwrap();
+    assert_eq!(
+        flagged.flag.as_deref(),
+        Some("executed a different payload")
+    );
+    assert!(matches!(
+        store.flag_decision("dec_none", "x", now()).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.log_size().await.unwrap(), start + 3);
 }

@@ -9,6 +9,7 @@ pub use types::*;
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use gatehouse_core::execution::{ExecutionReceipt, OutcomeRecord};
 use gatehouse_core::{Decision, Review, TaskEvent};
 use gatehouse_log::Hash;
 use time::OffsetDateTime;
@@ -43,6 +44,7 @@ pub fn decision_from_columns(
     review: Option<&str>,
     resolved_at_ms: Option<i64>,
     log_index: Option<i64>,
+    flag: Option<String>,
 ) -> StoreResult<Decision> {
     let corrupt = |e: String| StoreError::Corrupt(e);
     let mut d: Decision = serde_json::from_str(body).map_err(|e| corrupt(e.to_string()))?;
@@ -54,6 +56,7 @@ pub fn decision_from_columns(
         .map_err(|e| corrupt(e.to_string()))?;
     d.resolved_at = resolved_at_ms.map(gatehouse_core::decision::from_unix_millis);
     d.log_index = log_index.map(|i| i as u64);
+    d.flag = flag;
     Ok(d)
 }
 
@@ -109,6 +112,29 @@ pub trait Store: Send + Sync + 'static {
     /// `token_redeemed` entry; returns its log index. A second redemption,
     /// from any replica, is `AlreadyRedeemed`.
     async fn redeem_token(&self, redemption: &Redemption) -> StoreResult<u64>;
+
+    /// Stores a receipt (appending an `execution` entry); returns its index.
+    async fn record_execution(
+        &self,
+        receipt: &ExecutionReceipt,
+        at: OffsetDateTime,
+    ) -> StoreResult<u64>;
+
+    /// Stores an outcome (appending an `outcome` entry); returns its index.
+    async fn record_outcome(&self, outcome: &OutcomeRecord, at: OffsetDateTime)
+        -> StoreResult<u64>;
+
+    /// Flags a decision for owner review (appending a `flag` entry).
+    async fn flag_decision(
+        &self,
+        decision_id: &str,
+        reason: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<()>;
+
+    async fn list_executions(&self, decision_id: &str) -> StoreResult<Vec<ExecutionReceipt>>;
+
+    async fn list_outcomes(&self, decision_id: &str) -> StoreResult<Vec<OutcomeRecord>>;
 
     // The transparency log. Every write above that records an event
     // (decision, review, expiry, task event, new policy version, key created
