@@ -36,6 +36,10 @@ pub enum ApiError {
     TokenRejected(String),
     #[error("this approval token was already redeemed")]
     TokenAlreadyRedeemed,
+    /// An execution that is not bound to the authorised action; the
+    /// decision has been flagged for owner review.
+    #[error("execution refused: {0}; the decision is flagged for owner review")]
+    ExecutionRefused(String),
     #[error("this Idempotency-Key was already used with a different request body")]
     IdempotencyConflict,
     #[error("request body is larger than the server accepts")]
@@ -67,6 +71,7 @@ impl ApiError {
             ApiError::IdempotencyConflict => (StatusCode::CONFLICT, "idempotency_conflict"),
             ApiError::TokenRejected(_) => (StatusCode::BAD_REQUEST, "token_rejected"),
             ApiError::TokenAlreadyRedeemed => (StatusCode::CONFLICT, "token_already_redeemed"),
+            ApiError::ExecutionRefused(_) => (StatusCode::CONFLICT, "execution_refused"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use gatehouse_core::canonical::canonical_sha256_hex;
 use gatehouse_core::decision::truncate_to_millis;
+use gatehouse_core::execution::{self, ExecutionReceipt, OutcomeRecord, OutcomeStatus};
 use gatehouse_core::{
     ids, ActionRequest, Decision, Reason, Review, ReviewChoice, Status, TaskEvent, Verdict,
 };
@@ -58,6 +59,40 @@ pub struct ReplayReport {
 pub struct Outcome {
     pub verdict: Verdict,
     pub reasons: Vec<Reason>,
+}
+
+/// What an executor reports about an attempted mutation.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutionInput {
+    pub target_system: String,
+    pub target_object: String,
+    pub mutation: String,
+    pub executor: String,
+    #[serde(default)]
+    pub state_before_hash: Option<String>,
+    #[serde(default)]
+    pub state_after_hash: Option<String>,
+    #[serde(default)]
+    pub token_jti: Option<String>,
+    /// The action actually executed, in the fields the request carried.
+    #[serde(alias = "tool_name")]
+    pub action: String,
+    pub subject: String,
+    #[serde(default)]
+    pub payload: Map<String, Value>,
+}
+
+/// What came of the action.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutcomeInput {
+    pub status: OutcomeStatus,
+    pub action_taken: String,
+    #[serde(default)]
+    pub observed_metrics: Value,
+    #[serde(default)]
+    pub target_system: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -608,6 +643,97 @@ impl Gate {
             })
             .await?;
         Ok((claims, index))
+    }
+
+    /// Records an Action Execution Receipt. The executed action must be the
+    /// approved one, on a decision that permits it (and, when a token id is
+    /// given, the token issued for it); otherwise the receipt is refused and
+    /// the decision is flagged for owner review (seed page 004).
+    pub async fn record_execution(
+        &self,
+        caller: &Caller,
+        id: &str,
+        input: ExecutionInput,
+    ) -> Result<(ExecutionReceipt, u64), ApiError> {
+        caller.require(&[Role::Agent, Role::Admin], "report executions")?;
+        let d = self.get(caller, id).await?;
+        let executed = gatehouse_core::action_hash(&input.action, &input.subject, &input.payload);
+        let refusal = if !d.status.permits_action() {
+            Some(format!(
+                "the decision is {}, so no action was authorised",
+                d.status.as_str()
+            ))
+        } else if executed != d.action_hash {
+            Some(format!(
+                "the executed action ({executed}) is not the approved one ({})",
+                d.action_hash
+            ))
+        } else if let Some(jti) = &input.token_jti {
+            let issued = self.store.get_token(&d.id).await?.map(|t| t.jti);
+            (issued.as_deref() != Some(jti.as_str()))
+                .then(|| format!("token {jti} was not issued for this decision"))
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            self.store.flag_decision(&d.id, &reason, now()).await?;
+            return Err(ApiError::ExecutionRefused(reason));
+        }
+        let at = now();
+        let receipt = ExecutionReceipt {
+            receipt_version: execution::RECEIPT_VERSION.into(),
+            execution_id: ids::execution_id(),
+            decision_id: d.id,
+            target_system: input.target_system,
+            target_object: input.target_object,
+            mutation: input.mutation,
+            executor: input.executor,
+            state_before_hash: input.state_before_hash,
+            state_after_hash: input.state_after_hash,
+            token_jti: input.token_jti,
+            action_hash: executed,
+            reported_by: caller.key_id.clone(),
+            executed_at: execution::timestamp(at),
+        };
+        let index = self.store.record_execution(&receipt, at).await?;
+        Ok((receipt, index))
+    }
+
+    /// Records an Outcome Record: what came of the action.
+    pub async fn record_outcome(
+        &self,
+        caller: &Caller,
+        id: &str,
+        input: OutcomeInput,
+    ) -> Result<(OutcomeRecord, u64), ApiError> {
+        caller.require(&[Role::Agent, Role::Admin], "report outcomes")?;
+        let d = self.get(caller, id).await?;
+        let at = now();
+        let outcome = OutcomeRecord {
+            record_version: execution::OUTCOME_VERSION.into(),
+            outcome_id: ids::outcome_id(),
+            decision_id: d.id,
+            status: input.status,
+            action_taken: input.action_taken,
+            observed_metrics: input.observed_metrics,
+            target_system: input.target_system,
+            reported_by: caller.key_id.clone(),
+            reported_at: execution::timestamp(at),
+        };
+        let index = self.store.record_outcome(&outcome, at).await?;
+        Ok((outcome, index))
+    }
+
+    pub async fn executions(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<(Vec<ExecutionReceipt>, Vec<OutcomeRecord>), ApiError> {
+        let d = self.get(caller, id).await?;
+        Ok((
+            self.store.list_executions(&d.id).await?,
+            self.store.list_outcomes(&d.id).await?,
+        ))
     }
 
     pub async fn ready(&self) -> Result<(), ApiError> {

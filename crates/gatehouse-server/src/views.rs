@@ -64,6 +64,9 @@ pub struct GateView {
     pub log_index: Option<u64>,
     pub receipt_hash: String,
     pub decision_url: String,
+    /// Set when the decision was flagged for owner review, with the reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flagged_for_review: Option<String>,
     /// Signed approval token, for the agent that asked, once it may proceed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval_token: Option<String>,
@@ -92,6 +95,7 @@ impl From<&Decision> for GateView {
             log_index: d.log_index,
             receipt_hash: receipt_hash(d),
             decision_url: format!("/api/decision/{}", d.id),
+            flagged_for_review: d.flag.clone(),
             approval_token: None,
         }
     }
@@ -114,6 +118,8 @@ pub struct RecordView {
     pub replay_url: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flagged_for_review: Option<String>,
     pub status: Status,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub review: Option<ReviewView>,
@@ -132,6 +138,7 @@ impl RecordView {
             verify_url: format!("/api/decision/{}/verify", d.id),
             replay_url: format!("/api/decision/{}/replay", d.id),
             approval_token: None,
+            flagged_for_review: d.flag.clone(),
             status: d.status,
             review: d.review.as_ref().map(ReviewView::from),
             resolved_at: d.resolved_at.map(rfc3339),

@@ -113,6 +113,7 @@ async fn decide_returns_a_decision_record_whose_hash_checks_out() {
         "receipt_hash",
         "checkpoint",
         "approval_token",
+        "flagged_for_review",
     ] {
         body.remove(k);
     }
@@ -728,6 +729,12 @@ async fn openapi_documents_every_route() {
         ("/api/log/proof/consistency", "get"),
         ("/.well-known/jwks.json", "get"),
         ("/api/tokens/redeem", "post"),
+        ("/api/decision/{id}/executions", "post"),
+        ("/api/decision/{id}/executions", "get"),
+        ("/api/decision/{id}/outcomes", "post"),
+        ("/api/gate/requests/{id}/executions", "post"),
+        ("/api/gate/requests/{id}/executions", "get"),
+        ("/api/gate/requests/{id}/outcomes", "post"),
     ];
     for (path, method) in routes {
         assert!(

@@ -1,0 +1,205 @@
+mod common;
+
+use axum::http::StatusCode;
+use common::{app, seed_gate_body};
+use gatehouse_core::canonical::canonical_sha256_hex;
+use serde_json::{json, Value};
+
+fn low_risk() -> Value {
+    let mut body = seed_gate_body();
+    body["risk_level"] = json!("low");
+    body
+}
+
+fn execution(body: &Value) -> Value {
+    json!({
+        "target_system": "stripe", "target_object": "re_8821", "mutation": "create_refund",
+        "executor": "billing-worker", "state_before_hash": "sha256:00", "state_after_hash": "sha256:11",
+        "tool_name": body["tool_name"], "subject": body["subject"], "payload": body["payload"]
+    })
+}
+
+#[tokio::test]
+async fn receipts_and_outcomes_for_the_approved_action_are_recorded_and_logged() {
+    let app = app().await;
+    let body = low_risk();
+    let (_, d) = app
+        .call(
+            "POST",
+            "/api/agent/tasks/t/requests",
+            Some(&app.agent),
+            Some(body.clone()),
+        )
+        .await;
+    let id = d["id"].as_str().unwrap();
+    let token = d["approval_token"].as_str().unwrap();
+    let jti = jsonwebtoken::dangerous::insecure_decode::<Value>(token)
+        .unwrap()
+        .claims["jti"]
+        .clone();
+
+    let mut input = execution(&body);
+    input["token_jti"] = jti;
+    let (status, created) = app
+        .call(
+            "POST",
+            &format!("/api/decision/{id}/executions"),
+            Some(&app.agent),
+            Some(input),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(
+        created["receipt"]["receipt_version"],
+        "action-execution-receipt/v1"
+    );
+    assert_eq!(
+        canonical_sha256_hex(&created["receipt"]).unwrap(),
+        created["execution_hash"]
+    );
+    let leaf = app
+        .store
+        .log_leaves(created["log_index"].as_u64().unwrap(), 1)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap()
+        .1;
+    let entry: Value = serde_json::from_slice(&leaf).unwrap();
+    assert_eq!(
+        (entry["type"].as_str(), entry["id"].as_str()),
+        (Some("execution"), Some(id))
+    );
+    assert_eq!(entry["execution_hash"], created["execution_hash"]);
+
+    let (status, outcome) = app
+        .call(
+            "POST",
+            &format!("/api/gate/requests/{id}/outcomes"),
+            Some(&app.agent),
+            Some(json!({"status": "succeeded", "action_taken": "refund sent", "observed_metrics": {"amount": 500}, "target_system": "stripe"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{outcome}");
+    assert_eq!(
+        canonical_sha256_hex(&outcome["outcome"]).unwrap(),
+        outcome["outcome_hash"]
+    );
+
+    let (_, listed) = app
+        .call(
+            "GET",
+            &format!("/api/decision/{id}/executions"),
+            Some(&app.auditor),
+            None,
+        )
+        .await;
+    assert_eq!(listed["executions"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        listed["outcomes"][0]["outcome_hash"],
+        outcome["outcome_hash"]
+    );
+    // Auditors read but never report.
+    let (status, _) = app
+        .call(
+            "POST",
+            &format!("/api/decision/{id}/outcomes"),
+            Some(&app.auditor),
+            Some(json!({"status": "failed", "action_taken": "x"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn an_execution_not_bound_to_the_approved_action_is_refused_and_flagged() {
+    let app = app().await;
+    let body = low_risk();
+    let (_, d) = app
+        .call(
+            "POST",
+            "/api/agent/tasks/t/requests",
+            Some(&app.agent),
+            Some(body.clone()),
+        )
+        .await;
+    let id = d["id"].as_str().unwrap();
+    let mut different = execution(&body);
+    different["payload"]["amount"] = json!(99_999);
+    let (status, err) = app
+        .call(
+            "POST",
+            &format!("/api/decision/{id}/executions"),
+            Some(&app.agent),
+            Some(different),
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("execution_refused"))
+    );
+    let (_, after) = app
+        .call(
+            "GET",
+            &format!("/api/gate/requests/{id}"),
+            Some(&app.agent),
+            None,
+        )
+        .await;
+    assert!(
+        after["flagged_for_review"]
+            .as_str()
+            .unwrap()
+            .contains("not the approved one"),
+        "{after}"
+    );
+    let (_, listed) = app
+        .call(
+            "GET",
+            &format!("/api/decision/{id}/executions"),
+            Some(&app.agent),
+            None,
+        )
+        .await;
+    assert!(
+        listed["executions"].as_array().unwrap().is_empty(),
+        "a refused receipt is not stored"
+    );
+
+    // A wrong token id is refused too.
+    let mut wrong_token = execution(&body);
+    wrong_token["token_jti"] = json!("tok_not_this_one");
+    let (status, _) = app
+        .call(
+            "POST",
+            &format!("/api/decision/{id}/executions"),
+            Some(&app.agent),
+            Some(wrong_token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    // So is any execution of a decision that is still pending.
+    let (_, pending) = app
+        .call(
+            "POST",
+            "/api/agent/tasks/t/requests",
+            Some(&app.agent),
+            Some(seed_gate_body()),
+        )
+        .await;
+    let pid = pending["id"].as_str().unwrap();
+    let (status, err) = app
+        .call(
+            "POST",
+            &format!("/api/decision/{pid}/executions"),
+            Some(&app.agent),
+            Some(execution(&seed_gate_body())),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(err["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("pending_review"));
+}
