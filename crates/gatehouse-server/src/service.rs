@@ -11,6 +11,10 @@ use gatehouse_core::execution::{self, ExecutionReceipt, OutcomeRecord, OutcomeSt
 use gatehouse_core::{
     ids, ActionRequest, Decision, Reason, Review, ReviewChoice, Status, TaskEvent, Verdict,
 };
+use gatehouse_log::packet::{
+    AuditChain, ChainEntry, Check as PacketCheck, Packet, PolicyIntelligence, PolicyText,
+    TokenSummary, PACKET_VERSION,
+};
 use gatehouse_log::tree::{Op, Output};
 use gatehouse_policy::{Clock, Engine, EngineOptions};
 use gatehouse_store::{ApiKey, CreateOutcome, DecisionQuery, Role, Store};
@@ -93,13 +97,6 @@ pub struct OutcomeInput {
     pub observed_metrics: Value,
     #[serde(default)]
     pub target_system: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Check {
-    pub name: &'static str,
-    pub ok: bool,
-    pub detail: String,
 }
 
 impl Gate {
@@ -475,24 +472,106 @@ impl Gate {
         })
     }
 
-    /// Checks a stored record against its own hash. The full evidence chain
-    /// (log inclusion, signed checkpoints) extends this list.
-    pub async fn verify(&self, caller: &Caller, id: &str) -> Result<Vec<Check>, ApiError> {
+    /// Decision Packet v1 for one decision.
+    pub async fn packet(&self, caller: &Caller, id: &str) -> Result<Packet, ApiError> {
+        use base64::Engine as _;
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
         let d = self.get(caller, id).await?;
-        let recomputed = d.record().hash();
-        let policy = self.store.get_policy_version(&d.policy_version).await?;
-        Ok(vec![
-            Check {
-                name: "record_hash",
-                ok: recomputed == d.record_hash,
-                detail: format!("stored {}, recomputed {recomputed}", d.record_hash),
+        let note =
+            self.store.latest_checkpoint().await?.ok_or_else(|| {
+                ApiError::Internal("no checkpoint although a decision exists".into())
+            })?;
+        let cp = gatehouse_log::checkpoint::verify(&note, self.store.log_verifier_key())
+            .map_err(|e| ApiError::Internal(format!("own checkpoint: {e}")))?;
+        let mut chain = Vec::new();
+        for (index, leaf) in self.store.log_entries_for(&d.id).await? {
+            if index >= cp.size {
+                continue; // logged after the checkpoint was read
+            }
+            let Output::Proof(proof) = self
+                .tree(Op::Inclusion {
+                    index,
+                    size: cp.size,
+                })
+                .await?
+            else {
+                return Err(ApiError::Internal("inclusion proof missing".into()));
+            };
+            chain.push(ChainEntry {
+                index,
+                leaf: b64(&leaf),
+                proof: proof.iter().map(|h| b64(&h.0)).collect(),
+            });
+        }
+        let engine = self
+            .policies
+            .version(self.store.as_ref(), &d.policy_version)
+            .await?;
+        let mut policies: Vec<PolicyText> = d
+            .reasons
+            .iter()
+            .filter_map(|r| r.policy_id.as_deref())
+            .filter_map(|pid| {
+                engine.policy_text(pid).map(|t| PolicyText {
+                    id: pid.into(),
+                    text: t.into(),
+                })
+            })
+            .collect();
+        policies.dedup_by(|a, b| a.id == b.id);
+        let token = match self.store.get_token(&d.id).await? {
+            Some(t) => Some(TokenSummary {
+                kid: t.kid,
+                claims: jsonwebtoken::dangerous::insecure_decode::<Value>(&t.token)
+                    .map_err(|e| ApiError::Internal(format!("stored token: {e}")))?
+                    .claims,
+            }),
+            None => None,
+        };
+        let packet = Packet {
+            packet_version: PACKET_VERSION.into(),
+            decision_id: d.id.clone(),
+            record: d.record(),
+            record_hash: d.record_hash.clone(),
+            status: d.status.as_str().into(),
+            reviews: d
+                .review
+                .iter()
+                .filter_map(|r| serde_json::to_value(r).ok())
+                .collect(),
+            token,
+            executions: self.store.list_executions(&d.id).await?,
+            outcomes: self.store.list_outcomes(&d.id).await?,
+            policy: PolicyIntelligence {
+                policy_version: d.policy_version.clone(),
+                policies,
             },
-            Check {
-                name: "policy_version_stored",
-                ok: policy.is_some(),
-                detail: format!("policy version {}", d.policy_version),
+            audit_chain: AuditChain {
+                checkpoint: note,
+                entries: chain,
             },
-        ])
+            verification_hints: serde_json::json!({
+                "record_hash": "SHA-256 of the RFC 8785 canonical JSON of record",
+                "leaf_hash": "SHA-256(0x00 || leaf bytes), RFC 6962",
+                "node_hash": "SHA-256(0x01 || left || right), RFC 6962",
+                "checkpoint": "C2SP tlog-checkpoint in a C2SP signed note, Ed25519",
+                "log_key_url": "/api/log/key",
+                "jwks_url": "/.well-known/jwks.json",
+                "token_kid": self.tokens.kid(),
+                "note": "hints only: verify with a log key obtained out of band",
+            }),
+            packet_hash: String::new(),
+        };
+        Ok(packet.seal())
+    }
+
+    /// The packet checks, run on the server with its own log key.
+    pub async fn verify(&self, caller: &Caller, id: &str) -> Result<Vec<PacketCheck>, ApiError> {
+        let packet = self.packet(caller, id).await?;
+        Ok(gatehouse_log::packet::verify(
+            &packet,
+            self.store.log_verifier_key(),
+        ))
     }
 
     pub async fn create_key(

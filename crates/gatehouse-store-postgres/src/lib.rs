@@ -600,6 +600,20 @@ impl Store for PostgresStore {
         log::read_hashes(&mut conn, &indexes).await
     }
 
+    async fn log_entries_for(&self, ref_id: &str) -> StoreResult<Vec<(u64, Vec<u8>)>> {
+        let rows = sqlx::query("SELECT idx, leaf FROM log_entries WHERE ref_id = $1 ORDER BY idx")
+            .bind(ref_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                let idx: i64 = r.try_get(0).map_err(backend)?;
+                Ok((idx as u64, r.try_get(1).map_err(backend)?))
+            })
+            .collect()
+    }
+
     async fn log_leaves(&self, from: u64, limit: u32) -> StoreResult<Vec<(u64, Vec<u8>)>> {
         let rows =
             sqlx::query("SELECT idx, leaf FROM log_entries WHERE idx >= $1 ORDER BY idx LIMIT $2")

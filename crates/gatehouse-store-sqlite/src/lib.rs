@@ -672,6 +672,20 @@ impl Store for SqliteStore {
         self.read(move |c| log::read_hashes(c, &indexes)).await
     }
 
+    async fn log_entries_for(&self, ref_id: &str) -> StoreResult<Vec<(u64, Vec<u8>)>> {
+        let id = ref_id.to_string();
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached("SELECT idx, leaf FROM log_entries WHERE ref_id = ?1 ORDER BY idx")
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![id], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))
+                .map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
     async fn log_leaves(&self, from: u64, limit: u32) -> StoreResult<Vec<(u64, Vec<u8>)>> {
         self.read(move |c| {
             let mut stmt = c

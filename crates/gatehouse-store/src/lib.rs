@@ -152,6 +152,10 @@ pub trait Store: Send + Sync + 'static {
     /// Stored Merkle hashes by stored-hash index (see `gatehouse_log::tree`).
     async fn read_log_hashes(&self, indexes: Vec<u64>) -> StoreResult<HashMap<u64, Hash>>;
 
+    /// Every log entry about one record (a decision id, a key id, …), in
+    /// log order, as (index, exact leaf bytes).
+    async fn log_entries_for(&self, ref_id: &str) -> StoreResult<Vec<(u64, Vec<u8>)>>;
+
     /// Up to `limit` leaves from index `from`, in order, as exact leaf bytes.
     async fn log_leaves(&self, from: u64, limit: u32) -> StoreResult<Vec<(u64, Vec<u8>)>>;
 }

@@ -40,6 +40,15 @@ pub enum Command {
     /// Approval tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Verify a Decision Packet offline with a log key you trust.
+    Verify {
+        /// The packet (JSON from GET /api/decision/{id}/packet).
+        packet: PathBuf,
+        /// The log's verifier key (`name+id+base64`), or a file holding it.
+        /// Never taken from the packet.
+        #[arg(long)]
+        log_key: String,
+    },
 }
 
 #[derive(Subcommand)]

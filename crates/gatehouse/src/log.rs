@@ -53,6 +53,40 @@ pub async fn run(cmd: LogCommand) -> Result<ExitCode> {
     }
 }
 
+/// `gatehouse verify PACKET --log-key KEY`: prints every check; exit 0 only
+/// if all pass.
+pub fn verify_packet(path: &std::path::Path, log_key: &str) -> Result<ExitCode> {
+    let key = match std::fs::read_to_string(log_key) {
+        Ok(text) => text.trim().to_string(),
+        Err(_) => log_key.trim().to_string(),
+    };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let packet: gatehouse_log::packet::Packet = match serde_json::from_str(&text) {
+        Ok(p) => p,
+        Err(e) => {
+            println!("FAIL  packet: not a decision-packet/v1 document ({e})");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let checks = gatehouse_log::packet::verify(&packet, &key);
+    for c in &checks {
+        println!(
+            "{}  {}: {}",
+            if c.ok { "ok  " } else { "FAIL" },
+            c.name,
+            c.detail
+        );
+    }
+    let failed = checks.iter().filter(|c| !c.ok).count();
+    println!("{} passed, {failed} failed", checks.len() - failed);
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
 /// Returns one line per problem found; empty means everything verified.
 pub async fn verify(store: &dyn Store, key: &str) -> Result<Vec<String>> {
     let mut failures = Vec::new();

@@ -43,6 +43,7 @@ fn main() -> ExitCode {
             Command::Decisions(cmd) => client::decisions(cmd).await.map(|_| ExitCode::SUCCESS),
             Command::Log(cmd) => log::run(cmd).await,
             Command::Token(cmd) => token::run(cmd).await,
+            Command::Verify { packet, log_key } => log::verify_packet(&packet, &log_key),
         };
         result.unwrap_or_else(|e| {
             eprintln!("error: {e:#}");

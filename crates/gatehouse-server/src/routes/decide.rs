@@ -76,6 +76,14 @@ pub async fn verify(
     ))
 }
 
+pub async fn packet(
+    State(gate): State<Arc<Gate>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<gatehouse_log::packet::Packet>, ApiError> {
+    Ok(Json(gate.packet(&caller, &id).await?))
+}
+
 pub async fn replay(
     State(gate): State<Arc<Gate>>,
     caller: Caller,

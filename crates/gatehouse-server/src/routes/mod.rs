@@ -56,6 +56,7 @@ pub fn router(gate: Arc<Gate>) -> Router {
         .route("/api/decision/{id}/review", post(decide::review))
         .route("/api/decision/{id}/verify", get(decide::verify))
         .route("/api/decision/{id}/replay", get(decide::replay))
+        .route("/api/decision/{id}/packet", get(decide::packet))
         .route("/.well-known/jwks.json", get(tokens::jwks))
         .route("/api/tokens/redeem", post(tokens::redeem))
         .route("/api/log/checkpoint", get(log::checkpoint))
