@@ -953,7 +953,7 @@ fn evidence_lifecycle(storage: &[&str], work: &Path) {
 
     // A flipped byte in fields across the packet; each must fail, even with
     // packet_hash recomputed, because the signed log disagrees.
-    let tampers: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    let tampers: Vec<(&str, Tamper)> = vec![
         (
             "record subject",
             Box::new(|p: &mut Value| p["record"]["subject"] = json!("cus_98")),
@@ -1015,6 +1015,9 @@ fn evidence_lifecycle(storage: &[&str], work: &Path) {
         );
     }
 }
+
+/// An edit an attacker might make to a packet.
+type Tamper = Box<dyn Fn(&mut Value)>;
 
 fn base64_decode(s: &str) -> Vec<u8> {
     use base64::Engine as _;
