@@ -84,6 +84,16 @@ pub enum LogCommand {
         #[arg(long)]
         token: bool,
     },
+    /// Prove that today's log extends a checkpoint saved earlier (a file
+    /// holding the signed note from GET /api/log/checkpoint).
+    Consistency {
+        old_checkpoint: PathBuf,
+        #[command(flatten)]
+        storage: StorageArgs,
+        /// Verifier key to trust; defaults to the key of the local signing key.
+        #[arg(long)]
+        log_key: Option<String>,
+    },
     /// Recompute the tree from the stored leaves, check it against the latest
     /// signed checkpoint, and check every decision against its log entry.
     Verify {

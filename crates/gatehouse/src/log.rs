@@ -33,6 +33,26 @@ pub async fn run(cmd: LogCommand) -> Result<ExitCode> {
             println!("{skey}");
             Ok(ExitCode::SUCCESS)
         }
+        LogCommand::Consistency {
+            old_checkpoint,
+            storage,
+            log_key,
+        } => {
+            let store = open_store(&storage).await?;
+            let key = log_key.unwrap_or_else(|| store.log_verifier_key().to_string());
+            let old_text = std::fs::read_to_string(&old_checkpoint)
+                .with_context(|| format!("cannot read {}", old_checkpoint.display()))?;
+            match consistency(store.as_ref(), &old_text, &key).await? {
+                Ok(detail) => {
+                    println!("ok: {detail}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(problem) => {
+                    println!("FAIL  {problem}");
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
         LogCommand::Verify { storage, log_key } => {
             let store = open_store(&storage).await?;
             let key = match log_key {
@@ -85,6 +105,54 @@ pub fn verify_packet(path: &std::path::Path, log_key: &str) -> Result<ExitCode> 
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Checks both checkpoints' signatures, then a consistency proof built from
+/// the stored hashes. Ok(detail) or Err(problem).
+pub async fn consistency(
+    store: &dyn Store,
+    old_note: &str,
+    key: &str,
+) -> Result<std::result::Result<String, String>> {
+    let old = match checkpoint::verify(old_note, key) {
+        Ok(cp) => cp,
+        Err(e) => return Ok(Err(format!("saved checkpoint: {e}"))),
+    };
+    let Some(note) = store.latest_checkpoint().await? else {
+        return Ok(Err("the log has no checkpoint".into()));
+    };
+    let new = match checkpoint::verify(&note, key) {
+        Ok(cp) => cp,
+        Err(e) => return Ok(Err(format!("latest checkpoint: {e}"))),
+    };
+    if old.size > new.size {
+        return Ok(Err(format!(
+            "the saved checkpoint (size {}) is larger than today's log (size {}): the log was truncated or forked",
+            old.size, new.size
+        )));
+    }
+    let proof = if old.size == new.size {
+        Vec::new()
+    } else {
+        let op = Op::Consistency {
+            old: old.size,
+            new: new.size,
+        };
+        let hashes = store.read_log_hashes(op.needs()?).await?;
+        let Output::Proof(p) = op.run(&hashes)? else {
+            unreachable!("consistency returns a proof")
+        };
+        p
+    };
+    Ok(
+        match gatehouse_log::proof::verify_consistency(&proof, old.size, old.root, new.size, new.root) {
+            Ok(()) => Ok(format!("today's log (size {}) extends the saved checkpoint (size {})", new.size, old.size)),
+            Err(_) => Err(format!(
+                "today's log (size {}) does not extend the saved checkpoint (size {}): the log was rewritten or forked",
+                new.size, old.size
+            )),
+        },
+    )
 }
 
 /// Returns one line per problem found; empty means everything verified.

@@ -1050,3 +1050,71 @@ fn evidence_lifecycle_on_postgres() {
     storage.extend(keys.iter().map(String::as_str));
     evidence_lifecycle(&storage, dir.path());
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn log_consistency_proves_growth_and_detects_a_fork() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    let a_str = a.to_str().unwrap().to_string();
+    let agent = create_key(&["--data", &a_str], "agent");
+    let reviewer = create_key(&["--data", &a_str], "reviewer");
+    let server = Server::start(&["--data", &a_str], &[]);
+    some_activity(&server.url, &agent, &reviewer);
+    let checkpoint = |url: &str| {
+        reqwest::blocking::get(format!("{url}/api/log/checkpoint"))
+            .unwrap()
+            .text()
+            .unwrap()
+    };
+    let shared = dir.path().join("shared.checkpoint");
+    std::fs::write(&shared, checkpoint(&server.url)).unwrap();
+    drop(server);
+
+    // A fork: a copy of the same log, with the same key, that diverges.
+    let b = dir.path().join("b");
+    copy_dir(&a, &b);
+    let b_str = b.to_str().unwrap().to_string();
+
+    let server = Server::start(&["--data", &a_str], &[]);
+    some_activity(&server.url, &agent, &reviewer);
+    let diverged = dir.path().join("diverged.checkpoint");
+    std::fs::write(&diverged, checkpoint(&server.url)).unwrap();
+    drop(server);
+    let server = Server::start(&["--data", &b_str], &[]);
+    some_activity(&server.url, &agent, &reviewer);
+    some_activity(&server.url, &agent, &reviewer);
+    drop(server);
+
+    let consistency = |saved: &Path, data: &str| {
+        let out = run(&[
+            "log",
+            "consistency",
+            saved.to_str().unwrap(),
+            "--data",
+            data,
+        ]);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    // Each log extends what was saved before the split...
+    for data in [&a_str, &b_str] {
+        let (code, out) = consistency(&shared, data);
+        assert_eq!(code, Some(0), "{out}");
+        assert!(out.contains("extends the saved checkpoint"), "{out}");
+    }
+    assert_eq!(consistency(&diverged, &a_str).0, Some(0));
+    // ...but the copy cannot extend what A logged after the split.
+    let (code, out) = consistency(&diverged, &b_str);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("does not extend"), "{out}");
+}
