@@ -163,6 +163,10 @@ pub struct Decision {
     pub request_hash: String,
     /// `sha256:` of the canonical action, computed once at decision time.
     pub action_hash: String,
+    /// Lifetime of this decision's approval token when a policy set one
+    /// (`@token_ttl`); otherwise the server's default applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_ttl_secs: Option<u64>,
     /// Why the decision was flagged for owner review, if it was (for example
     /// an execution that did not match what was approved).
     #[serde(default, skip_serializing_if = "Option::is_none")]

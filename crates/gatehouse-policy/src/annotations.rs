@@ -7,6 +7,7 @@ pub const TIER: &str = "tier";
 pub const REASON: &str = "reason";
 pub const CODE: &str = "code";
 pub const REVIEW_TIMEOUT: &str = "review_timeout";
+pub const TOKEN_TTL: &str = "token_ttl";
 
 /// Parses durations such as `90s`, `30m`, `2h`, `7d`.
 pub fn parse_duration(raw: &str) -> Option<Duration> {

@@ -42,6 +42,7 @@ struct PolicyMeta {
     reason: String,
     code: String,
     review_timeout: Option<Duration>,
+    token_ttl: Option<Duration>,
     text: String,
 }
 
@@ -65,6 +66,9 @@ pub struct Evaluation {
     pub context: Value,
     /// The shortest `@review_timeout` among the review policies that matched.
     pub review_timeout: Option<Duration>,
+    /// The shortest `@token_ttl` among the policies that determined the
+    /// verdict: how long an approval token for this decision may live.
+    pub token_ttl: Option<Duration>,
 }
 
 pub struct Engine {
@@ -201,6 +205,19 @@ impl Engine {
                         }
                     },
                 };
+                let token_ttl = match policy.annotation(ann::TOKEN_TTL) {
+                    None => None,
+                    Some(raw) => match parse_duration(raw) {
+                        Some(d) => Some(d),
+                        None => {
+                            problems.push(format!(
+                                "{}: policy {id}: @token_ttl({raw:?}) is not a duration like 5m or 1h",
+                                file.name
+                            ));
+                            None
+                        }
+                    },
+                };
                 let reason = policy
                     .annotation(ann::REASON)
                     .map(str::to_string)
@@ -226,6 +243,7 @@ impl Engine {
                         reason,
                         code,
                         review_timeout,
+                        token_ttl,
                         text: policy.to_string(),
                     },
                 );
@@ -381,6 +399,7 @@ impl Engine {
             evaluated_action: action.to_string(),
             context: context.clone(),
             review_timeout: None,
+            token_ttl: None,
         };
         let mismatch = |detail: String| {
             InputError(format!(
@@ -441,6 +460,7 @@ impl Engine {
                 evaluated_action: action.to_string(),
                 context,
                 review_timeout: None,
+                token_ttl: None,
             });
         }
         let review = self
@@ -465,6 +485,7 @@ impl Engine {
                 evaluated_action: action.to_string(),
                 context,
                 review_timeout,
+                token_ttl: self.shortest(&review, |m| m.token_ttl),
             });
         }
         Ok(Evaluation {
@@ -473,7 +494,22 @@ impl Engine {
             evaluated_action: action.to_string(),
             context,
             review_timeout: None,
+            token_ttl: self.shortest(&decide, |m| m.token_ttl),
         })
+    }
+
+    /// The shortest duration an annotation gives among the policies that
+    /// determined `response`.
+    fn shortest(
+        &self,
+        response: &Response,
+        pick: impl Fn(&PolicyMeta) -> Option<Duration>,
+    ) -> Option<Duration> {
+        response
+            .diagnostics()
+            .reason()
+            .filter_map(|id| self.meta.get(AsRef::<str>::as_ref(id)).and_then(&pick))
+            .min()
     }
 
     fn reasons(&self, response: &Response) -> Vec<Reason> {
@@ -511,6 +547,7 @@ impl Engine {
             evaluated_action: action.to_string(),
             context: Value::Object(Map::new()),
             review_timeout: None,
+            token_ttl: None,
         }
     }
 }

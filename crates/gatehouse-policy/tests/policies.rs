@@ -167,6 +167,7 @@ fn review_timeout_annotation_is_reported() {
         eval.review_timeout,
         Some(std::time::Duration::from_secs(7200))
     );
+    assert_eq!(eval.token_ttl, Some(std::time::Duration::from_secs(300)));
     assert_eq!(
         eval.reasons[0].policy_id.as_deref(),
         Some("deploy-production-needs-review")

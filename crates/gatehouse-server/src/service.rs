@@ -231,6 +231,7 @@ impl Gate {
             idempotency_key,
             request_hash,
             action_hash,
+            token_ttl_secs: eval.token_ttl.map(|d| d.as_secs()),
             flag: None,
             log_index: None,
         }
@@ -641,7 +642,11 @@ impl Gate {
             return Ok(Some(existing.token));
         }
         let issued_at = now();
-        let expires_at = issued_at + self.config.token_ttl;
+        let ttl = d
+            .token_ttl_secs
+            .map(Duration::from_secs)
+            .unwrap_or(self.config.token_ttl);
+        let expires_at = issued_at + ttl;
         let claims = Claims {
             sub: d.id.clone(),
             act: d.action_hash.clone(),

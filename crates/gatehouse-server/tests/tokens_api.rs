@@ -224,9 +224,12 @@ async fn tampered_and_expired_tokens_are_refused() {
         )
         .await;
     let token = d["approval_token"].as_str().unwrap();
-    let mut tampered = token.to_string();
-    let last = tampered.pop().unwrap();
-    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    // Change a character inside the signature (the last character of a
+    // base64url string also carries padding bits, so it is left alone).
+    let mut tampered: Vec<char> = token.chars().collect();
+    let at = tampered.len() - 10;
+    tampered[at] = if tampered[at] == 'A' { 'B' } else { 'A' };
+    let tampered: String = tampered.into_iter().collect();
     let (status, err) = app
         .call(
             "POST",
@@ -260,5 +263,51 @@ async fn tampered_and_expired_tokens_are_refused() {
             .unwrap()
             .contains("expired"),
         "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_policy_can_shorten_the_token_lifetime() {
+    let app = app_with(
+        common::seed_policies(),
+        ServerConfig {
+            rate_limit_per_second: 0,
+            ..Default::default()
+        },
+    )
+    .await;
+    let deploy = json!({"workflow_name": "GitHub Actions", "tool_name": "deploy_production", "subject": "main", "risk_level": "low"});
+    let (_, d) = app
+        .call(
+            "POST",
+            "/api/agent/tasks/t/requests",
+            Some(&app.agent),
+            Some(deploy),
+        )
+        .await;
+    let id = d["id"].as_str().unwrap();
+    app.call(
+        "POST",
+        &format!("/api/gate/requests/{id}/review"),
+        Some(&app.reviewer),
+        Some(json!({"decision": "approve"})),
+    )
+    .await;
+    let (_, approved) = app
+        .call(
+            "GET",
+            &format!("/api/gate/requests/{id}"),
+            Some(&app.agent),
+            None,
+        )
+        .await;
+    let token = approved["approval_token"].as_str().unwrap();
+    let claims = jsonwebtoken::dangerous::insecure_decode::<Value>(token)
+        .unwrap()
+        .claims;
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        300,
+        "@token_ttl(\"5m\")"
     );
 }

@@ -120,6 +120,7 @@ pub fn sample_decision(
         idempotency_key: idempotency_key.map(str::to_string),
         request_hash: "rh".into(),
         action_hash,
+        token_ttl_secs: None,
         flag: None,
         log_index: None,
     }
