@@ -617,11 +617,16 @@ impl Gate {
             .map_err(|e| ApiError::Internal(e.to_string()))
     }
 
-    /// The public keys approval tokens are signed with.
-    pub fn jwks(&self) -> JwkSet {
-        JwkSet {
-            keys: vec![self.tokens.jwk().clone()],
+    /// The public keys approval tokens are verified with: the current key,
+    /// and every retired key while a token it signed is still unexpired.
+    pub async fn jwks(&self) -> Result<JwkSet, ApiError> {
+        let mut keys = vec![self.tokens.jwk().clone()];
+        for text in self.store.retired_token_keys_in_use(now()).await? {
+            let jwk = serde_json::from_str(&text)
+                .map_err(|e| ApiError::Internal(format!("stored token key: {e}")))?;
+            keys.push(jwk);
         }
+        Ok(JwkSet { keys })
     }
 
     /// The decision's approval token, issued the first time it is asked for
@@ -690,7 +695,7 @@ impl Gate {
         let presented = gatehouse_core::action_hash(action, subject, payload);
         let claims = gatehouse_token::verify(
             token,
-            &self.jwks(),
+            &self.jwks().await?,
             &Expectation {
                 action_hash: &presented,
                 audience: &self.config.token_audience,

@@ -579,6 +579,41 @@ impl Store for PostgresStore {
         .await
     }
 
+    async fn retire_token_key(
+        &self,
+        kid: &str,
+        jwk_json: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let at = from_unix_millis(to_unix_millis(at));
+        let mut tx = self.logged_tx().await?;
+        sqlx::query("INSERT INTO token_keys (kid, jwk, retired_at_ms) VALUES ($1, $2, $3) ON CONFLICT (kid) DO NOTHING")
+            .bind(kid)
+            .bind(jwk_json)
+            .bind(to_unix_millis(at))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        log::append(
+            &mut tx,
+            &Entry::key_event(kid, "retired", "token-signing", at),
+        )
+        .await?;
+        self.commit_logged(tx).await.map(drop)
+    }
+
+    async fn retired_token_keys_in_use(&self, now: OffsetDateTime) -> StoreResult<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT k.jwk FROM token_keys k WHERE EXISTS
+               (SELECT 1 FROM approval_tokens t WHERE t.kid = k.kid AND t.expires_at_ms > $1)
+             ORDER BY k.kid",
+        )
+        .bind(to_unix_millis(now))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)
+    }
+
     fn log_verifier_key(&self) -> &str {
         self.signer.verifier_key()
     }

@@ -37,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_log.sql"),
     include_str!("../migrations/0003_tokens.sql"),
     include_str!("../migrations/0004_executions.sql"),
+    include_str!("../migrations/0005_token_keys.sql"),
 ];
 const DB_FILE: &str = "gatehouse.db";
 
@@ -643,6 +644,45 @@ impl Store for SqliteStore {
                 "SELECT body FROM outcomes WHERE decision_id = ?1 ORDER BY id",
                 &id,
             )
+        })
+        .await
+    }
+
+    async fn retire_token_key(
+        &self,
+        kid: &str,
+        jwk_json: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let (kid, jwk) = (kid.to_string(), jwk_json.to_string());
+        let at = from_unix_millis(to_unix_millis(at));
+        self.writer
+            .run(move |conn| {
+                conn.execute(
+                    "INSERT INTO token_keys (kid, jwk, retired_at_ms) VALUES (?1, ?2, ?3) ON CONFLICT (kid) DO NOTHING",
+                    params![kid, jwk, to_unix_millis(at)],
+                )
+                .map_err(backend)?;
+                log::append(conn, &Entry::key_event(&kid, "retired", "token-signing", at))?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn retired_token_keys_in_use(&self, now: OffsetDateTime) -> StoreResult<Vec<String>> {
+        let now_ms = to_unix_millis(now);
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT k.jwk FROM token_keys k WHERE EXISTS
+                       (SELECT 1 FROM approval_tokens t WHERE t.kid = k.kid AND t.expires_at_ms > ?1)
+                     ORDER BY k.kid",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![now_ms], |r| r.get::<_, String>(0))
+                .map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
         })
         .await
     }

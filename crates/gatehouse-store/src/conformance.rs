@@ -51,7 +51,8 @@ macro_rules! conformance_tests {
             log_records_every_event_with_a_checkpoint,
             concurrent_appends_are_gap_free,
             tokens_are_issued_once_and_redeemed_once,
-            executions_outcomes_and_flags_are_logged
+            executions_outcomes_and_flags_are_logged,
+            retired_token_keys_stay_while_their_tokens_live
         );
     };
     (@tests $make:path, $($name:ident),*) => {
@@ -714,4 +715,50 @@ pub async fn executions_outcomes_and_flags_are_logged(store: Arc<dyn Store>) {
         Err(StoreError::NotFound)
     ));
     assert_eq!(store.log_size().await.unwrap(), start + 3);
+}
+
+pub async fn retired_token_keys_stay_while_their_tokens_live(store: Arc<dyn Store>) {
+    let d = sample_decision(Verdict::Allow, "k1", None, "t-rot");
+    store.create_decision(&d).await.unwrap();
+    let issued_at = now();
+    store
+        .issue_token(&IssuedToken {
+            decision_id: d.id.clone(),
+            jti: "tok_rot".into(),
+            kid: "old-kid".into(),
+            token: "t".into(),
+            expires_at: issued_at + Duration::minutes(10),
+            created_at: issued_at,
+        })
+        .await
+        .unwrap();
+    let start = store.log_size().await.unwrap();
+    store
+        .retire_token_key("old-kid", r#"{"kid":"old-kid"}"#, now())
+        .await
+        .unwrap();
+    store
+        .retire_token_key("unused-kid", r#"{"kid":"unused-kid"}"#, now())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.log_size().await.unwrap(),
+        start + 2,
+        "each retirement is a key_event"
+    );
+    let in_use = store.retired_token_keys_in_use(now()).await.unwrap();
+    assert_eq!(
+        in_use,
+        vec![r#"{"kid":"old-kid"}"#.to_string()],
+        "only keys with live tokens stay"
+    );
+    let later = issued_at + Duration::minutes(11);
+    assert!(
+        store
+            .retired_token_keys_in_use(later)
+            .await
+            .unwrap()
+            .is_empty(),
+        "gone once its tokens expired"
+    );
 }

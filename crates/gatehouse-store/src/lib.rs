@@ -136,6 +136,19 @@ pub trait Store: Send + Sync + 'static {
 
     async fn list_outcomes(&self, decision_id: &str) -> StoreResult<Vec<OutcomeRecord>>;
 
+    /// Records that the approval-token key `kid` (public JWK as JSON) was
+    /// replaced, appending a `key_event` entry.
+    async fn retire_token_key(
+        &self,
+        kid: &str,
+        jwk_json: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<()>;
+
+    /// Public JWKs (JSON) of retired token keys that signed a token still
+    /// unexpired at `now`: they stay published until those tokens expire.
+    async fn retired_token_keys_in_use(&self, now: OffsetDateTime) -> StoreResult<Vec<String>>;
+
     // The transparency log. Every write above that records an event
     // (decision, review, expiry, task event, new policy version, key created
     // or revoked) appends its entry in the same transaction, and every

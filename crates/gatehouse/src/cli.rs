@@ -207,6 +207,13 @@ pub enum KeysCommand {
         #[command(flatten)]
         storage: StorageArgs,
     },
+    /// Replace the approval-token signing key. New tokens use the new key
+    /// once the server restarts with it; the old public key stays in the
+    /// JWKS until every token it signed has expired.
+    Rotate {
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
     /// Revoke a key by id.
     Revoke {
         id: String,

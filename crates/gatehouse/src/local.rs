@@ -53,6 +53,44 @@ pub fn load_signer(storage: &StorageArgs) -> Result<Arc<LogSigner>> {
     Ok(Arc::new(signer))
 }
 
+/// Where the approval-token key lives: `--token-key-file`, or with SQLite
+/// `DATA/token-signing.pem`.
+fn token_key_path(storage: &StorageArgs) -> Result<std::path::PathBuf> {
+    Ok(match (&storage.token_key_file, &storage.database_url) {
+        (Some(path), _) => path.clone(),
+        (None, Some(_)) => bail!(
+            "replicas sharing PostgreSQL must sign approval tokens with one key: create it once with \
+             `gatehouse log keygen --token > token-signing.pem` (keep it private, mode 0600) and pass \
+             --token-key-file (or GATEHOUSE_TOKEN_KEY_FILE) to every replica"
+        ),
+        (None, None) => storage.data.join("token-signing.pem"),
+    })
+}
+
+/// `gatehouse keys rotate`: a new token key replaces the old one in place;
+/// the old public key is recorded so the JWKS keeps it while it is needed.
+pub async fn rotate_token_key(storage: &StorageArgs) -> Result<()> {
+    let path = token_key_path(storage)?;
+    let old = load_token_signer(storage)?;
+    let store = open_store(storage).await?;
+    let (pem, new) = TokenSigner::generate()?;
+    let jwk = serde_json::to_string(old.jwk())?;
+    store
+        .retire_token_key(old.kid(), &jwk, OffsetDateTime::now_utc())
+        .await?;
+    // Write beside the old key, then rename over it: never a half-written key.
+    let tmp = path.with_extension("pem.new");
+    let _ = std::fs::remove_file(&tmp);
+    write_private(&tmp, pem.trim_end())?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("cannot replace {}", path.display()))?;
+    println!("new token key {} written to {}", new.kid(), path.display());
+    println!(
+        "old key {} stays in the JWKS until the tokens it signed expire; restart every replica with the new key file",
+        old.kid()
+    );
+    Ok(())
+}
+
 /// The approval-token signing key, found like the log key.
 pub fn load_token_signer(storage: &StorageArgs) -> Result<Arc<TokenSigner>> {
     let parse = |text: &str, path: &std::path::Path| -> Result<Arc<TokenSigner>> {
@@ -151,6 +189,7 @@ pub async fn keys(cmd: KeysCommand) -> Result<()> {
                 );
             }
         }
+        KeysCommand::Rotate { storage } => rotate_token_key(&storage).await?,
         KeysCommand::Revoke { id, storage } => {
             let store = open_store(&storage).await?;
             if !store.revoke_key(&id, OffsetDateTime::now_utc()).await? {

@@ -1118,3 +1118,77 @@ fn log_consistency_proves_growth_and_detects_a_fork() {
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("does not extend"), "{out}");
 }
+
+#[test]
+fn rotated_token_keys_stay_published_until_their_tokens_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap().to_string();
+    let storage = ["--data", data.as_str()];
+    let agent = create_key(&storage, "agent");
+    let mut body = deploy_body();
+    body["risk_level"] = json!("low");
+    let server = Server::start(&storage, &[]);
+    let (_, first) = call(
+        "POST",
+        &format!("{}/api/agent/tasks/t/requests", server.url),
+        Some(&agent),
+        Some(body.clone()),
+    );
+    let old_token = first["approval_token"].as_str().unwrap().to_string();
+    drop(server);
+
+    let out = run(&["keys", "rotate", "--data", &data]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let server = Server::start(&storage, &[]);
+    let (_, jwks) = call(
+        "GET",
+        &format!("{}/.well-known/jwks.json", server.url),
+        None,
+        None,
+    );
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kids.len(),
+        2,
+        "the new key and the old one, whose token is still valid: {kids:?}"
+    );
+    let (_, second) = call(
+        "POST",
+        &format!("{}/api/agent/tasks/t/requests", server.url),
+        Some(&agent),
+        Some(body.clone()),
+    );
+    let header = |t: &str| jsonwebtoken::decode_header(t).unwrap().kid.unwrap();
+    assert_ne!(
+        header(second["approval_token"].as_str().unwrap()),
+        header(&old_token),
+        "new tokens use the new key"
+    );
+    assert_eq!(kids[0], header(second["approval_token"].as_str().unwrap()));
+    // A token signed before the rotation still redeems.
+    let action = json!({"tool_name": body["tool_name"], "subject": body["subject"], "payload": body["payload"]});
+    let (code, out) = call(
+        "POST",
+        &format!("{}/api/tokens/redeem", server.url),
+        Some(&agent),
+        Some(json!({"token": old_token, "action": action})),
+    );
+    assert_eq!(code, 200, "{out}");
+    drop(server);
+    assert_eq!(
+        log_verify(&storage, &[]).0,
+        0,
+        "the rotation is logged consistently"
+    );
+}

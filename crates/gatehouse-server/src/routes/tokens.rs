@@ -12,8 +12,8 @@ use crate::extract::ApiJson;
 use crate::service::Gate;
 
 /// Public: executors verify approval tokens offline with these keys.
-pub async fn jwks(State(gate): State<Arc<Gate>>) -> Json<JwkSet> {
-    Json(gate.jwks())
+pub async fn jwks(State(gate): State<Arc<Gate>>) -> Result<Json<JwkSet>, ApiError> {
+    Ok(Json(gate.jwks().await?))
 }
 
 /// The action about to run, in the fields the request carried.
