@@ -48,6 +48,16 @@ fn now() -> OffsetDateTime {
     truncate_to_millis(OffsetDateTime::now_utc())
 }
 
+/// A decision just made (or replayed for a repeated idempotency key).
+pub struct Decided {
+    pub decision: Decision,
+    /// The signed checkpoint committed with it, when the store has it at hand.
+    pub checkpoint: Option<String>,
+    /// The approval token, when the decision permits the action.
+    pub approval_token: Option<String>,
+    pub replayed: bool,
+}
+
 /// Replay of a stored decision.
 #[derive(Debug, Serialize)]
 pub struct ReplayReport {
@@ -180,7 +190,7 @@ impl Gate {
         caller: &Caller,
         request: ActionRequest,
         idempotency_key: Option<String>,
-    ) -> Result<(Decision, Option<String>, bool), ApiError> {
+    ) -> Result<Decided, ApiError> {
         caller.require(&[Role::Agent, Role::Admin], "create decision requests")?;
         if let Some(key) = &idempotency_key {
             if key.is_empty() || key.len() > 200 {
@@ -236,20 +246,38 @@ impl Gate {
             log_index: None,
         }
         .seal();
-        match self.store.create_decision(&decision).await? {
+        // An allowed decision's token is stored in the same transaction, for
+        // the agent (or admin) that asked, who receives it in the response.
+        let token = if decision.status.permits_action() {
+            Some(self.new_token(&decision)?)
+        } else {
+            None
+        };
+        match self
+            .store
+            .create_decision(&decision, token.as_ref())
+            .await?
+        {
             CreateOutcome::Created {
                 log_index,
                 checkpoint,
-            } => Ok((
-                Decision {
+            } => Ok(Decided {
+                decision: Decision {
                     log_index: Some(log_index),
                     ..decision
                 },
                 checkpoint,
-                false,
-            )),
+                approval_token: token.map(|t| t.token),
+                replayed: false,
+            }),
             CreateOutcome::Existing(original) if original.request_hash == decision.request_hash => {
-                Ok((*original, None, true))
+                let approval_token = self.approval_token(caller, &original).await?;
+                Ok(Decided {
+                    decision: *original,
+                    checkpoint: None,
+                    approval_token,
+                    replayed: true,
+                })
             }
             CreateOutcome::Existing(_) => Err(ApiError::IdempotencyConflict),
         }
@@ -646,6 +674,12 @@ impl Gate {
         if let Some(existing) = self.store.get_token(&d.id).await? {
             return Ok(Some(existing.token));
         }
+        let stored = self.store.issue_token(&self.new_token(d)?).await?;
+        Ok(Some(stored.token))
+    }
+
+    /// A new signed approval token for `d`.
+    fn new_token(&self, d: &Decision) -> Result<IssuedToken, ApiError> {
         let issued_at = now();
         let ttl = d
             .token_ttl_secs
@@ -666,18 +700,14 @@ impl Gate {
             .tokens
             .issue(&claims)
             .map_err(|e| ApiError::Internal(e.to_string()))?;
-        let stored = self
-            .store
-            .issue_token(&IssuedToken {
-                decision_id: d.id.clone(),
-                jti: claims.jti,
-                kid: self.tokens.kid().to_string(),
-                token,
-                expires_at,
-                created_at: issued_at,
-            })
-            .await?;
-        Ok(Some(stored.token))
+        Ok(IssuedToken {
+            decision_id: d.id.clone(),
+            jti: claims.jti,
+            kid: self.tokens.kid().to_string(),
+            token,
+            expires_at,
+            created_at: issued_at,
+        })
     }
 
     /// Redeems an approval token for the action about to run: signature,

@@ -269,7 +269,7 @@ async fn a_key_may_not_review_its_own_request() {
         None,
         "t",
     );
-    app.store.create_decision(&d).await.unwrap();
+    app.store.create_decision(&d, None).await.unwrap();
     let (status, body) = app
         .call(
             "POST",

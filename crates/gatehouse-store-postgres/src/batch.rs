@@ -13,7 +13,7 @@ use gatehouse_core::decision::to_unix_millis;
 use gatehouse_core::Decision;
 use gatehouse_log::checkpoint::LogSigner;
 use gatehouse_log::entry::Entry;
-use gatehouse_store::{CreateOutcome, StoreError, StoreResult};
+use gatehouse_store::{CreateOutcome, IssuedToken, StoreError, StoreResult};
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot};
 
@@ -24,6 +24,7 @@ const MAX_BATCH: usize = 512;
 struct Job {
     decision: Decision,
     entry: Entry,
+    token: Option<(IssuedToken, Entry)>,
     body: String,
     reply: oneshot::Sender<StoreResult<CreateOutcome>>,
 }
@@ -39,9 +40,18 @@ impl Batcher {
         Batcher { jobs }
     }
 
-    pub async fn create(&self, decision: &Decision) -> StoreResult<CreateOutcome> {
+    pub async fn create(
+        &self,
+        decision: &Decision,
+        token: Option<&IssuedToken>,
+    ) -> StoreResult<CreateOutcome> {
         let (reply, rx) = oneshot::channel();
         let job = Job {
+            token: token.map(|t| {
+                let entry =
+                    Entry::token_issued(&t.decision_id, &t.jti, &t.kid, t.expires_at, t.created_at);
+                (t.clone(), entry)
+            }),
             entry: Entry::decision(decision),
             body: json(decision)?,
             decision: decision.clone(),
@@ -153,13 +163,31 @@ async fn create_one(conn: &mut PgConnection, job: &Job) -> StoreResult<CreateOut
     .bind(to_unix_millis(d.created_at))
     .bind(&job.body)
     .bind(log_index as i64)
-    .execute(conn)
+    .execute(&mut *conn)
     .await;
     match inserted {
-        Ok(_) => Ok(CreateOutcome::Created {
-            log_index,
-            checkpoint: None,
-        }),
+        Ok(_) => {
+            if let Some((t, entry)) = &job.token {
+                sqlx::query(
+                    "INSERT INTO approval_tokens (decision_id, jti, kid, token, expires_at_ms, created_at_ms)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&t.decision_id)
+                .bind(&t.jti)
+                .bind(&t.kid)
+                .bind(&t.token)
+                .bind(to_unix_millis(t.expires_at))
+                .bind(to_unix_millis(t.created_at))
+                .execute(&mut *conn)
+                .await
+                .map_err(backend)?;
+                log::append(conn, entry).await?;
+            }
+            Ok(CreateOutcome::Created {
+                log_index,
+                checkpoint: None,
+            })
+        }
         Err(e) if crate::is_unique_violation(&e) => Err(StoreError::Duplicate),
         Err(e) => Err(backend(e)),
     }

@@ -189,14 +189,18 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn create_decision(&self, d: &Decision) -> StoreResult<CreateOutcome> {
+    async fn create_decision(
+        &self,
+        d: &Decision,
+        token: Option<&IssuedToken>,
+    ) -> StoreResult<CreateOutcome> {
         // A retry of an earlier idempotent request needs no lock or batch.
         if let Some(key) = &d.idempotency_key {
             if let Some(existing) = self.find_idempotent(&d.created_by, key).await? {
                 return Ok(CreateOutcome::Existing(Box::new(existing)));
             }
         }
-        self.decisions.create(d).await
+        self.decisions.create(d, token).await
     }
 
     async fn get_decision(&self, id: &str) -> StoreResult<Option<Decision>> {

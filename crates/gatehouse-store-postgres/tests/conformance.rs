@@ -26,12 +26,12 @@ async fn two_replicas_share_one_database() {
     let b = PostgresStore::connect_with(options, signer).await.unwrap();
     let d =
         gatehouse_store::conformance::sample_decision(Verdict::PendingReview, "k", Some("i"), "t");
-    a.create_decision(&d).await.unwrap();
+    a.create_decision(&d, None).await.unwrap();
     // The second replica sees the first's decision and its idempotency key.
     assert_eq!(b.get_decision(&d.id).await.unwrap().unwrap().id, d.id);
     let retry = gatehouse_store::conformance::sample_decision(Verdict::Allow, "k", Some("i"), "t");
     assert!(matches!(
-        b.create_decision(&retry).await.unwrap(),
+        b.create_decision(&retry, None).await.unwrap(),
         gatehouse_store::CreateOutcome::Existing(_)
     ));
     let review = gatehouse_core::Review {

@@ -144,6 +144,26 @@ fn find_decision(conn: &Connection, id: &str) -> StoreResult<Option<Decision>> {
         .transpose()
 }
 
+/// Stores a decision's token unless it has one; true if stored.
+fn insert_token(conn: &Connection, t: &IssuedToken) -> StoreResult<bool> {
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO approval_tokens (decision_id, jti, kid, token, expires_at_ms, created_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (decision_id) DO NOTHING",
+        )
+        .map_err(backend)?
+        .execute(params![
+            t.decision_id,
+            t.jti,
+            t.kid,
+            t.token,
+            to_unix_millis(t.expires_at),
+            to_unix_millis(t.created_at)
+        ])
+        .map_err(backend)?;
+    Ok(inserted > 0)
+}
+
 fn find_token(conn: &Connection, decision_id: &str) -> StoreResult<Option<IssuedToken>> {
     conn.query_row(
         "SELECT decision_id, jti, kid, token, expires_at_ms, created_at_ms FROM approval_tokens WHERE decision_id = ?1",
@@ -191,8 +211,17 @@ impl Store for SqliteStore {
         self.writer.run(|_| Ok(())).await
     }
 
-    async fn create_decision(&self, decision: &Decision) -> StoreResult<CreateOutcome> {
+    async fn create_decision(
+        &self,
+        decision: &Decision,
+        token: Option<&IssuedToken>,
+    ) -> StoreResult<CreateOutcome> {
         let d = decision.clone();
+        let token = token.map(|t| {
+            let entry =
+                Entry::token_issued(&t.decision_id, &t.jti, &t.kid, t.expires_at, t.created_at);
+            (t.clone(), entry)
+        });
         let body = json(&d)?;
         // Built here, off the single writer thread.
         let entry = Entry::decision(&d);
@@ -234,10 +263,16 @@ impl Store for SqliteStore {
                         log_index as i64
                     ]);
                 match inserted {
-                    Ok(_) => Ok(CreateOutcome::Created {
-                        log_index,
-                        checkpoint: None,
-                    }),
+                    Ok(_) => {
+                        if let Some((t, entry)) = &token {
+                            insert_token(conn, t)?;
+                            log::append(conn, entry)?;
+                        }
+                        Ok(CreateOutcome::Created {
+                            log_index,
+                            checkpoint: None,
+                        })
+                    }
                     Err(rusqlite::Error::SqliteFailure(e, _))
                         if e.code == rusqlite::ErrorCode::ConstraintViolation =>
                     {
@@ -496,21 +531,7 @@ impl Store for SqliteStore {
         let entry = Entry::token_issued(&t.decision_id, &t.jti, &t.kid, t.expires_at, t.created_at);
         self.writer
             .run(move |conn| {
-                let inserted = conn
-                    .execute(
-                        "INSERT INTO approval_tokens (decision_id, jti, kid, token, expires_at_ms, created_at_ms)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (decision_id) DO NOTHING",
-                        params![
-                            t.decision_id,
-                            t.jti,
-                            t.kid,
-                            t.token,
-                            to_unix_millis(t.expires_at),
-                            to_unix_millis(t.created_at)
-                        ],
-                    )
-                    .map_err(backend)?;
-                if inserted > 0 {
+                if insert_token(conn, &t)? {
                     log::append(conn, &entry)?;
                     return Ok(t);
                 }

@@ -19,7 +19,7 @@ async fn decisions_survive_reopening() {
     {
         let store =
             SqliteStore::open(dir.path(), gatehouse_store::conformance::test_signer()).unwrap();
-        store.create_decision(&d).await.unwrap();
+        store.create_decision(&d, None).await.unwrap();
     }
     let reopened =
         SqliteStore::open(dir.path(), gatehouse_store::conformance::test_signer()).unwrap();

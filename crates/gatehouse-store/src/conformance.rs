@@ -141,7 +141,8 @@ fn review(choice: ReviewChoice, at: OffsetDateTime) -> Review {
 pub async fn create_and_get_round_trips(store: Arc<dyn Store>) {
     store.ping().await.expect("ping");
     let d = sample_decision(Verdict::Allow, "k1", None, "t1");
-    let CreateOutcome::Created { log_index, .. } = store.create_decision(&d).await.unwrap() else {
+    let CreateOutcome::Created { log_index, .. } = store.create_decision(&d, None).await.unwrap()
+    else {
         panic!("expected a new decision")
     };
     let got = store
@@ -160,7 +161,7 @@ pub async fn create_and_get_round_trips(store: Arc<dyn Store>) {
     assert!(got.record_hash_matches());
     assert!(store.get_decision("dec_missing").await.unwrap().is_none());
     assert!(matches!(
-        store.create_decision(&d).await,
+        store.create_decision(&d, None).await,
         Err(StoreError::Duplicate)
     ));
 }
@@ -168,11 +169,11 @@ pub async fn create_and_get_round_trips(store: Arc<dyn Store>) {
 pub async fn idempotency_key_returns_the_original(store: Arc<dyn Store>) {
     let first = sample_decision(Verdict::Allow, "k1", Some("idem-1"), "t1");
     assert!(matches!(
-        store.create_decision(&first).await.unwrap(),
+        store.create_decision(&first, None).await.unwrap(),
         CreateOutcome::Created { .. }
     ));
     let retry = sample_decision(Verdict::Reject, "k1", Some("idem-1"), "t1");
-    match store.create_decision(&retry).await.unwrap() {
+    match store.create_decision(&retry, None).await.unwrap() {
         CreateOutcome::Existing(original) => assert_eq!(original.id, first.id),
         other => panic!("expected the original decision, got {other:?}"),
     }
@@ -183,7 +184,7 @@ pub async fn idempotency_key_returns_the_original(store: Arc<dyn Store>) {
     // Idempotency keys are scoped per API key.
     let other_key = sample_decision(Verdict::Allow, "k2", Some("idem-1"), "t1");
     assert!(matches!(
-        store.create_decision(&other_key).await.unwrap(),
+        store.create_decision(&other_key, None).await.unwrap(),
         CreateOutcome::Created { .. }
     ));
 }
@@ -194,7 +195,7 @@ pub async fn concurrent_idempotent_creates_store_one(store: Arc<dyn Store>) {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             let d = sample_decision(Verdict::Allow, "k1", Some("race"), "t-race");
-            store.create_decision(&d).await.unwrap()
+            store.create_decision(&d, None).await.unwrap()
         }));
     }
     let mut created = 0;
@@ -214,7 +215,7 @@ pub async fn concurrent_idempotent_creates_store_one(store: Arc<dyn Store>) {
 
 pub async fn review_resolves_only_pending(store: Arc<dyn Store>) {
     let pending = sample_decision(Verdict::PendingReview, "k1", None, "t1");
-    store.create_decision(&pending).await.unwrap();
+    store.create_decision(&pending, None).await.unwrap();
     let at = now();
     let reviewed = store
         .review_decision(&pending.id, &review(ReviewChoice::Approve, at))
@@ -241,7 +242,7 @@ pub async fn review_resolves_only_pending(store: Arc<dyn Store>) {
     );
 
     let allowed = sample_decision(Verdict::Allow, "k1", None, "t1");
-    store.create_decision(&allowed).await.unwrap();
+    store.create_decision(&allowed, None).await.unwrap();
     assert!(matches!(
         store
             .review_decision(&allowed.id, &review(ReviewChoice::Approve, at))
@@ -258,7 +259,7 @@ pub async fn review_resolves_only_pending(store: Arc<dyn Store>) {
 
 pub async fn review_after_deadline_is_refused(store: Arc<dyn Store>) {
     let pending = sample_decision(Verdict::PendingReview, "k1", None, "t1");
-    store.create_decision(&pending).await.unwrap();
+    store.create_decision(&pending, None).await.unwrap();
     let late = pending.deadline.unwrap() + Duration::seconds(1);
     let result = store
         .review_decision(&pending.id, &review(ReviewChoice::Approve, late))
@@ -273,7 +274,7 @@ pub async fn review_after_deadline_is_refused(store: Arc<dyn Store>) {
 
 pub async fn concurrent_reviews_apply_once(store: Arc<dyn Store>) {
     let pending = sample_decision(Verdict::PendingReview, "k1", None, "t1");
-    store.create_decision(&pending).await.unwrap();
+    store.create_decision(&pending, None).await.unwrap();
     let mut tasks = Vec::new();
     for i in 0..8 {
         let store = store.clone();
@@ -303,7 +304,7 @@ pub async fn expire_due_moves_only_due_pending(store: Arc<dyn Store>) {
     let later = sample_decision(Verdict::PendingReview, "k1", None, "t-exp");
     let allowed = sample_decision(Verdict::Allow, "k1", None, "t-exp");
     for d in [&due, &later, &allowed] {
-        store.create_decision(d).await.unwrap();
+        store.create_decision(d, None).await.unwrap();
     }
     // Move `later`'s deadline out of reach by expiring at `due`'s deadline
     // while `later` was created afterwards with a later deadline.
@@ -341,7 +342,7 @@ pub async fn list_filters_and_pages(store: Arc<dyn Store>) {
             Verdict::PendingReview
         };
         let d = sample_decision(verdict, "k1", None, "t-list");
-        store.create_decision(&d).await.unwrap();
+        store.create_decision(&d, None).await.unwrap();
         ids.push(d.id);
     }
     let all = store
@@ -490,14 +491,15 @@ pub async fn log_records_every_event_with_a_checkpoint(store: Arc<dyn Store>) {
     let size = || async { store.log_size().await.unwrap() };
     let start = size().await;
     let pending = sample_decision(Verdict::PendingReview, "k1", None, "t-log");
-    let CreateOutcome::Created { log_index, .. } = store.create_decision(&pending).await.unwrap()
+    let CreateOutcome::Created { log_index, .. } =
+        store.create_decision(&pending, None).await.unwrap()
     else {
         panic!("created")
     };
     assert_eq!(log_index, start);
     assert_eq!(size().await, start + 1);
     // A failed write appends nothing.
-    assert!(store.create_decision(&pending).await.is_err());
+    assert!(store.create_decision(&pending, None).await.is_err());
     assert_eq!(
         size().await,
         start + 1,
@@ -546,7 +548,7 @@ pub async fn log_records_every_event_with_a_checkpoint(store: Arc<dyn Store>) {
     store.save_policy_version(&pv).await.unwrap();
     store.save_policy_version(&pv).await.unwrap();
     let due = sample_decision(Verdict::PendingReview, "k1", None, "t-log");
-    store.create_decision(&due).await.unwrap();
+    store.create_decision(&due, None).await.unwrap();
     let expired = store.expire_due(due.deadline.unwrap()).await.unwrap();
     assert!(expired.contains(&due.id));
     // event, key created, key revoked (once), policy version (once),
@@ -586,7 +588,7 @@ pub async fn concurrent_appends_are_gap_free(store: Arc<dyn Store>) {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             let d = sample_decision(Verdict::Allow, "k1", None, "t-gap");
-            match store.create_decision(&d).await.unwrap() {
+            match store.create_decision(&d, None).await.unwrap() {
                 CreateOutcome::Created { log_index, .. } => log_index,
                 other => panic!("unexpected {other:?}"),
             }
@@ -610,7 +612,7 @@ pub async fn concurrent_appends_are_gap_free(store: Arc<dyn Store>) {
 
 pub async fn tokens_are_issued_once_and_redeemed_once(store: Arc<dyn Store>) {
     let d = sample_decision(Verdict::Allow, "k1", None, "t-tok");
-    store.create_decision(&d).await.unwrap();
+    store.create_decision(&d, None).await.unwrap();
     let start = store.log_size().await.unwrap();
     let issued_at = now();
     let token = |jti: &str| IssuedToken {
@@ -662,7 +664,7 @@ pub async fn tokens_are_issued_once_and_redeemed_once(store: Arc<dyn Store>) {
 pub async fn executions_outcomes_and_flags_are_logged(store: Arc<dyn Store>) {
     use gatehouse_core::execution::{self, ExecutionReceipt, OutcomeRecord, OutcomeStatus};
     let d = sample_decision(Verdict::Allow, "k1", None, "t-exe");
-    store.create_decision(&d).await.unwrap();
+    store.create_decision(&d, None).await.unwrap();
     let start = store.log_size().await.unwrap();
     let receipt = ExecutionReceipt {
         receipt_version: execution::RECEIPT_VERSION.into(),
@@ -719,7 +721,7 @@ pub async fn executions_outcomes_and_flags_are_logged(store: Arc<dyn Store>) {
 
 pub async fn retired_token_keys_stay_while_their_tokens_live(store: Arc<dyn Store>) {
     let d = sample_decision(Verdict::Allow, "k1", None, "t-rot");
-    store.create_decision(&d).await.unwrap();
+    store.create_decision(&d, None).await.unwrap();
     let issued_at = now();
     store
         .issue_token(&IssuedToken {

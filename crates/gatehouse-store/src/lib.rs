@@ -69,7 +69,14 @@ pub trait Store: Send + Sync + 'static {
     /// same (key id, idempotency key) returns the first decision instead,
     /// whatever its body: the caller compares `request_hash`.
     /// Returns only once the decision is durably committed.
-    async fn create_decision(&self, decision: &Decision) -> StoreResult<CreateOutcome>;
+    ///
+    /// With `token` (an allowed decision's approval token), the token is
+    /// stored and logged in the same transaction.
+    async fn create_decision(
+        &self,
+        decision: &Decision,
+        token: Option<&IssuedToken>,
+    ) -> StoreResult<CreateOutcome>;
 
     async fn get_decision(&self, id: &str) -> StoreResult<Option<Decision>>;
 

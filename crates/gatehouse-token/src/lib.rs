@@ -14,7 +14,7 @@ use jsonwebtoken::jwk::{
     AlgorithmParameters, CommonParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm,
     OctetKeyPairParameters, OctetKeyPairType, PublicKeyUse, ThumbprintHash,
 };
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 pub const TOKEN_TYPE: &str = "gate-approval+jwt";
@@ -61,9 +61,16 @@ pub enum TokenError {
 }
 
 /// Signs approval tokens with one Ed25519 key.
+///
+/// Signing uses the expanded `ed25519-dalek` key kept here: `jsonwebtoken`'s
+/// signer re-parses the PKCS#8 key on every call, which cost more than the
+/// signature on the decide path. The JWS compact form it produces is checked
+/// by `jsonwebtoken` in [`verify`] and in this crate's tests.
 pub struct TokenSigner {
-    encoding: EncodingKey,
+    key: SigningKey,
     jwk: Jwk,
+    /// The encoded protected header, the same for every token of this key.
+    header_b64: String,
 }
 
 impl std::fmt::Debug for TokenSigner {
@@ -92,7 +99,6 @@ impl TokenSigner {
     }
 
     fn from_key(key: &SigningKey) -> Result<Self, TokenError> {
-        let der = key.to_pkcs8_der().map_err(|_| TokenError::BadSigningKey)?;
         let mut jwk = Jwk {
             common: CommonParameters {
                 public_key_use: Some(PublicKeyUse::Signature),
@@ -107,10 +113,16 @@ impl TokenSigner {
         };
         // RFC 7638: the thumbprint covers only the required members
         // (crv, kty, x), so adding kid afterwards does not change it.
-        jwk.common.key_id = Some(jwk.thumbprint(ThumbprintHash::SHA256));
+        let kid = jwk.thumbprint(ThumbprintHash::SHA256);
+        jwk.common.key_id = Some(kid.clone());
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.typ = Some(TOKEN_TYPE.to_string());
+        header.kid = Some(kid);
+        let header_json = serde_json::to_vec(&header).map_err(|_| TokenError::BadSigningKey)?;
         Ok(TokenSigner {
-            encoding: EncodingKey::from_ed_der(der.as_bytes()),
+            key: key.clone(),
             jwk,
+            header_b64: URL_SAFE_NO_PAD.encode(header_json),
         })
     }
 
@@ -123,11 +135,17 @@ impl TokenSigner {
         &self.jwk
     }
 
+    /// The JWS compact serialisation (RFC 7515): header.payload.signature,
+    /// each base64url without padding, signed over "header.payload".
     pub fn issue(&self, claims: &Claims) -> Result<String, TokenError> {
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.typ = Some(TOKEN_TYPE.to_string());
-        header.kid = Some(self.kid().to_string());
-        jsonwebtoken::encode(&header, claims, &self.encoding).map_err(|_| TokenError::BadSigningKey)
+        use ed25519_dalek::Signer as _;
+        let payload = serde_json::to_vec(claims).map_err(|_| TokenError::Malformed)?;
+        let signing_input = format!("{}.{}", self.header_b64, URL_SAFE_NO_PAD.encode(payload));
+        let signature = self.key.sign(signing_input.as_bytes());
+        Ok(format!(
+            "{signing_input}.{}",
+            URL_SAFE_NO_PAD.encode(signature.to_bytes())
+        ))
     }
 }
 

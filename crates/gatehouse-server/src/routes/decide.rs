@@ -24,20 +24,20 @@ pub async fn decide(
     let request = body
         .into_request()
         .map_err(|e| ApiError::Validation(e.to_string()))?;
-    let (d, checkpoint, replayed) = gate.decide(&caller, request, key).await?;
-    let status = if replayed {
+    let decided = gate.decide(&caller, request, key).await?;
+    let status = if decided.replayed {
         StatusCode::OK
     } else {
         StatusCode::CREATED
     };
     // The checkpoint committed with the decision covers it; read the latest
     // only when the store did not hand one back (an idempotent replay).
-    let checkpoint = match checkpoint {
+    let checkpoint = match decided.checkpoint {
         Some(c) => Some(c),
         None => gate.checkpoint().await?,
     };
-    let mut view = RecordView::new(&d, checkpoint);
-    view.approval_token = gate.approval_token(&caller, &d).await?;
+    let mut view = RecordView::new(&decided.decision, checkpoint);
+    view.approval_token = decided.approval_token;
     Ok((status, Json(view)))
 }
 

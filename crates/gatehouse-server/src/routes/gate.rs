@@ -15,7 +15,7 @@ use crate::auth::Caller;
 use crate::config::MAX_WAIT_SECONDS;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::service::Gate;
+use crate::service::{Decided, Gate};
 use crate::views::GateView;
 
 /// The Gate view, with the approval token when the caller may act on it.
@@ -29,18 +29,15 @@ async fn view(
     Ok(view)
 }
 
-async fn created(
-    gate: &Gate,
-    caller: &Caller,
-    d: &gatehouse_core::Decision,
-    replayed: bool,
-) -> Result<(StatusCode, Json<GateView>), ApiError> {
-    let status = if replayed {
+fn created(decided: Decided) -> (StatusCode, Json<GateView>) {
+    let status = if decided.replayed {
         StatusCode::OK
     } else {
         StatusCode::CREATED
     };
-    Ok((status, Json(view(gate, caller, d).await?)))
+    let mut view = GateView::from(&decided.decision);
+    view.approval_token = decided.approval_token;
+    (status, Json(view))
 }
 
 pub async fn create_for_task(
@@ -54,8 +51,7 @@ pub async fn create_for_task(
     let request = body
         .into_request(task_id)
         .map_err(|e| ApiError::Validation(e.to_string()))?;
-    let (d, _, replayed) = gate.decide(&caller, request, key).await?;
-    created(&gate, &caller, &d, replayed).await
+    Ok(created(gate.decide(&caller, request, key).await?))
 }
 
 pub async fn create_sdk(
@@ -68,8 +64,7 @@ pub async fn create_sdk(
     let request = body
         .into_request()
         .map_err(|e| ApiError::Validation(e.to_string()))?;
-    let (d, _, replayed) = gate.decide(&caller, request, key).await?;
-    created(&gate, &caller, &d, replayed).await
+    Ok(created(gate.decide(&caller, request, key).await?))
 }
 
 pub async fn get_request(
