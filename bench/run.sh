@@ -3,7 +3,7 @@
 # authenticated no-op on the same server, at 1 and 64 connections, on SQLite
 # and PostgreSQL. Prints a Markdown table; copy it into docs/BENCHMARKS.md.
 #
-#   bench/run.sh [seconds per run, default 10] [runs per figure, default 3]
+#   bench/run.sh [seconds per run, default 10] [runs per figure, default 3] [stores: sqlite postgres]
 #
 # Each figure is the median of the runs; decide and the no-op alternate on
 # the same server so the ratio is measured under the same machine noise.
@@ -14,6 +14,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-10}"
 RUNS="${2:-3}"
+STORES="${*:3}"
+STORES="${STORES:-sqlite postgres}"
 PG_URL="${GATEHOUSE_BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
 BIN=target/release/gatehouse
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
@@ -84,10 +86,15 @@ echo "Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 10485
 echo
 echo "| store | conns | decide req/s | decide p50 ms | decide p99 ms | no-op req/s | no-op p50 ms | no-op p99 ms | decide / no-op |"
 echo "|---|---|---|---|---|---|---|---|---|"
-bench_backend sqlite --data "$work/sqlite"
+if [[ " $STORES " == *" sqlite "* ]]; then
+    bench_backend sqlite --data "$work/sqlite"
+fi
+[[ " $STORES " == *" postgres "* ]] || exit 0
 schema="gh_bench_$$"
 psql "$PG_URL" -qc "DROP SCHEMA IF EXISTS $schema CASCADE; CREATE SCHEMA $schema" >/dev/null 2>&1
 sep='?'; [[ "$PG_URL" == *\?* ]] && sep='&'
 "$BIN" log keygen > "$work/log.key" 2>/dev/null
-bench_backend postgres --database-url "${PG_URL}${sep}options=-c%20search_path%3D${schema}" --log-key-file "$work/log.key"
+"$BIN" log keygen --token > "$work/token.pem" 2>/dev/null
+bench_backend postgres --database-url "${PG_URL}${sep}options=-c%20search_path%3D${schema}" \
+    --log-key-file "$work/log.key" --token-key-file "$work/token.pem"
 psql "$PG_URL" -qc "DROP SCHEMA $schema CASCADE" >/dev/null 2>&1

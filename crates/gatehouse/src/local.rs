@@ -15,62 +15,96 @@ use time::OffsetDateTime;
 
 use crate::cli::{KeysCommand, PolicyCommand, StorageArgs};
 
-/// The checkpoint signing key: from `--log-key-file`, or for SQLite from
-/// the data directory, created there (mode 0600) on first use.
-pub fn load_signer(storage: &StorageArgs) -> Result<Arc<LogSigner>> {
-    let parse = |text: &str, path: &std::path::Path| -> Result<Arc<LogSigner>> {
-        Ok(Arc::new(LogSigner::from_private_key(text).with_context(
-            || format!("{} is not a log key", path.display()),
-        )?))
-    };
-    let path = match (&storage.log_key_file, &storage.database_url) {
-        (Some(path), _) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the log key file {}", path.display()))?;
-            return parse(&text, path);
-        }
-        (None, Some(_)) => bail!(
-            "replicas sharing PostgreSQL must sign with one log key: create it once with \
-             `gatehouse log keygen > log-signing.key` (keep it private, mode 0600) and pass \
-             --log-key-file (or GATEHOUSE_LOG_KEY_FILE) to every replica and command"
-        ),
-        (None, None) => storage.data.join("log-signing.key"),
-    };
-    if path.exists() {
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        return parse(&text, &path);
-    }
-    std::fs::create_dir_all(&storage.data)
-        .with_context(|| format!("cannot create {}", storage.data.display()))?;
-    let (skey, signer) = LogSigner::generate(&storage.log_origin).with_context(|| {
-        format!(
-            "--log-origin {:?} is not a valid log name",
-            storage.log_origin
-        )
-    })?;
-    write_private(&path, &skey)?;
-    Ok(Arc::new(signer))
+/// A signing key kept in a file: `--...-key-file` when given; with SQLite
+/// the data directory, where it is created (mode 0600) on first use; with
+/// PostgreSQL a file is required, because every replica must use one key.
+struct KeyFile<'a> {
+    given: &'a Option<std::path::PathBuf>,
+    default_name: &'static str,
+    flag: &'static str,
+    keygen: &'static str,
 }
 
-/// Where the approval-token key lives: `--token-key-file`, or with SQLite
-/// `DATA/token-signing.pem`.
-fn token_key_path(storage: &StorageArgs) -> Result<std::path::PathBuf> {
-    Ok(match (&storage.token_key_file, &storage.database_url) {
-        (Some(path), _) => path.clone(),
-        (None, Some(_)) => bail!(
-            "replicas sharing PostgreSQL must sign approval tokens with one key: create it once with \
-             `gatehouse log keygen --token > token-signing.pem` (keep it private, mode 0600) and pass \
-             --token-key-file (or GATEHOUSE_TOKEN_KEY_FILE) to every replica"
-        ),
-        (None, None) => storage.data.join("token-signing.pem"),
-    })
+impl KeyFile<'_> {
+    fn path(&self, storage: &StorageArgs) -> Result<std::path::PathBuf> {
+        Ok(match (self.given, &storage.database_url) {
+            (Some(path), _) => path.clone(),
+            (None, Some(_)) => bail!(
+                "replicas sharing PostgreSQL must share one key: create it once with `{}` (keep it \
+                 private, mode 0600) and pass {} to every replica and command",
+                self.keygen,
+                self.flag
+            ),
+            (None, None) => storage.data.join(self.default_name),
+        })
+    }
+
+    /// Reads the key text, creating it with `generate` where allowed.
+    fn load(
+        &self,
+        storage: &StorageArgs,
+        generate: impl FnOnce() -> Result<String>,
+    ) -> Result<(std::path::PathBuf, String)> {
+        let path = self.path(storage)?;
+        if path.exists() || self.given.is_some() {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read the key file {}", path.display()))?;
+            return Ok((path, text));
+        }
+        std::fs::create_dir_all(&storage.data)
+            .with_context(|| format!("cannot create {}", storage.data.display()))?;
+        let text = generate()?;
+        write_private(&path, text.trim_end())?;
+        Ok((path, text))
+    }
+}
+
+fn log_key_file(storage: &StorageArgs) -> KeyFile<'_> {
+    KeyFile {
+        given: &storage.log_key_file,
+        default_name: "log-signing.key",
+        flag: "--log-key-file (GATEHOUSE_LOG_KEY_FILE)",
+        keygen: "gatehouse log keygen > log-signing.key",
+    }
+}
+
+fn token_key_file(storage: &StorageArgs) -> KeyFile<'_> {
+    KeyFile {
+        given: &storage.token_key_file,
+        default_name: "token-signing.pem",
+        flag: "--token-key-file (GATEHOUSE_TOKEN_KEY_FILE)",
+        keygen: "gatehouse log keygen --token > token-signing.pem",
+    }
+}
+
+/// The checkpoint signing key (signed-note private key).
+pub fn load_signer(storage: &StorageArgs) -> Result<Arc<LogSigner>> {
+    let (path, text) = log_key_file(storage).load(storage, || {
+        let (skey, _) = LogSigner::generate(&storage.log_origin).with_context(|| {
+            format!(
+                "--log-origin {:?} is not a valid log name",
+                storage.log_origin
+            )
+        })?;
+        Ok(skey)
+    })?;
+    Ok(Arc::new(LogSigner::from_private_key(&text).with_context(
+        || format!("{} is not a log key", path.display()),
+    )?))
+}
+
+/// The approval-token signing key (Ed25519, PKCS#8 PEM).
+pub fn load_token_signer(storage: &StorageArgs) -> Result<Arc<TokenSigner>> {
+    let (path, text) = token_key_file(storage).load(storage, || Ok(TokenSigner::generate()?.0))?;
+    Ok(Arc::new(TokenSigner::from_pem(&text).with_context(
+        || format!("{} is not an Ed25519 PKCS#8 key", path.display()),
+    )?))
 }
 
 /// `gatehouse keys rotate`: a new token key replaces the old one in place;
 /// the old public key is recorded so the JWKS keeps it while it is needed.
 pub async fn rotate_token_key(storage: &StorageArgs) -> Result<()> {
-    let path = token_key_path(storage)?;
+    let path = token_key_file(storage).path(storage)?;
     let old = load_token_signer(storage)?;
     let store = open_store(storage).await?;
     let (pem, new) = TokenSigner::generate()?;
@@ -89,38 +123,6 @@ pub async fn rotate_token_key(storage: &StorageArgs) -> Result<()> {
         old.kid()
     );
     Ok(())
-}
-
-/// The approval-token signing key, found like the log key.
-pub fn load_token_signer(storage: &StorageArgs) -> Result<Arc<TokenSigner>> {
-    let parse = |text: &str, path: &std::path::Path| -> Result<Arc<TokenSigner>> {
-        Ok(Arc::new(TokenSigner::from_pem(text).with_context(
-            || format!("{} is not an Ed25519 PKCS#8 key", path.display()),
-        )?))
-    };
-    let path = match (&storage.token_key_file, &storage.database_url) {
-        (Some(path), _) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the token key file {}", path.display()))?;
-            return parse(&text, path);
-        }
-        (None, Some(_)) => bail!(
-            "replicas sharing PostgreSQL must sign approval tokens with one key: create it once with \
-             `gatehouse log keygen --token > token-signing.pem` (keep it private, mode 0600) and pass \
-             --token-key-file (or GATEHOUSE_TOKEN_KEY_FILE) to every replica"
-        ),
-        (None, None) => storage.data.join("token-signing.pem"),
-    };
-    if path.exists() {
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        return parse(&text, &path);
-    }
-    std::fs::create_dir_all(&storage.data)
-        .with_context(|| format!("cannot create {}", storage.data.display()))?;
-    let (pem, signer) = TokenSigner::generate()?;
-    write_private(&path, pem.trim_end())?;
-    Ok(Arc::new(signer))
 }
 
 /// Creates a file only its owner can read, failing if it already exists.
