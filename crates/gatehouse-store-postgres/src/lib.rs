@@ -132,6 +132,33 @@ impl PostgresStore {
         Ok(note)
     }
 
+    /// Inserts a record row (`executions` or `outcomes`) and its log entry
+    /// in one logged transaction; returns the entry's index.
+    async fn insert_logged(
+        &self,
+        table: &'static str,
+        id: &str,
+        decision_id: &str,
+        body: String,
+        entry: &Entry,
+    ) -> StoreResult<u64> {
+        let mut tx = self.logged_tx().await?;
+        let index = log::append(&mut tx, entry).await?;
+        let sql = format!(
+            "INSERT INTO {table} (id, decision_id, body, log_index) VALUES ($1, $2, $3, $4)"
+        );
+        sqlx::query(&sql)
+            .bind(id)
+            .bind(decision_id)
+            .bind(body)
+            .bind(index as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        self.commit_logged(tx).await?;
+        Ok(index)
+    }
+
     /// JSON bodies selected by one id parameter, decoded.
     async fn bodies<T: serde::de::DeserializeOwned>(
         &self,
@@ -510,20 +537,16 @@ impl Store for PostgresStore {
         receipt: &ExecutionReceipt,
         at: OffsetDateTime,
     ) -> StoreResult<u64> {
-        let mut tx = self.logged_tx().await?;
-        let index = log::append(&mut tx, &Entry::execution(receipt, at)).await?;
-        sqlx::query(
-            "INSERT INTO executions (id, decision_id, body, log_index) VALUES ($1, $2, $3, $4)",
+        let entry = Entry::execution(receipt, at);
+        let body = json(receipt)?;
+        self.insert_logged(
+            "executions",
+            &receipt.execution_id,
+            &receipt.decision_id,
+            body,
+            &entry,
         )
-        .bind(&receipt.execution_id)
-        .bind(&receipt.decision_id)
-        .bind(json(receipt)?)
-        .bind(index as i64)
-        .execute(&mut *tx)
         .await
-        .map_err(backend)?;
-        self.commit_logged(tx).await?;
-        Ok(index)
     }
 
     async fn record_outcome(
@@ -531,20 +554,16 @@ impl Store for PostgresStore {
         outcome: &OutcomeRecord,
         at: OffsetDateTime,
     ) -> StoreResult<u64> {
-        let mut tx = self.logged_tx().await?;
-        let index = log::append(&mut tx, &Entry::outcome(outcome, at)).await?;
-        sqlx::query(
-            "INSERT INTO outcomes (id, decision_id, body, log_index) VALUES ($1, $2, $3, $4)",
+        let entry = Entry::outcome(outcome, at);
+        let body = json(outcome)?;
+        self.insert_logged(
+            "outcomes",
+            &outcome.outcome_id,
+            &outcome.decision_id,
+            body,
+            &entry,
         )
-        .bind(&outcome.outcome_id)
-        .bind(&outcome.decision_id)
-        .bind(json(outcome)?)
-        .bind(index as i64)
-        .execute(&mut *tx)
         .await
-        .map_err(backend)?;
-        self.commit_logged(tx).await?;
-        Ok(index)
     }
 
     async fn flag_decision(

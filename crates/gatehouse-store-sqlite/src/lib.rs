@@ -97,6 +97,28 @@ impl SqliteStore {
         })
     }
 
+    /// Inserts a record row (`executions` or `outcomes`) and its log entry
+    /// in one writer job; returns the entry's index.
+    async fn insert_logged(
+        &self,
+        table: &'static str,
+        id: &str,
+        decision_id: &str,
+        body: String,
+        entry: Entry,
+    ) -> StoreResult<u64> {
+        let (id, decision_id) = (id.to_string(), decision_id.to_string());
+        self.writer
+            .run(move |conn| {
+                let index = log::append(conn, &entry)?;
+                let sql = format!("INSERT INTO {table} (id, decision_id, body, log_index) VALUES (?1, ?2, ?3, ?4)");
+                conn.execute(&sql, params![id, decision_id, body, index as i64])
+                    .map_err(backend)?;
+                Ok(index)
+            })
+            .await
+    }
+
     /// Runs `f` on a pooled read connection on the blocking thread pool.
     async fn read<R, F>(&self, f: F) -> StoreResult<R>
     where
@@ -577,23 +599,16 @@ impl Store for SqliteStore {
         receipt: &ExecutionReceipt,
         at: OffsetDateTime,
     ) -> StoreResult<u64> {
-        let (id, decision, body) = (
-            receipt.execution_id.clone(),
-            receipt.decision_id.clone(),
-            json(receipt)?,
-        );
         let entry = Entry::execution(receipt, at);
-        self.writer
-            .run(move |conn| {
-                let index = log::append(conn, &entry)?;
-                conn.execute(
-                    "INSERT INTO executions (id, decision_id, body, log_index) VALUES (?1, ?2, ?3, ?4)",
-                    params![id, decision, body, index as i64],
-                )
-                .map_err(backend)?;
-                Ok(index)
-            })
-            .await
+        let body = json(receipt)?;
+        self.insert_logged(
+            "executions",
+            &receipt.execution_id,
+            &receipt.decision_id,
+            body,
+            entry,
+        )
+        .await
     }
 
     async fn record_outcome(
@@ -601,23 +616,16 @@ impl Store for SqliteStore {
         outcome: &OutcomeRecord,
         at: OffsetDateTime,
     ) -> StoreResult<u64> {
-        let (id, decision, body) = (
-            outcome.outcome_id.clone(),
-            outcome.decision_id.clone(),
-            json(outcome)?,
-        );
         let entry = Entry::outcome(outcome, at);
-        self.writer
-            .run(move |conn| {
-                let index = log::append(conn, &entry)?;
-                conn.execute(
-                    "INSERT INTO outcomes (id, decision_id, body, log_index) VALUES (?1, ?2, ?3, ?4)",
-                    params![id, decision, body, index as i64],
-                )
-                .map_err(backend)?;
-                Ok(index)
-            })
-            .await
+        let body = json(outcome)?;
+        self.insert_logged(
+            "outcomes",
+            &outcome.outcome_id,
+            &outcome.decision_id,
+            body,
+            entry,
+        )
+        .await
     }
 
     async fn flag_decision(
