@@ -42,6 +42,26 @@ fn entry(kind: &str, id: &str, ts: OffsetDateTime, fields: Value) -> Entry {
     }
 }
 
+/// An entry serialised once: its exact leaf bytes and the columns a store
+/// keeps beside them. Serialising is the costly part of an append, so hot
+/// paths do it before they reach a store's single writer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Leaf {
+    pub kind: String,
+    pub id: String,
+    pub bytes: Vec<u8>,
+}
+
+impl From<&Entry> for Leaf {
+    fn from(e: &Entry) -> Leaf {
+        Leaf {
+            kind: e.kind.clone(),
+            id: e.id.clone(),
+            bytes: e.to_bytes(),
+        }
+    }
+}
+
 impl Entry {
     /// The exact leaf bytes.
     pub fn to_bytes(&self) -> Vec<u8> {

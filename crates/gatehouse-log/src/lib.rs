@@ -4,6 +4,7 @@
 
 pub mod checkpoint;
 pub mod entry;
+pub mod frontier;
 pub mod packet;
 pub mod proof;
 pub mod tree;

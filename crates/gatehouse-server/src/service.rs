@@ -55,6 +55,9 @@ pub struct Decided {
     pub checkpoint: Option<String>,
     /// The approval token, when the decision permits the action.
     pub approval_token: Option<String>,
+    /// The decision's leaf hash (see [`crate::views::receipt_hash`]),
+    /// computed once for the token and the response.
+    pub receipt_hash: String,
     pub replayed: bool,
 }
 
@@ -246,10 +249,11 @@ impl Gate {
             log_index: None,
         }
         .seal();
+        let receipt_hash = crate::views::receipt_hash(&decision);
         // An allowed decision's token is stored in the same transaction, for
         // the agent (or admin) that asked, who receives it in the response.
         let token = if decision.status.permits_action() {
-            Some(self.new_token(&decision)?)
+            Some(self.new_token(&decision, receipt_hash.clone())?)
         } else {
             None
         };
@@ -268,11 +272,13 @@ impl Gate {
                 },
                 checkpoint,
                 approval_token: token.map(|t| t.token),
+                receipt_hash,
                 replayed: false,
             }),
             CreateOutcome::Existing(original) if original.request_hash == decision.request_hash => {
                 let approval_token = self.approval_token(caller, &original).await?;
                 Ok(Decided {
+                    receipt_hash: crate::views::receipt_hash(&original),
                     decision: *original,
                     checkpoint: None,
                     approval_token,
@@ -674,12 +680,13 @@ impl Gate {
         if let Some(existing) = self.store.get_token(&d.id).await? {
             return Ok(Some(existing.token));
         }
-        let stored = self.store.issue_token(&self.new_token(d)?).await?;
+        let token = self.new_token(d, crate::views::receipt_hash(d))?;
+        let stored = self.store.issue_token(&token).await?;
         Ok(Some(stored.token))
     }
 
-    /// A new signed approval token for `d`.
-    fn new_token(&self, d: &Decision) -> Result<IssuedToken, ApiError> {
+    /// A new signed approval token for `d`, whose leaf hash is `receipt_hash`.
+    fn new_token(&self, d: &Decision, receipt_hash: String) -> Result<IssuedToken, ApiError> {
         let issued_at = now();
         let ttl = d
             .token_ttl_secs
@@ -689,7 +696,7 @@ impl Gate {
         let claims = Claims {
             sub: d.id.clone(),
             act: d.action_hash.clone(),
-            dec: crate::views::receipt_hash(d),
+            dec: receipt_hash,
             aud: self.config.token_audience.clone(),
             jti: ids::token_id(),
             iat: issued_at.unix_timestamp(),

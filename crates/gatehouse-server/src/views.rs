@@ -74,6 +74,13 @@ pub struct GateView {
 
 impl From<&Decision> for GateView {
     fn from(d: &Decision) -> Self {
+        GateView::with_receipt(d, receipt_hash(d))
+    }
+}
+
+impl GateView {
+    /// The view with the receipt hash already computed.
+    pub fn with_receipt(d: &Decision, receipt_hash: String) -> Self {
         GateView {
             id: d.id.clone(),
             status: d.status,
@@ -93,7 +100,7 @@ impl From<&Decision> for GateView {
             risk_level: d.request.risk.as_str(),
             record_hash: d.record_hash.clone(),
             log_index: d.log_index,
-            receipt_hash: receipt_hash(d),
+            receipt_hash,
             decision_url: format!("/api/decision/{}", d.id),
             flagged_for_review: d.flag.clone(),
             approval_token: None,
@@ -129,11 +136,16 @@ pub struct RecordView {
 
 impl RecordView {
     pub fn new(d: &Decision, checkpoint: Option<String>) -> Self {
+        Self::with_receipt(d, checkpoint, receipt_hash(d))
+    }
+
+    /// [`RecordView::new`] with the receipt hash already computed.
+    pub fn with_receipt(d: &Decision, checkpoint: Option<String>, receipt_hash: String) -> Self {
         RecordView {
             record: d.record(),
             record_hash: d.record_hash.clone(),
             log_index: d.log_index,
-            receipt_hash: receipt_hash(d),
+            receipt_hash,
             checkpoint,
             verify_url: format!("/api/decision/{}/verify", d.id),
             replay_url: format!("/api/decision/{}/replay", d.id),

@@ -9,9 +9,9 @@ use std::collections::HashMap;
 
 use gatehouse_core::decision::to_unix_millis;
 use gatehouse_log::checkpoint::LogSigner;
-use gatehouse_log::entry::Entry;
+use gatehouse_log::entry::{Entry, Leaf};
+use gatehouse_log::frontier::Frontier;
 use gatehouse_log::proof::leaf_hash;
-use gatehouse_log::tree::{Op, Output};
 use gatehouse_log::Hash;
 use gatehouse_store::{StoreError, StoreResult};
 use sqlx::{PgConnection, Row};
@@ -69,49 +69,104 @@ pub async fn read_hashes(
     Ok(out)
 }
 
-async fn run(conn: &mut PgConnection, op: &Op) -> StoreResult<Output> {
-    let needs = op.needs().map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let fetched = read_hashes(conn, &needs).await?;
-    op.run(&fetched)
-        .map_err(|e| StoreError::Corrupt(e.to_string()))
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+/// The log's right edge for this transaction (the caller holds the lock):
+/// `cached` if the stored log still has its size, so no replica appended
+/// since, else loaded afresh.
+pub async fn frontier(conn: &mut PgConnection, cached: Option<Frontier>) -> StoreResult<Frontier> {
+    let n = size(conn).await?;
+    if let Some(f) = cached.filter(|f| f.size() == n) {
+        return Ok(f);
+    }
+    let needs = Frontier::needs(n).map_err(corrupt)?;
+    Frontier::load(n, &read_hashes(conn, &needs).await?).map_err(corrupt)
+}
+
+/// Leaves and stored hashes computed in memory, to be written together.
+#[derive(Default)]
+pub struct Pending {
+    idx: Vec<i64>,
+    kind: Vec<String>,
+    ref_id: Vec<String>,
+    leaf: Vec<Vec<u8>>,
+    hash_idx: Vec<i64>,
+    hash: Vec<Vec<u8>>,
+}
+
+impl Pending {
+    /// Extends `log` with a serialised entry; returns the entry's index.
+    pub fn append(&mut self, log: &mut Frontier, leaf: &Leaf) -> StoreResult<u64> {
+        let (n, hashes) = log.append(leaf_hash(&leaf.bytes)).map_err(corrupt)?;
+        self.idx.push(n as i64);
+        self.kind.push(leaf.kind.clone());
+        self.ref_id.push(leaf.id.clone());
+        self.leaf.push(leaf.bytes.clone());
+        for (i, h) in hashes {
+            self.hash_idx.push(i as i64);
+            self.hash.push(h.0.to_vec());
+        }
+        Ok(n)
+    }
+
+    /// Writes every leaf and stored hash: two statements, however many.
+    pub async fn write(self, conn: &mut PgConnection) -> StoreResult<()> {
+        if self.idx.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO log_entries (idx, kind, ref_id, leaf)
+             SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::BYTEA[])",
+        )
+        .bind(&self.idx)
+        .bind(&self.kind)
+        .bind(&self.ref_id)
+        .bind(&self.leaf)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+        sqlx::query(
+            "INSERT INTO log_hashes (idx, hash) SELECT * FROM UNNEST($1::BIGINT[], $2::BYTEA[])",
+        )
+        .bind(&self.hash_idx)
+        .bind(&self.hash)
+        .execute(conn)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
 }
 
 /// Appends one entry (the caller holds the lock); returns its index.
 pub async fn append(conn: &mut PgConnection, entry: &Entry) -> StoreResult<u64> {
-    let n = size(conn).await?;
-    let bytes = entry.to_bytes();
-    let Output::Stored(hashes) = run(
-        conn,
-        &Op::Append {
-            n,
-            leaf: leaf_hash(&bytes),
-        },
-    )
-    .await?
-    else {
-        return Err(StoreError::Corrupt("append produced no hashes".into()));
-    };
-    sqlx::query("INSERT INTO log_entries (idx, kind, ref_id, leaf) VALUES ($1, $2, $3, $4)")
-        .bind(n as i64)
-        .bind(&entry.kind)
-        .bind(&entry.id)
-        .bind(&bytes)
-        .execute(&mut *conn)
-        .await
-        .map_err(backend)?;
-    let (idx, values): (Vec<i64>, Vec<Vec<u8>>) = hashes
-        .into_iter()
-        .map(|(i, h)| (i as i64, h.0.to_vec()))
-        .unzip();
+    let mut log = frontier(conn, None).await?;
+    let mut pending = Pending::default();
+    let n = pending.append(&mut log, &Leaf::from(entry))?;
+    pending.write(conn).await?;
+    Ok(n)
+}
+
+/// Signs and stores a checkpoint for the log's right edge; returns its note.
+pub async fn checkpoint_at(
+    conn: &mut PgConnection,
+    signer: &LogSigner,
+    log: &Frontier,
+) -> StoreResult<String> {
+    let note = signer
+        .sign(log.size(), log.root().map_err(corrupt)?)
+        .map_err(|e| StoreError::Backend(format!("cannot sign checkpoint: {e}")))?;
     sqlx::query(
-        "INSERT INTO log_hashes (idx, hash) SELECT * FROM UNNEST($1::BIGINT[], $2::BYTEA[])",
+        "INSERT INTO checkpoints (size, note, created_at_ms) VALUES ($1, $2, $3) ON CONFLICT (size) DO NOTHING",
     )
-    .bind(&idx)
-    .bind(&values)
+    .bind(log.size() as i64)
+    .bind(&note)
+    .bind(to_unix_millis(OffsetDateTime::now_utc()))
     .execute(conn)
     .await
     .map_err(backend)?;
-    Ok(n)
+    Ok(note)
 }
 
 /// Signs and stores a checkpoint for the current size.
@@ -119,24 +174,9 @@ pub async fn checkpoint(
     conn: &mut PgConnection,
     signer: &LogSigner,
 ) -> StoreResult<Option<String>> {
-    let n = size(conn).await?;
-    if n == 0 {
+    let log = frontier(conn, None).await?;
+    if log.size() == 0 {
         return Ok(None);
     }
-    let Output::Root(root) = run(conn, &Op::Root { size: n }).await? else {
-        return Err(StoreError::Corrupt("root computation failed".into()));
-    };
-    let note = signer
-        .sign(n, root)
-        .map_err(|e| StoreError::Backend(format!("cannot sign checkpoint: {e}")))?;
-    sqlx::query(
-        "INSERT INTO checkpoints (size, note, created_at_ms) VALUES ($1, $2, $3) ON CONFLICT (size) DO NOTHING",
-    )
-    .bind(n as i64)
-    .bind(&note)
-    .bind(to_unix_millis(OffsetDateTime::now_utc()))
-    .execute(conn)
-    .await
-    .map_err(backend)?;
-    Ok(Some(note))
+    checkpoint_at(conn, signer, &log).await.map(Some)
 }

@@ -55,3 +55,16 @@ fn fresh_schema_keep(schema: &str) -> sqlx::postgres::PgConnectOptions {
     let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
     options.options([("search_path", schema)])
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_share_one_log() {
+    let schema = unique_schema_name();
+    let signer = gatehouse_store::conformance::test_signer();
+    let a = PostgresStore::connect_with(fresh_schema(&schema).await, signer.clone())
+        .await
+        .unwrap();
+    let b = PostgresStore::connect_with(fresh_schema_keep(&schema), signer)
+        .await
+        .unwrap();
+    gatehouse_store::conformance::two_writers_share_one_log(Arc::new(a), Arc::new(b)).await;
+}

@@ -33,3 +33,12 @@ async fn decisions_survive_reopening() {
         }
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_on_one_directory_share_one_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = gatehouse_store::conformance::test_signer();
+    let a = SqliteStore::open(dir.path(), signer.clone()).unwrap();
+    let b = SqliteStore::open(dir.path(), signer).unwrap();
+    gatehouse_store::conformance::two_writers_share_one_log(Arc::new(a), Arc::new(b)).await;
+}

@@ -50,6 +50,7 @@ macro_rules! conformance_tests {
             keys_create_list_revoke,
             log_records_every_event_with_a_checkpoint,
             concurrent_appends_are_gap_free,
+            a_refused_decision_does_not_fail_its_batch,
             tokens_are_issued_once_and_redeemed_once,
             executions_outcomes_and_flags_are_logged,
             retired_token_keys_stay_while_their_tokens_live
@@ -610,6 +611,46 @@ pub async fn concurrent_appends_are_gap_free(store: Arc<dyn Store>) {
     assert_eq!((n, root.0), (cp.size, cp.root.0));
 }
 
+/// Stores group-commit concurrent decisions; a duplicate among them is
+/// refused alone, and neither it nor its log entry is stored.
+pub async fn a_refused_decision_does_not_fail_its_batch(store: Arc<dyn Store>) {
+    let original = sample_decision(Verdict::Allow, "k1", None, "t-dup");
+    store.create_decision(&original, None).await.unwrap();
+    let start = store.log_size().await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let store = store.clone();
+        let d = if i == 5 {
+            original.clone()
+        } else {
+            sample_decision(Verdict::PendingReview, "k1", None, "t-dup")
+        };
+        tasks.push(tokio::spawn(async move {
+            (d.id.clone(), store.create_decision(&d, None).await)
+        }));
+    }
+    let mut created = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            (id, Ok(CreateOutcome::Created { log_index, .. })) => created.push((log_index, id)),
+            (id, Err(StoreError::Duplicate)) => assert_eq!(id, original.id),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    created.sort();
+    assert_eq!(created.len(), 11, "every other decision is stored");
+    let indexes: Vec<u64> = created.iter().map(|c| c.0).collect();
+    assert_eq!(indexes, (start..start + 11).collect::<Vec<_>>());
+    for (index, id) in &created {
+        let stored = store.get_decision(id).await.unwrap().expect("stored");
+        assert_eq!(stored.log_index, Some(*index));
+    }
+    let cp = verified_checkpoint(store.as_ref()).await;
+    let (n, root) = root_from_leaves(store.as_ref()).await;
+    assert_eq!((n, root.0), (cp.size, cp.root.0));
+    assert_eq!(n, start + 11);
+}
+
 pub async fn tokens_are_issued_once_and_redeemed_once(store: Arc<dyn Store>) {
     let d = sample_decision(Verdict::Allow, "k1", None, "t-tok");
     store.create_decision(&d, None).await.unwrap();
@@ -763,4 +804,42 @@ pub async fn retired_token_keys_stay_while_their_tokens_live(store: Arc<dyn Stor
             .is_empty(),
         "gone once its tokens expired"
     );
+}
+
+/// Two stores on one database (two server replicas, or a server and the
+/// CLI) append to one log. Each writer keeps the log's right edge in
+/// memory between transactions, so each must notice the other's appends.
+/// Not in [`conformance_tests!`]: the backend's test opens both stores.
+pub async fn two_writers_share_one_log(a: Arc<dyn Store>, b: Arc<dyn Store>) {
+    let start = a.log_size().await.unwrap();
+    let create = |s: Arc<dyn Store>, verdict| async move {
+        let d = sample_decision(verdict, "k1", None, "t-two");
+        match s.create_decision(&d, None).await.unwrap() {
+            CreateOutcome::Created { log_index, .. } => log_index,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    // Alternating one at a time: each append follows one by the other store.
+    let mut indexes = Vec::new();
+    for i in 0..6 {
+        let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+        indexes.push(create(s, Verdict::Allow).await);
+    }
+    // And concurrently, so batches of both interleave.
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(create(s, Verdict::PendingReview)));
+    }
+    for t in tasks {
+        indexes.push(t.await.unwrap());
+    }
+    indexes.sort_unstable();
+    assert_eq!(indexes, (start..start + 26).collect::<Vec<_>>());
+    // Whichever store signed last, its checkpoint is the root of all leaves.
+    for s in [&a, &b] {
+        let cp = verified_checkpoint(s.as_ref()).await;
+        let (n, root) = root_from_leaves(s.as_ref()).await;
+        assert_eq!((n, root.0), (cp.size, cp.root.0));
+    }
 }

@@ -36,7 +36,7 @@ pub async fn decide(
         Some(c) => Some(c),
         None => gate.checkpoint().await?,
     };
-    let mut view = RecordView::new(&decided.decision, checkpoint);
+    let mut view = RecordView::with_receipt(&decided.decision, checkpoint, decided.receipt_hash);
     view.approval_token = decided.approval_token;
     Ok((status, Json(view)))
 }

@@ -35,7 +35,7 @@ fn created(decided: Decided) -> (StatusCode, Json<GateView>) {
     } else {
         StatusCode::CREATED
     };
-    let mut view = GateView::from(&decided.decision);
+    let mut view = GateView::with_receipt(&decided.decision, decided.receipt_hash);
     view.approval_token = decided.approval_token;
     (status, Json(view))
 }
