@@ -8,6 +8,11 @@
 # Each figure is the median of the runs; decide and the no-op alternate on
 # the same server so the ratio is measured under the same machine noise.
 #
+# GATEHOUSE_BENCH_BASELINE=<git revision> also builds that revision (in
+# target/bench-baseline) and runs its server beside this one, alternating
+# runs, so "this build's decide vs. that build's decide" is measured in the
+# same run. Issue #3 compares with e1c1eaf, the core service before the log.
+#
 # Needs: wrk (apt-get install wrk), a release build, PostgreSQL at
 # $GATEHOUSE_BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test).
 set -euo pipefail
@@ -18,8 +23,20 @@ STORES="${*:3}"
 STORES="${STORES:-sqlite postgres}"
 PG_URL="${GATEHOUSE_BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
 BIN=target/release/gatehouse
+BASELINE="${GATEHOUSE_BENCH_BASELINE:-}"
+BASE_BIN=""
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 cargo build --release -q -p gatehouse
+if [ -n "$BASELINE" ]; then
+    base_src=target/bench-baseline/src
+    if [ ! -d "$base_src" ]; then
+        git worktree add --detach -f "$base_src" "$BASELINE" >/dev/null
+    fi
+    git -C "$base_src" checkout -q --detach "$BASELINE"
+    echo "building baseline $BASELINE (once; target/bench-baseline)" >&2
+    (cd "$base_src" && CARGO_TARGET_DIR="$PWD/../target" cargo build --release -q -p gatehouse)
+    BASE_BIN=target/bench-baseline/target/release/gatehouse
+fi
 
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -47,54 +64,85 @@ median() {
     echo
 }
 
-bench_backend() { # name storage-args...
-    local name=$1
-    shift
-    local storage=("$@")
+# Starts a server; prints "pid url key".
+start_server() { # binary tag storage-args...
+    local bin=$1 tag=$2
+    shift 2
     local key
-    key=$("$BIN" keys create --role agent --name bench "${storage[@]}" | tail -n 1)
-    "$BIN" serve --listen 127.0.0.1:0 --rate-limit 0 "${storage[@]}" > "$work/serve.out" 2> "$work/serve.err" &
-    local pid=$!
-    local url=""
+    key=$("$bin" keys create --role agent --name bench "$@" | tail -n 1)
+    "$bin" serve --listen 127.0.0.1:0 --rate-limit 0 "$@" > "$work/$tag.out" 2> "$work/$tag.err" &
+    local pid=$! url=""
     for _ in $(seq 100); do
-        url=$(sed -n 's/^gatehouse listening on //p' "$work/serve.out")
+        url=$(sed -n 's/^gatehouse listening on //p' "$work/$tag.out")
         [ -n "$url" ] && break
         sleep 0.1
     done
-    [ -n "$url" ] || { cat "$work/serve.err" >&2; exit 1; }
-    export GATEHOUSE_BENCH_KEY=$key
+    [ -n "$url" ] || { cat "$work/$tag.err" >&2; exit 1; }
+    echo "$pid $url $key"
+}
+
+bench_backend() { # name "storage args" "baseline storage args"
+    local name=$1
+    local -a storage base_storage
+    read -r -a storage <<< "$2"
+    read -r -a base_storage <<< "$3"
+    local pid url key base_pid="" base_url="" base_key=""
+    read -r pid url key < <(start_server "$BIN" current "${storage[@]}")
+    if [ -n "$BASE_BIN" ]; then
+        read -r base_pid base_url base_key < <(start_server "$BASE_BIN" baseline "${base_storage[@]}")
+    fi
     for c in 1 64; do
-        : > "$work/noop.runs"; : > "$work/decide.runs"
+        : > "$work/noop.runs"; : > "$work/decide.runs"; : > "$work/base.runs"
         for _ in $(seq "$RUNS"); do
-            measure_once noop.lua "$url/api/whoami" "$c" >> "$work/noop.runs"
-            measure_once decide.lua "$url/api/decide" "$c" >> "$work/decide.runs"
+            GATEHOUSE_BENCH_KEY=$key measure_once noop.lua "$url/api/whoami" "$c" >> "$work/noop.runs"
+            GATEHOUSE_BENCH_KEY=$key measure_once decide.lua "$url/api/decide" "$c" >> "$work/decide.runs"
+            if [ -n "$BASE_BIN" ]; then
+                GATEHOUSE_BENCH_KEY=$base_key measure_once decide.lua "$base_url/api/decide" "$c" >> "$work/base.runs"
+            fi
         done
         read -r noop_rps noop_p50 noop_p99 < <(median "$work/noop.runs")
         read -r dec_rps dec_p50 dec_p99 < <(median "$work/decide.runs")
-        local ratio
+        local ratio base="" vs=""
         ratio=$(awk -v a="$dec_rps" -v b="$noop_rps" 'BEGIN { printf "%.2f", a / b }')
-        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n" \
-            "$name" "$c" "$dec_rps" "$dec_p50" "$dec_p99" "$noop_rps" "$noop_p50" "$noop_p99" "$ratio"
+        if [ -n "$BASE_BIN" ]; then
+            read -r base_rps base_p50 base_p99 < <(median "$work/base.runs")
+            base=" $base_rps | $base_p99 |"
+            vs=" $(awk -v a="$dec_rps" -v b="$base_rps" 'BEGIN { printf "%.2f", a / b }') |"
+        fi
+        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |%s%s\n" \
+            "$name" "$c" "$dec_rps" "$dec_p50" "$dec_p99" "$noop_rps" "$noop_p50" "$noop_p99" "$ratio" "$base" "$vs"
     done
     local rss
     rss=$(awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$pid/status")
     echo "| $name | peak RSS of the server: ${rss} MB | | | | | | | |"
-    kill "$pid"; wait "$pid" 2>/dev/null || true
+    kill "$pid" $base_pid; wait "$pid" $base_pid 2>/dev/null || true
 }
 
 echo "Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); wrk on the same machine; median of ${RUNS} runs of ${DURATION} s."
+[ -z "$BASELINE" ] || echo "Baseline: $BASELINE ($(git log -1 --format=%s "$BASELINE")), run beside this build ($(git rev-parse --short HEAD))."
 echo
-echo "| store | conns | decide req/s | decide p50 ms | decide p99 ms | no-op req/s | no-op p50 ms | no-op p99 ms | decide / no-op |"
-echo "|---|---|---|---|---|---|---|---|---|"
+if [ -n "$BASE_BIN" ]; then
+    echo "| store | conns | decide req/s | decide p50 ms | decide p99 ms | no-op req/s | no-op p50 ms | no-op p99 ms | decide / no-op | baseline decide req/s | baseline p99 ms | decide / baseline |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+else
+    echo "| store | conns | decide req/s | decide p50 ms | decide p99 ms | no-op req/s | no-op p50 ms | no-op p99 ms | decide / no-op |"
+    echo "|---|---|---|---|---|---|---|---|---|"
+fi
 if [[ " $STORES " == *" sqlite "* ]]; then
-    bench_backend sqlite --data "$work/sqlite"
+    bench_backend sqlite "--data $work/sqlite" "--data $work/sqlite-baseline"
 fi
 [[ " $STORES " == *" postgres "* ]] || exit 0
 schema="gh_bench_$$"
-psql "$PG_URL" -qc "DROP SCHEMA IF EXISTS $schema CASCADE; CREATE SCHEMA $schema" >/dev/null 2>&1
+base_schema="gh_bench_base_$$"
+for s in "$schema" "$base_schema"; do
+    psql "$PG_URL" -qc "DROP SCHEMA IF EXISTS $s CASCADE; CREATE SCHEMA $s" >/dev/null 2>&1
+done
 sep='?'; [[ "$PG_URL" == *\?* ]] && sep='&'
 "$BIN" log keygen > "$work/log.key" 2>/dev/null
 "$BIN" log keygen --token > "$work/token.pem" 2>/dev/null
-bench_backend postgres --database-url "${PG_URL}${sep}options=-c%20search_path%3D${schema}" \
-    --log-key-file "$work/log.key" --token-key-file "$work/token.pem"
-psql "$PG_URL" -qc "DROP SCHEMA $schema CASCADE" >/dev/null 2>&1
+bench_backend postgres \
+    "--database-url ${PG_URL}${sep}options=-c%20search_path%3D${schema} --log-key-file $work/log.key --token-key-file $work/token.pem" \
+    "--database-url ${PG_URL}${sep}options=-c%20search_path%3D${base_schema}"
+for s in "$schema" "$base_schema"; do
+    psql "$PG_URL" -qc "DROP SCHEMA $s CASCADE" >/dev/null 2>&1
+done

@@ -52,6 +52,13 @@ pub struct Leaf {
     pub bytes: Vec<u8>,
 }
 
+impl Leaf {
+    /// The leaf's Merkle hash, hex (for a decision: its receipt hash).
+    pub fn hash_hex(&self) -> String {
+        hex::encode(crate::proof::leaf_hash(&self.bytes).0)
+    }
+}
+
 impl From<&Entry> for Leaf {
     fn from(e: &Entry) -> Leaf {
         Leaf {

@@ -18,7 +18,7 @@ use gatehouse_log::packet::{
 use gatehouse_log::tree::{Op, Output};
 use gatehouse_policy::{Clock, Engine, EngineOptions};
 use gatehouse_store::{ApiKey, CreateOutcome, DecisionQuery, Role, Store};
-use gatehouse_store::{IssuedToken, Redemption};
+use gatehouse_store::{IssuedToken, NewDecision, Redemption};
 use gatehouse_token::{Claims, Expectation, TokenSigner};
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -249,19 +249,20 @@ impl Gate {
             log_index: None,
         }
         .seal();
-        let receipt_hash = crate::views::receipt_hash(&decision);
+        let mut new = NewDecision::new(decision);
+        let receipt_hash = new.receipt_hash();
         // An allowed decision's token is stored in the same transaction, for
         // the agent (or admin) that asked, who receives it in the response.
-        let token = if decision.status.permits_action() {
-            Some(self.new_token(&decision, receipt_hash.clone())?)
-        } else {
-            None
-        };
-        match self
-            .store
-            .create_decision(&decision, token.as_ref())
-            .await?
-        {
+        if new.decision.status.permits_action() {
+            let token = self.new_token(&new.decision, receipt_hash.clone())?;
+            new = new.with_token(token);
+        }
+        let outcome = self.store.insert_decision(&new).await?;
+        let NewDecision {
+            decision, token, ..
+        } = new;
+        let token = token.map(|(t, _)| t);
+        match outcome {
             CreateOutcome::Created {
                 log_index,
                 checkpoint,

@@ -13,9 +13,9 @@ use std::sync::Arc;
 use gatehouse_core::decision::to_unix_millis;
 use gatehouse_core::Decision;
 use gatehouse_log::checkpoint::LogSigner;
-use gatehouse_log::entry::{Entry, Leaf};
+use gatehouse_log::entry::Leaf;
 use gatehouse_log::frontier::Frontier;
-use gatehouse_store::{CreateOutcome, IssuedToken, StoreError, StoreResult};
+use gatehouse_store::{CreateOutcome, IssuedToken, NewDecision, StoreError, StoreResult};
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
@@ -43,22 +43,14 @@ impl Batcher {
         Batcher { jobs }
     }
 
-    pub async fn create(
-        &self,
-        decision: &Decision,
-        token: Option<&IssuedToken>,
-    ) -> StoreResult<CreateOutcome> {
+    pub async fn create(&self, new: &NewDecision) -> StoreResult<CreateOutcome> {
         let (reply, rx) = oneshot::channel();
+        // Serialised here, on the caller's task, not the batcher's.
         let job = Job {
-            token: token.map(|t| {
-                let entry =
-                    Entry::token_issued(&t.decision_id, &t.jti, &t.kid, t.expires_at, t.created_at);
-                (t.clone(), Leaf::from(&entry))
-            }),
-            // Serialised here, on the caller's task, not the batcher's.
-            leaf: Leaf::from(&Entry::decision(decision)),
-            body: json(decision)?,
-            decision: decision.clone(),
+            token: new.token.clone(),
+            leaf: new.leaf.clone(),
+            body: json(&new.decision)?,
+            decision: new.decision.clone(),
             reply,
         };
         self.jobs

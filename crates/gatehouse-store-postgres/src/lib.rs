@@ -17,8 +17,8 @@ use gatehouse_log::checkpoint::LogSigner;
 use gatehouse_log::entry::Entry;
 use gatehouse_log::Hash;
 use gatehouse_store::{
-    decision_from_columns, ApiKey, CreateOutcome, DecisionQuery, IssuedToken, PolicyVersion,
-    Redemption, Role, Store, StoreError, StoreResult,
+    decision_from_columns, ApiKey, CreateOutcome, DecisionQuery, IssuedToken, NewDecision,
+    PolicyVersion, Redemption, Role, Store, StoreError, StoreResult,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
@@ -216,18 +216,15 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn create_decision(
-        &self,
-        d: &Decision,
-        token: Option<&IssuedToken>,
-    ) -> StoreResult<CreateOutcome> {
+    async fn insert_decision(&self, new: &NewDecision) -> StoreResult<CreateOutcome> {
+        let d = &new.decision;
         // A retry of an earlier idempotent request needs no lock or batch.
         if let Some(key) = &d.idempotency_key {
             if let Some(existing) = self.find_idempotent(&d.created_by, key).await? {
                 return Ok(CreateOutcome::Existing(Box::new(existing)));
             }
         }
-        self.decisions.create(d, token).await
+        self.decisions.create(new).await
     }
 
     async fn get_decision(&self, id: &str) -> StoreResult<Option<Decision>> {

@@ -21,11 +21,11 @@ use gatehouse_core::decision::{from_unix_millis, to_unix_millis};
 use gatehouse_core::execution::{ExecutionReceipt, OutcomeRecord};
 use gatehouse_core::{Decision, Review, Status, TaskEvent};
 use gatehouse_log::checkpoint::LogSigner;
-use gatehouse_log::entry::{Entry, Leaf};
+use gatehouse_log::entry::Entry;
 use gatehouse_log::Hash;
 use gatehouse_store::{
-    ApiKey, CreateOutcome, DecisionQuery, IssuedToken, PolicyVersion, Redemption, Store,
-    StoreError, StoreResult,
+    ApiKey, CreateOutcome, DecisionQuery, IssuedToken, NewDecision, PolicyVersion, Redemption,
+    Store, StoreError, StoreResult,
 };
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use time::OffsetDateTime;
@@ -250,20 +250,14 @@ impl Store for SqliteStore {
         self.writer.run(|_| Ok(())).await
     }
 
-    async fn create_decision(
-        &self,
-        decision: &Decision,
-        token: Option<&IssuedToken>,
-    ) -> StoreResult<CreateOutcome> {
-        let d = decision.clone();
-        let token = token.map(|t| {
-            let entry =
-                Entry::token_issued(&t.decision_id, &t.jti, &t.kid, t.expires_at, t.created_at);
-            (t.clone(), Leaf::from(&entry))
-        });
-        let body = json(&d)?;
+    async fn insert_decision(&self, new: &NewDecision) -> StoreResult<CreateOutcome> {
         // Serialised here, off the single writer thread.
-        let leaf = Leaf::from(&Entry::decision(&d));
+        let body = json(&new.decision)?;
+        let NewDecision {
+            decision: d,
+            leaf,
+            token,
+        } = new.clone();
         let (outcome, checkpoint) = self
             .writer
             .run_logged_unguarded(move |conn| {

@@ -70,13 +70,22 @@ pub trait Store: Send + Sync + 'static {
     /// whatever its body: the caller compares `request_hash`.
     /// Returns only once the decision is durably committed.
     ///
-    /// With `token` (an allowed decision's approval token), the token is
+    /// With a token (an allowed decision's approval token), the token is
     /// stored and logged in the same transaction.
+    async fn insert_decision(&self, new: &NewDecision) -> StoreResult<CreateOutcome>;
+
+    /// [`Store::insert_decision`] for a decision not yet prepared.
     async fn create_decision(
         &self,
         decision: &Decision,
         token: Option<&IssuedToken>,
-    ) -> StoreResult<CreateOutcome>;
+    ) -> StoreResult<CreateOutcome> {
+        let mut new = NewDecision::new(decision.clone());
+        if let Some(t) = token {
+            new = new.with_token(t.clone());
+        }
+        self.insert_decision(&new).await
+    }
 
     async fn get_decision(&self, id: &str) -> StoreResult<Option<Decision>>;
 

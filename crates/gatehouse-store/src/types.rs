@@ -1,4 +1,5 @@
 use gatehouse_core::{Decision, Status};
+use gatehouse_log::entry::{Entry, Leaf};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -74,6 +75,39 @@ pub struct ApiKey {
     pub created_at: OffsetDateTime,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// A decision ready to store, with its log entries serialised once: the
+/// server needs the decision's leaf hash (for the token and the response)
+/// and the store needs the leaf bytes, so both take them from here.
+#[derive(Debug, Clone)]
+pub struct NewDecision {
+    pub decision: Decision,
+    pub leaf: Leaf,
+    /// An allowed decision's approval token and its `token_issued` entry.
+    pub token: Option<(IssuedToken, Leaf)>,
+}
+
+impl NewDecision {
+    pub fn new(decision: Decision) -> Self {
+        NewDecision {
+            leaf: Leaf::from(&Entry::decision(&decision)),
+            decision,
+            token: None,
+        }
+    }
+
+    /// Adds the approval token to store and log in the same transaction.
+    pub fn with_token(mut self, t: IssuedToken) -> Self {
+        let entry = Entry::token_issued(&t.decision_id, &t.jti, &t.kid, t.expires_at, t.created_at);
+        self.token = Some((t, Leaf::from(&entry)));
+        self
+    }
+
+    /// The decision's leaf hash, hex: what its receipt hash will be.
+    pub fn receipt_hash(&self) -> String {
+        self.leaf.hash_hex()
+    }
 }
 
 /// The approval token issued for a decision (at most one per decision).
