@@ -14,8 +14,10 @@ use tokio::sync::oneshot;
 /// How many waiting jobs one transaction may take; bounds commit latency.
 const MAX_BATCH: usize = 1024;
 
-/// How long a batch that already has company waits for more jobs.
+/// How long a batch that already has company may wait for more jobs.
 const GATHER: std::time::Duration = std::time::Duration::from_micros(500);
+/// A pause in arrivals this long ends the wait early.
+const GATHER_GAP: std::time::Duration = std::time::Duration::from_micros(100);
 
 /// Called once the batch's fate is known: Ok if it committed, with the
 /// checkpoint signed in the batch if it appended to the log.
@@ -141,6 +143,22 @@ fn in_savepoint<R>(t: &Tx, f: impl FnOnce(&Tx) -> StoreResult<R>) -> StoreResult
     }
 }
 
+/// Takes jobs as they arrive until none has come for [`GATHER_GAP`] or
+/// [`GATHER`] has passed, whichever is first.
+fn gather(rx: &mpsc::Receiver<Job>, batch: &mut Vec<Job>) {
+    let deadline = std::time::Instant::now() + GATHER;
+    while batch.len() < MAX_BATCH {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left.min(GATHER_GAP)) {
+            Ok(job) => {
+                batch.push(job);
+                drain(rx, batch);
+            }
+            Err(_) => break,
+        }
+    }
+}
+
 fn drain(rx: &mpsc::Receiver<Job>, batch: &mut Vec<Job>) {
     while batch.len() < MAX_BATCH {
         match rx.try_recv() {
@@ -165,8 +183,7 @@ fn run_writer(conn: Connection, rx: mpsc::Receiver<Job>, signer: &LogSigner) {
             // averaged 7 jobs at 64 connections and the writer spent about
             // 40 µs per decision; with 500 µs, about 20. A lone writer
             // never waits.
-            std::thread::sleep(GATHER);
-            drain(&rx, &mut batch);
+            gather(&rx, &mut batch);
         }
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             // None of these jobs ran. Dropping them drops their reply
