@@ -122,11 +122,13 @@ pub struct StorageArgs {
     /// File with the log's checkpoint signing key (signed-note private key).
     /// Default with SQLite: DATA/log-signing.key, created on first use.
     /// Required with PostgreSQL: every replica must sign with the same key.
+    /// The key's text in GATEHOUSE_LOG_SIGNING_KEY takes precedence.
     #[arg(long, env = "GATEHOUSE_LOG_KEY_FILE")]
     pub log_key_file: Option<PathBuf>,
     /// File with the approval-token signing key (Ed25519, PKCS#8 PEM).
     /// Default with SQLite: DATA/token-signing.pem, created on first use.
     /// Required with PostgreSQL: every replica must sign with the same key.
+    /// The key's text in GATEHOUSE_TOKEN_SIGNING_KEY takes precedence.
     #[arg(long, env = "GATEHOUSE_TOKEN_KEY_FILE")]
     pub token_key_file: Option<PathBuf>,
     /// Name of the log (the checkpoint origin) when a new key is created.

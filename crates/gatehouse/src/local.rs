@@ -15,53 +15,71 @@ use time::OffsetDateTime;
 
 use crate::cli::{KeysCommand, PolicyCommand, StorageArgs};
 
-/// A signing key kept in a file: `--...-key-file` when given; with SQLite
-/// the data directory, where it is created (mode 0600) on first use; with
-/// PostgreSQL a file is required, because every replica must use one key.
+/// A signing key: the text of environment variable `env` when it is set
+/// (for secret stores that inject variables); else a file, `--...-key-file`
+/// when given, or with SQLite in the data directory, where it is created
+/// (mode 0600) on first use. PostgreSQL needs one or the other, because
+/// every replica must sign with the same key.
 struct KeyFile<'a> {
     given: &'a Option<std::path::PathBuf>,
+    env: &'static str,
     default_name: &'static str,
     flag: &'static str,
     keygen: &'static str,
 }
 
 impl KeyFile<'_> {
+    /// The key text from the environment, if it is supplied there.
+    fn env_text(&self) -> Option<String> {
+        std::env::var(self.env)
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+    }
+
     fn path(&self, storage: &StorageArgs) -> Result<std::path::PathBuf> {
         Ok(match (self.given, &storage.database_url) {
             (Some(path), _) => path.clone(),
             (None, Some(_)) => bail!(
                 "replicas sharing PostgreSQL must share one key: create it once with `{}` (keep it \
-                 private, mode 0600) and pass {} to every replica and command",
+                 private, mode 0600) and pass {} to every replica and command, or put the key's \
+                 text in {}",
                 self.keygen,
-                self.flag
+                self.flag,
+                self.env
             ),
             (None, None) => storage.data.join(self.default_name),
         })
     }
 
-    /// Reads the key text, creating it with `generate` where allowed.
+    /// Reads the key text (and says where it came from), creating a key
+    /// file with `generate` where allowed.
     fn load(
         &self,
         storage: &StorageArgs,
         generate: impl FnOnce() -> Result<String>,
-    ) -> Result<(std::path::PathBuf, String)> {
+    ) -> Result<(String, String)> {
+        if let Some(text) = self.env_text() {
+            return Ok((self.env.to_string(), text));
+        }
         let path = self.path(storage)?;
+        let source = path.display().to_string();
         if path.exists() || self.given.is_some() {
             let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("cannot read the key file {}", path.display()))?;
-            return Ok((path, text));
+                .with_context(|| format!("cannot read the key file {source}"))?;
+            return Ok((source, text));
         }
         std::fs::create_dir_all(&storage.data)
             .with_context(|| format!("cannot create {}", storage.data.display()))?;
         let text = generate()?;
         write_private(&path, text.trim_end())?;
-        Ok((path, text))
+        Ok((source, text))
     }
 }
 
 fn log_key_file(storage: &StorageArgs) -> KeyFile<'_> {
     KeyFile {
         given: &storage.log_key_file,
+        env: "GATEHOUSE_LOG_SIGNING_KEY",
         default_name: "log-signing.key",
         flag: "--log-key-file (GATEHOUSE_LOG_KEY_FILE)",
         keygen: "gatehouse log keygen > log-signing.key",
@@ -71,6 +89,7 @@ fn log_key_file(storage: &StorageArgs) -> KeyFile<'_> {
 fn token_key_file(storage: &StorageArgs) -> KeyFile<'_> {
     KeyFile {
         given: &storage.token_key_file,
+        env: "GATEHOUSE_TOKEN_SIGNING_KEY",
         default_name: "token-signing.pem",
         flag: "--token-key-file (GATEHOUSE_TOKEN_KEY_FILE)",
         keygen: "gatehouse log keygen --token > token-signing.pem",
@@ -89,7 +108,7 @@ pub fn load_signer(storage: &StorageArgs) -> Result<Arc<LogSigner>> {
         Ok(skey)
     })?;
     Ok(Arc::new(LogSigner::from_private_key(&text).with_context(
-        || format!("{} is not a log key", path.display()),
+        || format!("{path} does not hold a log key"),
     )?))
 }
 
@@ -97,14 +116,22 @@ pub fn load_signer(storage: &StorageArgs) -> Result<Arc<LogSigner>> {
 pub fn load_token_signer(storage: &StorageArgs) -> Result<Arc<TokenSigner>> {
     let (path, text) = token_key_file(storage).load(storage, || Ok(TokenSigner::generate()?.0))?;
     Ok(Arc::new(TokenSigner::from_pem(&text).with_context(
-        || format!("{} is not an Ed25519 PKCS#8 key", path.display()),
+        || format!("{path} does not hold an Ed25519 PKCS#8 key"),
     )?))
 }
 
 /// `gatehouse keys rotate`: a new token key replaces the old one in place;
 /// the old public key is recorded so the JWKS keeps it while it is needed.
 pub async fn rotate_token_key(storage: &StorageArgs) -> Result<()> {
-    let path = token_key_file(storage).path(storage)?;
+    let key = token_key_file(storage);
+    if key.env_text().is_some() {
+        bail!(
+            "the token key comes from {}, which this command cannot rewrite: keep the key in a \
+             file (--token-key-file) to rotate it here",
+            key.env
+        );
+    }
+    let path = key.path(storage)?;
     let old = load_token_signer(storage)?;
     let store = open_store(storage).await?;
     let (pem, new) = TokenSigner::generate()?;

@@ -42,7 +42,12 @@ impl Server {
         let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
         args.extend_from_slice(storage);
         args.extend_from_slice(extra);
-        let mut child = gatehouse(&args)
+        Server::spawn(gatehouse(&args))
+    }
+
+    /// Starts a prepared `serve` command and waits for its address.
+    fn spawn(mut cmd: Command) -> Server {
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -330,6 +335,95 @@ fn lifecycle_on_postgres() {
     let mut storage = vec!["--database-url", url.as_str()];
     storage.extend(keys.iter().map(String::as_str));
     lifecycle(&storage);
+}
+
+/// Keys injected as environment variables (a secret store's way) replace
+/// the key files; without either, PostgreSQL refuses to start and says how.
+#[test]
+fn signing_keys_from_the_environment_on_postgres() {
+    let url = postgres_url_with_fresh_schema();
+    let storage = ["--database-url", url.as_str()];
+    let refused = run(&["keys", "create", "--role", "agent", "--database-url", &url]);
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains("GATEHOUSE_LOG_SIGNING_KEY"), "{message}");
+
+    let keygen = |extra: &[&str]| {
+        let mut args = vec!["log", "keygen"];
+        args.extend_from_slice(extra);
+        let out = run(&args);
+        assert!(out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        (String::from_utf8(out.stdout).unwrap(), stderr)
+    };
+    let (log_key, log_info) = keygen(&[]);
+    let (token_key, token_info) = keygen(&["--token"]);
+    let with_keys = |args: &[&str]| {
+        let mut cmd = gatehouse(args);
+        cmd.env("GATEHOUSE_LOG_SIGNING_KEY", &log_key)
+            .env("GATEHOUSE_TOKEN_SIGNING_KEY", &token_key);
+        cmd
+    };
+    let out = with_keys(&["log", "key", "--database-url", &url])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let verifier = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        log_info.contains(verifier.trim()),
+        "{log_info} / {verifier}"
+    );
+
+    let out = with_keys(&["keys", "create", "--role", "agent", "--database-url", &url])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let agent = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
+    let mut serve = with_keys(&["serve", "--listen", "127.0.0.1:0"]);
+    serve.args(storage);
+    let server = Server::spawn(serve);
+    let (code, jwks) = call(
+        "GET",
+        &format!("{}/.well-known/jwks.json", server.url),
+        None,
+        None,
+    );
+    assert_eq!(code, 200);
+    let kid = jwks["keys"][0]["kid"].as_str().unwrap().to_string();
+    assert!(token_info.contains(&kid), "{token_info} / {kid}");
+    let (code, decided) = call(
+        "POST",
+        &format!("{}/api/decide", server.url),
+        Some(&agent),
+        Some(json!({
+            "question": "Approve annual-plan discount exception before billing update?",
+            "mode": "single",
+            "context": {
+                "workflow": "billing_discount_gate", "customer_id": "cus_1",
+                "invoice_or_subscription_id": "sub_1", "requested_action": "apply_discount",
+                "discount_percent": 15, "margin_floor": "passed", "owner_rule": "verified",
+                "risk": "low"
+            }
+        })),
+    );
+    assert_eq!(code, 201, "{decided}");
+    assert!(decided["approval_token"].is_string(), "{decided}");
+    assert!(decided["checkpoint"]
+        .as_str()
+        .unwrap()
+        .contains(verifier.split('+').next().unwrap()));
+
+    // A key from the environment cannot be rotated in place.
+    let out = with_keys(&["keys", "rotate", "--database-url", &url])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("GATEHOUSE_TOKEN_SIGNING_KEY"));
 }
 
 #[test]
