@@ -348,20 +348,14 @@ async fn create_one(
     job: &Job,
     log: &mut Frontier,
 ) -> StoreResult<CreateOutcome> {
-    let d = &job.decision;
-    if let Some(key) = &d.idempotency_key {
-        let sql = format!(
-            "SELECT {DECISION_COLUMNS} FROM decisions WHERE created_by = $1 AND idempotency_key = $2"
-        );
-        let existing = sqlx::query(&sql)
-            .bind(&d.created_by)
-            .bind(key)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(backend)?;
-        if let Some(row) = existing {
-            return Ok(CreateOutcome::Existing(Box::new(decision_from_row(&row)?)));
-        }
+    // Earlier jobs of this batch are in the transaction already, so the
+    // lookup sees them too.
+    if let Some(original) = existing_by_key(conn, std::slice::from_ref(job))
+        .await?
+        .into_values()
+        .next()
+    {
+        return Ok(CreateOutcome::Existing(Box::new(original)));
     }
     let mut pending = log::Pending::default();
     let mut rows = Rows::default();
