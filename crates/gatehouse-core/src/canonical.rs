@@ -5,19 +5,17 @@
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-/// Canonical JSON bytes of any serialisable value. `canon-json` was chosen
-/// over other RFC 8785 crates because it passes every vector in
-/// `shared/testdata/jcs` and was the fastest of those that do.
-pub fn to_canonical_vec<T: Serialize>(value: &T) -> Result<Vec<u8>, serde_json::Error> {
-    let mut out = Vec::with_capacity(1024);
-    let mut serializer =
-        serde_json::Serializer::with_formatter(&mut out, canon_json::CanonicalFormatter::new());
-    value.serialize(&mut serializer)?;
+/// Canonical JSON bytes of any serialisable value (see `crate::jcs` for why
+/// the writer is our own; the RFC's vectors in `shared/testdata/jcs` and a
+/// differential test against `canon-json` check it).
+pub fn to_canonical_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, serde_json::Error> {
+    let mut out = Vec::with_capacity(512);
+    crate::jcs::write(&mut out, value)?;
     Ok(out)
 }
 
 /// Lower-case hex SHA-256 of the canonical JSON of `value`.
-pub fn canonical_sha256_hex<T: Serialize>(value: &T) -> Result<String, serde_json::Error> {
+pub fn canonical_sha256_hex<T: Serialize + ?Sized>(value: &T) -> Result<String, serde_json::Error> {
     Ok(sha256_hex(&to_canonical_vec(value)?))
 }
 

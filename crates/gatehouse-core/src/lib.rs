@@ -7,6 +7,7 @@ pub mod decision;
 pub mod error;
 pub mod execution;
 pub mod ids;
+mod jcs;
 pub mod request;
 
 pub use decision::{

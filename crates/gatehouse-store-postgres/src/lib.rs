@@ -232,16 +232,17 @@ impl Store for PostgresStore {
     }
 
     async fn list_decisions(&self, q: &DecisionQuery) -> StoreResult<Vec<Decision>> {
-        let sql = format!(
-            "SELECT {DECISION_COLUMNS} FROM decisions
-             WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR task_id = $2)
-               AND ($3::text IS NULL OR id < $3)
-             ORDER BY id DESC LIMIT $4"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(q.status.map(Status::as_str))
-            .bind(&q.task_id)
-            .bind(&q.before)
+        let filters = q.filters();
+        let mut sql = format!("SELECT {DECISION_COLUMNS} FROM decisions WHERE true");
+        for (i, (condition, _)) in filters.iter().enumerate() {
+            sql.push_str(&format!(" AND {condition} ${}", i + 1));
+        }
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", filters.len() + 1));
+        let mut query = sqlx::query(&sql);
+        for (_, value) in &filters {
+            query = query.bind(*value);
+        }
+        let rows = query
             .bind(i64::from(q.limit))
             .fetch_all(&self.pool)
             .await

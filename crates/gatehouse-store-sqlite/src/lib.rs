@@ -40,8 +40,20 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003_tokens.sql"),
     include_str!("../migrations/0004_executions.sql"),
     include_str!("../migrations/0005_token_keys.sql"),
+    include_str!("../migrations/0006_task_index.sql"),
 ];
 const DB_FILE: &str = "gatehouse.db";
+
+/// The decision list query for the filters that are set (see
+/// `DecisionQuery::filters`), newest first; the last parameter is the limit.
+fn list_sql(filters: &[(&str, &str)]) -> String {
+    let mut sql = format!("SELECT {DECISION_COLUMNS} FROM decisions WHERE 1");
+    for (i, (condition, _)) in filters.iter().enumerate() {
+        sql.push_str(&format!(" AND {condition} ?{}", i + 1));
+    }
+    sql.push_str(&format!(" ORDER BY id DESC LIMIT ?{}", filters.len() + 1));
+    sql
+}
 
 /// Without statistics SQLite prefers the status index here, which reads
 /// every pending row on every sweep (a full-table-sized stall on the single
@@ -337,17 +349,15 @@ impl Store for SqliteStore {
     async fn list_decisions(&self, query: &DecisionQuery) -> StoreResult<Vec<Decision>> {
         let q = query.clone();
         self.read(move |c| {
-            let sql = format!(
-                "SELECT {DECISION_COLUMNS} FROM decisions
-                 WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR task_id = ?2) AND (?3 IS NULL OR id < ?3)
-                 ORDER BY id DESC LIMIT ?4"
-            );
-            let mut stmt = c.prepare_cached(&sql).map_err(backend)?;
+            let filters = q.filters();
+            let mut stmt = c.prepare_cached(&list_sql(&filters)).map_err(backend)?;
+            let mut args: Vec<&dyn rusqlite::ToSql> = filters
+                .iter()
+                .map(|(_, v)| v as &dyn rusqlite::ToSql)
+                .collect();
+            args.push(&q.limit);
             let rows = stmt
-                .query_map(
-                    params![q.status.map(Status::as_str), q.task_id, q.before, q.limit],
-                    decision_from_row,
-                )
+                .query_map(args.as_slice(), decision_from_row)
                 .map_err(backend)?;
             rows.map(|r| r.map_err(backend)?).collect()
         })
@@ -807,6 +817,42 @@ mod tests {
             .unwrap();
         assert_eq!(plan.len(), 1, "{plan:?}");
         assert!(plan[0].contains("decisions_pending_deadline"), "{plan:?}");
+    }
+
+    #[test]
+    fn decision_lists_use_the_status_and_task_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(SqliteStore::open(dir.path(), gatehouse_store::conformance::test_signer()).unwrap());
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        let plan = |q: DecisionQuery| -> String {
+            let filters = q.filters();
+            let mut args: Vec<&dyn rusqlite::ToSql> = filters
+                .iter()
+                .map(|(_, v)| v as &dyn rusqlite::ToSql)
+                .collect();
+            args.push(&q.limit);
+            conn.prepare(&format!("EXPLAIN QUERY PLAN {}", list_sql(&filters)))
+                .unwrap()
+                .query_map(args.as_slice(), |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap()
+                .join("; ")
+        };
+        let query = |status: Option<Status>, task: Option<&str>| DecisionQuery {
+            status,
+            task_id: task.map(str::to_string),
+            before: Some("dec_zzz".into()),
+            limit: 50,
+        };
+        let by_status = plan(query(Some(Status::PendingReview), None));
+        assert!(by_status.contains("decisions_status"), "{by_status}");
+        let by_task = plan(query(None, Some("task_1")));
+        assert!(by_task.contains("decisions_task"), "{by_task}");
+        assert!(
+            !by_task.contains("TEMP B-TREE"),
+            "sorts in memory: {by_task}"
+        );
     }
 
     /// A job without a savepoint that fails after writing takes its batch

@@ -24,6 +24,23 @@ pub struct DecisionQuery {
     pub limit: u32,
 }
 
+impl DecisionQuery {
+    /// The filters this query sets, as `(column and operator, value)` in a
+    /// fixed order. Stores write only these into their WHERE clause: the
+    /// catch-all form `(? IS NULL OR status = ?)` keeps both databases from
+    /// using the status and task indexes.
+    pub fn filters(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("status =", self.status.map(Status::as_str)),
+            ("task_id =", self.task_id.as_deref()),
+            ("id <", self.before.as_deref()),
+        ]
+        .into_iter()
+        .filter_map(|(condition, value)| value.map(|v| (condition, v)))
+        .collect()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicyVersion {
     pub version: String,
