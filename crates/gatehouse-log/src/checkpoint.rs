@@ -35,8 +35,31 @@ pub struct Verified {
 /// C2SP requires for tlog checkpoints.
 pub struct LogSigner {
     origin: String,
-    signer: StandardSigner,
+    signer: NoteSigner,
     verifier_key: String,
+}
+
+/// Signs notes with aws-lc-rs rather than `signed_note`'s own signer
+/// (ed25519-dalek): a checkpoint is signed on the store's single writer once
+/// per committed batch, and aws-lc's Ed25519 takes half the time there.
+/// Ed25519 signatures are deterministic, so the bytes are the same
+/// (tested below).
+struct NoteSigner {
+    name: String,
+    id: u32,
+    key: aws_lc_rs::signature::Ed25519KeyPair,
+}
+
+impl signed_note::Signer for NoteSigner {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn key_id(&self) -> u32 {
+        self.id
+    }
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, ed25519_dalek::SignatureError> {
+        Ok(self.key.sign(msg).as_ref().to_vec())
+    }
 }
 
 impl std::fmt::Debug for LogSigner {
@@ -61,10 +84,22 @@ impl LogSigner {
 
     /// From a signed-note private key (`PRIVATE+KEY+name+id+base64`).
     pub fn from_private_key(skey: &str) -> Result<Self, CheckpointError> {
-        let signer =
+        // signed_note validates the key's format, name and id.
+        let standard =
             StandardSigner::new(skey.trim()).map_err(|_| CheckpointError::BadSigningKey)?;
-        let origin = signer.name().to_string();
-        let verifier_key = verifier_key_for(skey.trim())?;
+        let origin = standard.name().to_string();
+        let (name, seed) = private_key_seed(skey.trim())?;
+        let key = aws_lc_rs::signature::Ed25519KeyPair::from_seed_unchecked(&seed)
+            .map_err(|_| CheckpointError::BadSigningKey)?;
+        let signer = NoteSigner {
+            name: origin.clone(),
+            id: standard.key_id(),
+            key,
+        };
+        let verifier_key = signed_note::new_ed25519_verifier_key(
+            name,
+            &ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key(),
+        );
         Ok(LogSigner {
             origin,
             signer,
@@ -92,8 +127,9 @@ impl LogSigner {
     }
 }
 
-/// Derives the verifier key from a private key without keeping the key.
-fn verifier_key_for(skey: &str) -> Result<String, CheckpointError> {
+/// The key name and the 32-byte Ed25519 seed of a signed-note private key
+/// (`PRIVATE+KEY+name+id+base64(0x01 || seed)`).
+fn private_key_seed(skey: &str) -> Result<(&str, [u8; 32]), CheckpointError> {
     use base64::Engine as _;
     let parts: Vec<&str> = skey.splitn(5, '+').collect();
     let [_, _, name, _, b64] = parts[..] else {
@@ -109,11 +145,7 @@ fn verifier_key_for(skey: &str) -> Result<String, CheckpointError> {
     if *alg != 1 {
         return Err(CheckpointError::BadSigningKey);
     }
-    let signing = ed25519_dalek::SigningKey::from_bytes(&secret);
-    Ok(signed_note::new_ed25519_verifier_key(
-        name,
-        &signing.verifying_key(),
-    ))
+    Ok((name, secret))
 }
 
 /// Checks a signed checkpoint against a verifier key the caller trusts, and
@@ -164,6 +196,25 @@ mod tests {
             verify(&tampered, signer.verifier_key()),
             Err(CheckpointError::BadSignature)
         );
+    }
+
+    #[test]
+    fn notes_are_byte_for_byte_what_signed_notes_own_signer_writes() {
+        let (skey, signer) = LogSigner::generate("gatehouse.test/log").unwrap();
+        let standard = StandardSigner::new(&skey).unwrap();
+        for size in [0, 1, 1_000_003] {
+            let body =
+                Checkpoint::new("gatehouse.test/log", size, Hash([size as u8; 32]), "").unwrap();
+            let mut note = Note::new(&body.to_bytes(), &[]).unwrap();
+            note.add_sigs(&[&standard]).unwrap();
+            assert_eq!(
+                signer
+                    .sign(size, Hash([size as u8; 32]))
+                    .unwrap()
+                    .as_bytes(),
+                note.to_bytes()
+            );
+        }
     }
 
     #[test]
