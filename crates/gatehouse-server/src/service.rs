@@ -257,10 +257,11 @@ impl Gate {
             let token = self.new_token(&new.decision, receipt_hash.clone())?;
             new = new.with_token(token);
         }
-        let outcome = self.store.insert_decision(&new).await?;
+        let new = Arc::new(new);
+        let outcome = self.store.insert_decision(Arc::clone(&new)).await?;
         let NewDecision {
             decision, token, ..
-        } = new;
+        } = Arc::try_unwrap(new).unwrap_or_else(|shared| (*shared).clone());
         let token = token.map(|(t, _)| t);
         match outcome {
             CreateOutcome::Created {

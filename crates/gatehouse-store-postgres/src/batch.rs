@@ -13,7 +13,6 @@ use std::sync::Arc;
 use gatehouse_core::decision::to_unix_millis;
 use gatehouse_core::Decision;
 use gatehouse_log::checkpoint::LogSigner;
-use gatehouse_log::entry::Leaf;
 use gatehouse_log::frontier::Frontier;
 use gatehouse_store::{CreateOutcome, IssuedToken, NewDecision, StoreError, StoreResult};
 use sqlx::{PgConnection, PgPool};
@@ -25,9 +24,7 @@ use crate::{backend, decision_from_row, json, log, DECISION_COLUMNS};
 const MAX_BATCH: usize = 512;
 
 struct Job {
-    decision: Decision,
-    leaf: Leaf,
-    token: Option<(IssuedToken, Leaf)>,
+    new: Arc<NewDecision>,
     body: String,
     reply: oneshot::Sender<StoreResult<CreateOutcome>>,
 }
@@ -43,14 +40,12 @@ impl Batcher {
         Batcher { jobs }
     }
 
-    pub async fn create(&self, new: &NewDecision) -> StoreResult<CreateOutcome> {
+    pub async fn create(&self, new: Arc<NewDecision>) -> StoreResult<CreateOutcome> {
         let (reply, rx) = oneshot::channel();
         // Serialised here, on the caller's task, not the batcher's.
         let job = Job {
-            token: new.token.clone(),
-            leaf: new.leaf.clone(),
             body: json(&new.decision)?,
-            decision: new.decision.clone(),
+            new,
             reply,
         };
         self.jobs
@@ -159,8 +154,8 @@ impl Rows {
         log: &mut Frontier,
         pending: &mut log::Pending,
     ) -> StoreResult<u64> {
-        let d = &job.decision;
-        let log_index = pending.append(log, &job.leaf)?;
+        let d = &job.new.decision;
+        let log_index = pending.append(log, &job.new.leaf)?;
         self.id.push(d.id.clone());
         self.created_by.push(d.created_by.clone());
         self.idempotency_key.push(d.idempotency_key.clone());
@@ -170,7 +165,7 @@ impl Rows {
         self.created_at_ms.push(to_unix_millis(d.created_at));
         self.body.push(job.body.clone());
         self.log_index.push(log_index as i64);
-        if let Some((t, leaf)) = &job.token {
+        if let Some((t, leaf)) = &job.new.token {
             self.tokens.push(t.clone());
             pending.append(log, leaf)?;
         }
@@ -202,7 +197,7 @@ async fn bulk(
     let mut pending = log::Pending::default();
     let mut results = Vec::with_capacity(batch.len());
     for job in batch {
-        let d = &job.decision;
+        let d = &job.new.decision;
         if let Some(key) = &d.idempotency_key {
             // An earlier decision with this key, stored before or earlier in
             // this batch, is the answer to a retry.
@@ -239,7 +234,7 @@ async fn existing_by_key(
     let (by, keys): (Vec<&str>, Vec<&str>) = batch
         .iter()
         .filter_map(|j| {
-            let d = &j.decision;
+            let d = &j.new.decision;
             d.idempotency_key
                 .as_deref()
                 .map(|k| (d.created_by.as_str(), k))

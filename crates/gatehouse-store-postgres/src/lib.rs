@@ -216,7 +216,7 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn insert_decision(&self, new: &NewDecision) -> StoreResult<CreateOutcome> {
+    async fn insert_decision(&self, new: Arc<NewDecision>) -> StoreResult<CreateOutcome> {
         let d = &new.decision;
         // A retry of an earlier idempotent request needs no lock or batch.
         if let Some(key) = &d.idempotency_key {

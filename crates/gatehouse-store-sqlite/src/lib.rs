@@ -262,17 +262,17 @@ impl Store for SqliteStore {
         self.writer.run(|_| Ok(())).await
     }
 
-    async fn insert_decision(&self, new: &NewDecision) -> StoreResult<CreateOutcome> {
+    async fn insert_decision(&self, new: Arc<NewDecision>) -> StoreResult<CreateOutcome> {
         // Serialised here, off the single writer thread.
         let body = json(&new.decision)?;
-        let NewDecision {
-            decision: d,
-            leaf,
-            token,
-        } = new.clone();
         let (outcome, checkpoint) = self
             .writer
             .run_logged_unguarded(move |conn| {
+                let NewDecision {
+                    decision: d,
+                    leaf,
+                    token,
+                } = &*new;
                 if let Some(key) = &d.idempotency_key {
                     let sql = format!(
                         "SELECT {DECISION_COLUMNS} FROM decisions WHERE created_by = ?1 AND idempotency_key = ?2"
@@ -311,10 +311,10 @@ impl Store for SqliteStore {
                     ]);
                 match inserted {
                     Ok(_) => {
-                        if log::append_leaf(conn, &leaf)? != log_index {
+                        if log::append_leaf(conn, leaf)? != log_index {
                             return Err(StoreError::Corrupt("log index moved mid-job".into()));
                         }
-                        if let Some((t, leaf)) = &token {
+                        if let Some((t, leaf)) = token {
                             insert_token(conn, t)?;
                             log::append_leaf(conn, leaf)?;
                         }

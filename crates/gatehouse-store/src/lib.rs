@@ -8,6 +8,8 @@ pub use types::*;
 
 use std::collections::HashMap;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use gatehouse_core::execution::{ExecutionReceipt, OutcomeRecord};
 use gatehouse_core::{Decision, Review, TaskEvent};
@@ -72,7 +74,10 @@ pub trait Store: Send + Sync + 'static {
     ///
     /// With a token (an allowed decision's approval token), the token is
     /// stored and logged in the same transaction.
-    async fn insert_decision(&self, new: &NewDecision) -> StoreResult<CreateOutcome>;
+    /// The decision is shared rather than borrowed so that a store can hand
+    /// it to its writer without copying it; the caller gets it back with
+    /// `Arc::try_unwrap` once this returns.
+    async fn insert_decision(&self, new: Arc<NewDecision>) -> StoreResult<CreateOutcome>;
 
     /// [`Store::insert_decision`] for a decision not yet prepared.
     async fn create_decision(
@@ -84,7 +89,7 @@ pub trait Store: Send + Sync + 'static {
         if let Some(t) = token {
             new = new.with_token(t.clone());
         }
-        self.insert_decision(&new).await
+        self.insert_decision(Arc::new(new)).await
     }
 
     async fn get_decision(&self, id: &str) -> StoreResult<Option<Decision>>;
