@@ -21,8 +21,10 @@ fn build(dir: &std::path::Path, n: u64) -> Hash {
         .unwrap();
     let mut stored: Vec<Hash> = Vec::with_capacity((2 * n) as usize);
     {
+        // The store's layout: each leaf's row holds the hashes its append
+        // stored, concatenated in storage-index order.
         let mut insert = conn
-            .prepare("INSERT INTO log_hashes (idx, hash) VALUES (?1, ?2)")
+            .prepare("INSERT INTO log_entries (idx, kind, ref_id, leaf, hashes) VALUES (?1, 'bench', '', ?2, ?3)")
             .unwrap();
         for i in 0..n {
             let op = Op::Append {
@@ -38,13 +40,19 @@ fn build(dir: &std::path::Path, n: u64) -> Hash {
             let Output::Stored(new) = op.run(&fetched).unwrap() else {
                 unreachable!()
             };
+            let mut packed = Vec::with_capacity(64);
             for (k, h) in new {
                 assert_eq!(k as usize, stored.len());
-                insert
-                    .execute(rusqlite::params![k as i64, h.0.to_vec()])
-                    .unwrap();
+                packed.extend_from_slice(&h.0);
                 stored.push(h);
             }
+            insert
+                .execute(rusqlite::params![
+                    i as i64,
+                    i.to_le_bytes().to_vec(),
+                    packed
+                ])
+                .unwrap();
         }
     }
     conn.execute_batch("COMMIT").unwrap();

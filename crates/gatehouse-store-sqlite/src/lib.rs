@@ -41,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_executions.sql"),
     include_str!("../migrations/0005_token_keys.sql"),
     include_str!("../migrations/0006_task_index.sql"),
+    include_str!("../migrations/0007_leaf_hashes.sql"),
 ];
 const DB_FILE: &str = "gatehouse.db";
 
@@ -853,6 +854,84 @@ mod tests {
             !by_task.contains("TEMP B-TREE"),
             "sorts in memory: {by_task}"
         );
+    }
+
+    /// A log written before migration 0007 keeps its stored hashes in
+    /// `log_hashes`: proofs over it, and appends after it, still work.
+    #[tokio::test]
+    async fn leaves_from_before_the_hashes_moved_into_their_rows_still_prove() {
+        use gatehouse_log::tree::{Op, Output};
+        use gatehouse_store::conformance::{sample_decision, test_signer};
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), test_signer()).unwrap();
+        for i in 0..5 {
+            let d = sample_decision(gatehouse_core::Verdict::Allow, "k1", None, &format!("t{i}"));
+            store.create_decision(&d, None).await.unwrap();
+        }
+        drop(store);
+        // Move the first leaves' hashes into the old table, as a log written
+        // before the migration has them.
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        let mut moved = 0;
+        for leaf in 0..3u64 {
+            let packed: Vec<u8> = conn
+                .query_row(
+                    "SELECT hashes FROM log_entries WHERE idx = ?1",
+                    [leaf as i64],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            let first = tlog_tiles::tlog::stored_hash_index(0, leaf);
+            for (k, h) in packed.chunks(32).enumerate() {
+                conn.execute(
+                    "INSERT INTO log_hashes (idx, hash) VALUES (?1, ?2)",
+                    params![(first + k as u64) as i64, h],
+                )
+                .unwrap();
+                moved += 1;
+            }
+            conn.execute(
+                "UPDATE log_entries SET hashes = NULL WHERE idx = ?1",
+                [leaf as i64],
+            )
+            .unwrap();
+        }
+        assert!(moved >= 4, "leaves 0..3 store at least 4 hashes");
+        drop(conn);
+
+        let store = SqliteStore::open(dir.path(), test_signer()).unwrap();
+        let d = sample_decision(gatehouse_core::Verdict::Allow, "k1", None, "after");
+        store.create_decision(&d, None).await.unwrap();
+        let size = store.log_size().await.unwrap();
+        let root = {
+            let op = Op::Root { size };
+            let Output::Root(root) = op
+                .run(&store.read_log_hashes(op.needs().unwrap()).await.unwrap())
+                .unwrap()
+            else {
+                unreachable!()
+            };
+            root
+        };
+        let leaves = store.log_leaves(0, 100).await.unwrap();
+        for (index, bytes) in leaves {
+            let op = Op::Inclusion { index, size };
+            let Output::Proof(proof) = op
+                .run(&store.read_log_hashes(op.needs().unwrap()).await.unwrap())
+                .unwrap()
+            else {
+                unreachable!()
+            };
+            gatehouse_log::proof::verify_inclusion(
+                &proof,
+                size,
+                root,
+                index,
+                gatehouse_log::proof::leaf_hash(&bytes),
+            )
+            .unwrap_or_else(|e| panic!("leaf {index}: {e:?}"));
+        }
     }
 
     /// A job without a savepoint that fails after writing takes its batch

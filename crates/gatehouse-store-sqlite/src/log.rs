@@ -23,16 +23,63 @@ pub fn size(conn: &Connection) -> StoreResult<u64> {
         .map_err(backend)
 }
 
+/// Where the stored hash with tlog storage index `i` is kept: the leaf
+/// whose append stored it, and its position in that leaf's `hashes` column.
+/// The hash at level L, index k completes when the subtree's last leaf,
+/// (k + 1) * 2^L - 1, is appended, and an append stores its hashes level by
+/// level from 0.
+fn hash_home(i: u64) -> (u64, usize) {
+    let (level, k) = tlog_tiles::tlog::split_stored_hash_index(i);
+    (((k + 1) << level) - 1, usize::from(level))
+}
+
+/// The `hashes` column for leaf `n`: the hashes its append stored, in
+/// storage-index order (which [`hash_home`] relies on).
+fn pack_hashes(n: u64, stored: &[(u64, Hash)]) -> StoreResult<Vec<u8>> {
+    let first = tlog_tiles::tlog::stored_hash_index(0, n);
+    let mut packed = Vec::with_capacity(32 * stored.len());
+    for (position, (i, h)) in stored.iter().enumerate() {
+        if *i != first + position as u64 {
+            return Err(StoreError::Corrupt(format!(
+                "the append of leaf {n} stored hash {i} out of order"
+            )));
+        }
+        packed.extend_from_slice(&h.0);
+    }
+    Ok(packed)
+}
+
 pub fn read_hashes(conn: &Connection, indexes: &[u64]) -> StoreResult<HashMap<u64, Hash>> {
-    let mut stmt = conn
+    let mut in_leaf_row = conn
+        .prepare_cached("SELECT hashes FROM log_entries WHERE idx = ?1")
+        .map_err(backend)?;
+    let mut legacy = conn
         .prepare_cached("SELECT hash FROM log_hashes WHERE idx = ?1")
         .map_err(backend)?;
+    // Several hashes can come from one leaf's row: read each row once.
+    let mut rows: HashMap<u64, Option<Vec<u8>>> = HashMap::new();
     let mut out = HashMap::with_capacity(indexes.len());
     for &i in indexes {
-        let bytes: Option<Vec<u8>> = stmt
-            .query_row(params![i as i64], |r| r.get(0))
-            .optional()
-            .map_err(backend)?;
+        let (leaf, position) = hash_home(i);
+        let packed = match rows.entry(leaf) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                in_leaf_row
+                    .query_row(params![leaf as i64], |r| r.get::<_, Option<Vec<u8>>>(0))
+                    .optional()
+                    .map_err(backend)?
+                    .flatten(),
+            ),
+        };
+        let bytes: Option<Vec<u8>> = match packed {
+            Some(p) => p.get(32 * position..32 * position + 32).map(<[u8]>::to_vec),
+            // A leaf appended before migration 0007 (or a row deleted
+            // behind the server's back, which then reads as missing).
+            None => legacy
+                .query_row(params![i as i64], |r| r.get(0))
+                .optional()
+                .map_err(backend)?,
+        };
         let bytes = bytes.ok_or_else(|| StoreError::Corrupt(format!("log hash {i} is missing")))?;
         let hash: [u8; 32] = bytes
             .try_into()
@@ -71,18 +118,18 @@ pub fn append_leaf(t: &Tx, leaf: &Leaf) -> StoreResult<u64> {
         .borrow_mut()
         .append(leaf_hash(&leaf.bytes))
         .map_err(corrupt)?;
-    t.prepare_cached("INSERT INTO log_entries (idx, kind, ref_id, leaf) VALUES (?1, ?2, ?3, ?4)")
-        .map_err(backend)?
-        .execute(params![n as i64, leaf.kind, leaf.id, leaf.bytes])
-        .map_err(backend)?;
-    let mut insert = t
-        .prepare_cached("INSERT INTO log_hashes (idx, hash) VALUES (?1, ?2)")
-        .map_err(backend)?;
-    for (i, h) in hashes {
-        insert
-            .execute(params![i as i64, h.0.to_vec()])
-            .map_err(backend)?;
-    }
+    t.prepare_cached(
+        "INSERT INTO log_entries (idx, kind, ref_id, leaf, hashes) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .map_err(backend)?
+    .execute(params![
+        n as i64,
+        leaf.kind,
+        leaf.id,
+        leaf.bytes,
+        pack_hashes(n, &hashes)?
+    ])
+    .map_err(backend)?;
     Ok(n)
 }
 
@@ -99,4 +146,34 @@ pub fn checkpoint(conn: &Connection, signer: &LogSigner, log: &Frontier) -> Stor
     .execute(params![log.size() as i64, note, to_unix_millis(OffsetDateTime::now_utc())])
     .map_err(backend)?;
     Ok(note)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every hash an append stores is found again at the leaf and position
+    /// `hash_home` names, in the row `pack_hashes` wrote.
+    #[test]
+    fn stored_hashes_are_found_in_the_row_of_the_leaf_that_stored_them() {
+        let mut log = Frontier::empty();
+        let mut rows: HashMap<u64, Vec<u8>> = HashMap::new();
+        let mut all = Vec::new();
+        for n in 0..1_000u64 {
+            let (index, stored) = log.append(leaf_hash(&n.to_le_bytes())).unwrap();
+            assert_eq!(index, n);
+            rows.insert(n, pack_hashes(n, &stored).unwrap());
+            all.extend(stored);
+        }
+        for (i, h) in all {
+            let (leaf, position) = hash_home(i);
+            assert_eq!(
+                &rows[&leaf][32 * position..32 * position + 32],
+                &h.0,
+                "hash {i}"
+            );
+        }
+        let (_, stored) = log.append(leaf_hash(b"x")).unwrap();
+        assert!(pack_hashes(7, &stored).is_err(), "hashes of another leaf");
+    }
 }
