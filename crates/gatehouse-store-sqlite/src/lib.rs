@@ -42,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0005_token_keys.sql"),
     include_str!("../migrations/0006_task_index.sql"),
     include_str!("../migrations/0007_leaf_hashes.sql"),
+    include_str!("../migrations/0008_token_key_expiry.sql"),
 ];
 const DB_FILE: &str = "gatehouse.db";
 
@@ -213,6 +214,18 @@ fn insert_token(conn: &Connection, t: &IssuedToken) -> StoreResult<bool> {
             to_unix_millis(t.created_at)
         ])
         .map_err(backend)?;
+    if inserted > 0 {
+        // Keeps the key in the JWKS until this token expires, even when a
+        // server that has not yet seen a rotation signs with a retired key.
+        conn.prepare_cached(
+            "INSERT INTO token_key_expiry (kid, last_expires_at_ms) VALUES (?1, ?2)
+             ON CONFLICT (kid) DO UPDATE SET last_expires_at_ms =
+                 MAX(last_expires_at_ms, excluded.last_expires_at_ms)",
+        )
+        .map_err(backend)?
+        .execute(params![t.kid, to_unix_millis(t.expires_at)])
+        .map_err(backend)?;
+    }
     Ok(inserted > 0)
 }
 
@@ -730,9 +743,8 @@ impl Store for SqliteStore {
         self.read(move |c| {
             let mut stmt = c
                 .prepare_cached(
-                    "SELECT k.jwk FROM token_keys k WHERE EXISTS
-                       (SELECT 1 FROM approval_tokens t WHERE t.kid = k.kid AND t.expires_at_ms > ?1)
-                     ORDER BY k.kid",
+                    "SELECT k.jwk FROM token_keys k JOIN token_key_expiry e ON e.kid = k.kid
+                     WHERE e.last_expires_at_ms > ?1 ORDER BY k.kid",
                 )
                 .map_err(backend)?;
             let rows = stmt

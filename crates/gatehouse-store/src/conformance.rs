@@ -804,6 +804,26 @@ pub async fn retired_token_keys_stay_while_their_tokens_live(store: Arc<dyn Stor
             .is_empty(),
         "gone once its tokens expired"
     );
+    // A server that has not seen the rotation yet still signs with the
+    // retired key: that token keeps the key published until it expires.
+    let late = sample_decision(Verdict::Allow, "k1", None, "t-rot");
+    store.create_decision(&late, None).await.unwrap();
+    store
+        .issue_token(&IssuedToken {
+            decision_id: late.id.clone(),
+            jti: "tok_rot_late".into(),
+            kid: "old-kid".into(),
+            token: "t".into(),
+            expires_at: issued_at + Duration::minutes(30),
+            created_at: issued_at + Duration::minutes(1),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.retired_token_keys_in_use(later).await.unwrap(),
+        vec![r#"{"kid":"old-kid"}"#.to_string()],
+        "a later token of a retired key keeps it"
+    );
 }
 
 /// Two stores on one database (two server replicas, or a server and the
