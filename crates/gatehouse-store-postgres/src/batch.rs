@@ -3,9 +3,10 @@
 //! Appends are serialised by one advisory lock (see `log`). Taking it once
 //! per decision would cap throughput at one transaction's round trips per
 //! decision; instead a task per replica takes every decision waiting to be
-//! stored, runs them in one transaction under one lock (each in a savepoint,
-//! so one failure cannot undo another), signs one checkpoint, commits once,
-//! and only then answers each caller.
+//! stored, inserts them in one transaction under one lock with one
+//! statement, signs one checkpoint, commits once, and only then answers
+//! each caller. If any row is refused, the batch is stored again with each
+//! decision in its own savepoint, so one failure cannot undo another.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -100,36 +101,18 @@ async fn commit_batch(
     batch: &[Job],
     cached: Option<Frontier>,
 ) -> StoreResult<BatchResult> {
-    let mut tx = pool.begin().await.map_err(backend)?;
-    log::lock(&mut tx).await?;
-    let before = log::frontier(&mut tx, cached).await?;
-    sqlx::query("SAVEPOINT bulk")
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?;
-    let (results, log) = match bulk(&mut tx, batch, before.clone()).await {
-        Ok(done) => done,
-        Err(e) => {
-            // Something in the batch was refused (a duplicate id, say). Undo
-            // the bulk writes and store the jobs one by one, each in its
-            // own savepoint, so one refusal cannot fail the others.
-            tracing::debug!(error = %e, "bulk insert refused; storing the batch one by one");
-            sqlx::query("ROLLBACK TO SAVEPOINT bulk")
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-            one_by_one(&mut tx, batch, before.clone()).await?
+    match bulk(pool, signer, batch, cached).await {
+        Err(StoreError::Duplicate) => {
+            // Something in the batch was refused (a duplicate id, say), and
+            // the bulk transaction rolled back. Store the jobs again, one by
+            // one, each in its own savepoint, so one refusal cannot fail
+            // the others.
+            tracing::debug!("bulk insert refused; storing the batch one by one");
+            one_by_one(pool, signer, batch).await
         }
-    };
-    let checkpoint = if log.size() > before.size() {
-        Some(log::checkpoint_at(&mut tx, signer, &log).await?)
-    } else {
-        None
-    };
-    tx.commit().await.map_err(backend)?;
-    Ok((results, checkpoint, log))
+        done => done,
+    }
 }
-
 /// The rows of a batch's new decisions and tokens, column by column.
 #[derive(Default)]
 struct Rows {
@@ -173,6 +156,33 @@ impl Rows {
     }
 }
 
+/// Approval tokens as the column arrays an `UNNEST` insert binds.
+struct TokenColumns {
+    decision_id: Vec<String>,
+    jti: Vec<String>,
+    kid: Vec<String>,
+    token: Vec<String>,
+    expires_at_ms: Vec<i64>,
+    created_at_ms: Vec<i64>,
+}
+
+impl TokenColumns {
+    fn of(tokens: &[IssuedToken]) -> Self {
+        let text = |f: fn(&IssuedToken) -> &String| tokens.iter().map(|t| f(t).clone()).collect();
+        let ms = |f: fn(&IssuedToken) -> OffsetDateTime| {
+            tokens.iter().map(|t| to_unix_millis(f(t))).collect()
+        };
+        TokenColumns {
+            decision_id: text(|t| &t.decision_id),
+            jti: text(|t| &t.jti),
+            kid: text(|t| &t.kid),
+            token: text(|t| &t.token),
+            expires_at_ms: ms(|t| t.expires_at),
+            created_at_ms: ms(|t| t.created_at),
+        }
+    }
+}
+
 /// A unique violation means the row exists already: the caller's mistake,
 /// not the database's.
 fn refused(e: sqlx::Error) -> StoreError {
@@ -183,16 +193,32 @@ fn refused(e: sqlx::Error) -> StoreError {
     }
 }
 
-/// Stores the whole batch with a fixed number of statements: one
-/// idempotency lookup, then the decisions, their tokens, the leaves and the
-/// stored hashes, each as one multi-row insert. The log's new hashes are
-/// computed in memory from its right edge, so nothing is read per decision.
+/// A transaction holding the log lock, and the log's right edge in it.
+async fn locked(
+    pool: &PgPool,
+    cached: Option<Frontier>,
+) -> StoreResult<(sqlx::Transaction<'static, sqlx::Postgres>, Frontier)> {
+    let mut tx = pool.begin().await.map_err(backend)?;
+    log::lock(&mut tx).await?;
+    let log = log::frontier(&mut tx, cached).await?;
+    Ok((tx, log))
+}
+
+/// Stores the whole batch in one transaction of five round trips, however
+/// many decisions it holds: begin, the log lock, the log size, one
+/// statement that inserts every row (see [`insert_all`]), commit. An
+/// idempotency lookup for the whole batch is added when a job carries a
+/// key. The log's new hashes and the checkpoint are computed in memory from
+/// its right edge, so nothing is read per decision.
 async fn bulk(
-    conn: &mut PgConnection,
+    pool: &PgPool,
+    signer: &LogSigner,
     batch: &[Job],
-    mut log: Frontier,
-) -> StoreResult<(Vec<StoreResult<CreateOutcome>>, Frontier)> {
-    let mut existing = existing_by_key(conn, batch).await?;
+    cached: Option<Frontier>,
+) -> StoreResult<BatchResult> {
+    let (mut tx, before) = locked(pool, cached).await?;
+    let mut log = before.clone();
+    let mut existing = existing_by_key(&mut tx, batch).await?;
     let mut rows = Rows::default();
     let mut pending = log::Pending::default();
     let mut results = Vec::with_capacity(batch.len());
@@ -219,9 +245,74 @@ async fn bulk(
             checkpoint: None,
         }));
     }
-    insert_rows(conn, &rows).await?;
-    pending.write(conn).await?;
-    Ok((results, log))
+    let checkpoint = if log.size() > before.size() {
+        let note = log::sign_checkpoint(signer, &log)?;
+        insert_all(&mut tx, &rows, &pending, log.size(), &note).await?;
+        Some(note)
+    } else {
+        None
+    };
+    tx.commit().await.map_err(backend)?;
+    Ok((results, checkpoint, log))
+}
+
+/// Every row of a bulk batch in one statement: the decisions, their
+/// tokens, the log entries and stored hashes, and the signed checkpoint, as
+/// data-modifying CTEs over `UNNEST`ed arrays (an empty array inserts
+/// nothing). Any unique violation refuses the whole statement, and the
+/// batch is retried one by one.
+async fn insert_all(
+    conn: &mut PgConnection,
+    rows: &Rows,
+    pending: &log::Pending,
+    size: u64,
+    note: &str,
+) -> StoreResult<()> {
+    let t = TokenColumns::of(&rows.tokens);
+    sqlx::query(
+        "WITH d AS (
+             INSERT INTO decisions (id, created_by, idempotency_key, task_id, status, deadline_ms, created_at_ms, body, log_index)
+             SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::BIGINT[], $7::BIGINT[], $8::TEXT[], $9::BIGINT[])
+         ), t AS (
+             INSERT INTO approval_tokens (decision_id, jti, kid, token, expires_at_ms, created_at_ms)
+             SELECT * FROM UNNEST($10::TEXT[], $11::TEXT[], $12::TEXT[], $13::TEXT[], $14::BIGINT[], $15::BIGINT[])
+         ), e AS (
+             INSERT INTO log_entries (idx, kind, ref_id, leaf)
+             SELECT * FROM UNNEST($16::BIGINT[], $17::TEXT[], $18::TEXT[], $19::BYTEA[])
+         ), h AS (
+             INSERT INTO log_hashes (idx, hash) SELECT * FROM UNNEST($20::BIGINT[], $21::BYTEA[])
+         )
+         INSERT INTO checkpoints (size, note, created_at_ms) VALUES ($22, $23, $24)
+         ON CONFLICT (size) DO NOTHING",
+    )
+    .bind(&rows.id)
+    .bind(&rows.created_by)
+    .bind(&rows.idempotency_key)
+    .bind(&rows.task_id)
+    .bind(&rows.status)
+    .bind(&rows.deadline_ms)
+    .bind(&rows.created_at_ms)
+    .bind(&rows.body)
+    .bind(&rows.log_index)
+    .bind(t.decision_id)
+    .bind(t.jti)
+    .bind(t.kid)
+    .bind(t.token)
+    .bind(t.expires_at_ms)
+    .bind(t.created_at_ms)
+    .bind(&pending.idx)
+    .bind(&pending.kind)
+    .bind(&pending.ref_id)
+    .bind(&pending.leaf)
+    .bind(&pending.hash_idx)
+    .bind(&pending.hash)
+    .bind(size as i64)
+    .bind(note)
+    .bind(to_unix_millis(OffsetDateTime::now_utc()))
+    .execute(conn)
+    .await
+    .map_err(refused)?;
+    Ok(())
 }
 
 /// Decisions already stored under the idempotency keys of this batch.
@@ -286,21 +377,17 @@ async fn insert_rows(conn: &mut PgConnection, rows: &Rows) -> StoreResult<()> {
     if rows.tokens.is_empty() {
         return Ok(());
     }
-    let t = &rows.tokens;
-    let col = |f: fn(&IssuedToken) -> String| t.iter().map(f).collect::<Vec<_>>();
-    let ms = |f: fn(&IssuedToken) -> OffsetDateTime| {
-        t.iter().map(|x| to_unix_millis(f(x))).collect::<Vec<_>>()
-    };
+    let t = TokenColumns::of(&rows.tokens);
     sqlx::query(
         "INSERT INTO approval_tokens (decision_id, jti, kid, token, expires_at_ms, created_at_ms)
          SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], $6::BIGINT[])",
     )
-    .bind(col(|x| x.decision_id.clone()))
-    .bind(col(|x| x.jti.clone()))
-    .bind(col(|x| x.kid.clone()))
-    .bind(col(|x| x.token.clone()))
-    .bind(ms(|x| x.expires_at))
-    .bind(ms(|x| x.created_at))
+    .bind(t.decision_id)
+    .bind(t.jti)
+    .bind(t.kid)
+    .bind(t.token)
+    .bind(t.expires_at_ms)
+    .bind(t.created_at_ms)
     .execute(conn)
     .await
     .map_err(refused)?;
@@ -309,32 +396,33 @@ async fn insert_rows(conn: &mut PgConnection, rows: &Rows) -> StoreResult<()> {
 
 /// The slow path: each job in its own savepoint, so a refused one is
 /// rolled back (with its log entries) and the rest are stored.
-async fn one_by_one(
-    conn: &mut PgConnection,
-    batch: &[Job],
-    mut log: Frontier,
-) -> StoreResult<(Vec<StoreResult<CreateOutcome>>, Frontier)> {
+async fn one_by_one(pool: &PgPool, signer: &LogSigner, batch: &[Job]) -> StoreResult<BatchResult> {
+    let (mut tx, before) = locked(pool, None).await?;
+    let mut log = before.clone();
     let mut results = Vec::with_capacity(batch.len());
     for job in batch {
         sqlx::query("SAVEPOINT job")
-            .execute(&mut *conn)
+            .execute(&mut *tx)
             .await
             .map_err(backend)?;
-        let before = log.clone();
-        let result = create_one(conn, job, &mut log).await;
+        let kept = log.clone();
+        let result = create_one(&mut tx, job, &mut log).await;
         let end = if result.is_ok() {
             "RELEASE SAVEPOINT job"
         } else {
-            log = before;
+            log = kept;
             "ROLLBACK TO SAVEPOINT job"
         };
-        sqlx::query(end)
-            .execute(&mut *conn)
-            .await
-            .map_err(backend)?;
+        sqlx::query(end).execute(&mut *tx).await.map_err(backend)?;
         results.push(result);
     }
-    Ok((results, log))
+    let checkpoint = if log.size() > before.size() {
+        Some(log::checkpoint_at(&mut tx, signer, &log).await?)
+    } else {
+        None
+    };
+    tx.commit().await.map_err(backend)?;
+    Ok((results, checkpoint, log))
 }
 
 /// Stores one decision inside the batch's transaction.

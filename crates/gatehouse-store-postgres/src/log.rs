@@ -88,12 +88,12 @@ pub async fn frontier(conn: &mut PgConnection, cached: Option<Frontier>) -> Stor
 /// Leaves and stored hashes computed in memory, to be written together.
 #[derive(Default)]
 pub struct Pending {
-    idx: Vec<i64>,
-    kind: Vec<String>,
-    ref_id: Vec<String>,
-    leaf: Vec<Vec<u8>>,
-    hash_idx: Vec<i64>,
-    hash: Vec<Vec<u8>>,
+    pub(crate) idx: Vec<i64>,
+    pub(crate) kind: Vec<String>,
+    pub(crate) ref_id: Vec<String>,
+    pub(crate) leaf: Vec<Vec<u8>>,
+    pub(crate) hash_idx: Vec<i64>,
+    pub(crate) hash: Vec<Vec<u8>>,
 }
 
 impl Pending {
@@ -148,15 +148,20 @@ pub async fn append(conn: &mut PgConnection, entry: &Entry) -> StoreResult<u64> 
     Ok(n)
 }
 
+/// The signed checkpoint note for the log's right edge.
+pub fn sign_checkpoint(signer: &LogSigner, log: &Frontier) -> StoreResult<String> {
+    signer
+        .sign(log.size(), log.root().map_err(corrupt)?)
+        .map_err(|e| StoreError::Backend(format!("cannot sign checkpoint: {e}")))
+}
+
 /// Signs and stores a checkpoint for the log's right edge; returns its note.
 pub async fn checkpoint_at(
     conn: &mut PgConnection,
     signer: &LogSigner,
     log: &Frontier,
 ) -> StoreResult<String> {
-    let note = signer
-        .sign(log.size(), log.root().map_err(corrupt)?)
-        .map_err(|e| StoreError::Backend(format!("cannot sign checkpoint: {e}")))?;
+    let note = sign_checkpoint(signer, log)?;
     sqlx::query(
         "INSERT INTO checkpoints (size, note, created_at_ms) VALUES ($1, $2, $3) ON CONFLICT (size) DO NOTHING",
     )
