@@ -183,10 +183,14 @@ impl TokenColumns {
     }
 }
 
-/// A unique violation means the row exists already: the caller's mistake,
-/// not the database's.
+/// A unique violation on a decision or token means the row exists
+/// already: the caller's mistake, not the database's. On the log's tables it
+/// would mean a forked log, which is the database's.
 fn refused(e: sqlx::Error) -> StoreError {
-    if crate::is_unique_violation(&e) {
+    let exists = crate::is_unique_violation(&e)
+        && matches!(&e, sqlx::Error::Database(db)
+            if matches!(db.table(), Some("decisions" | "approval_tokens")));
+    if exists {
         StoreError::Duplicate
     } else {
         backend(e)
@@ -247,7 +251,7 @@ async fn bulk(
     }
     let checkpoint = if log.size() > before.size() {
         let note = log::sign_checkpoint(signer, &log)?;
-        insert_all(&mut tx, &rows, &pending, log.size(), &note).await?;
+        insert_all(&mut tx, &rows, &pending, Some((log.size(), &note))).await?;
         Some(note)
     } else {
         None
@@ -256,17 +260,16 @@ async fn bulk(
     Ok((results, checkpoint, log))
 }
 
-/// Every row of a bulk batch in one statement: the decisions, their
-/// tokens, the log entries and stored hashes, and the signed checkpoint, as
+/// Staged rows in one statement: the decisions, their tokens, the log
+/// entries and stored hashes, and the signed checkpoint if there is one, as
 /// data-modifying CTEs over `UNNEST`ed arrays (an empty array inserts
-/// nothing). Any unique violation refuses the whole statement, and the
-/// batch is retried one by one.
+/// nothing). A decision or token that exists already refuses the whole
+/// statement ([`StoreError::Duplicate`]).
 async fn insert_all(
     conn: &mut PgConnection,
     rows: &Rows,
     pending: &log::Pending,
-    size: u64,
-    note: &str,
+    checkpoint: Option<(u64, &str)>,
 ) -> StoreResult<()> {
     let t = TokenColumns::of(&rows.tokens);
     sqlx::query(
@@ -282,7 +285,8 @@ async fn insert_all(
          ), h AS (
              INSERT INTO log_hashes (idx, hash) SELECT * FROM UNNEST($20::BIGINT[], $21::BYTEA[])
          )
-         INSERT INTO checkpoints (size, note, created_at_ms) VALUES ($22, $23, $24)
+         INSERT INTO checkpoints (size, note, created_at_ms)
+         SELECT $22, $23, $24 WHERE $23::TEXT IS NOT NULL
          ON CONFLICT (size) DO NOTHING",
     )
     .bind(&rows.id)
@@ -306,8 +310,8 @@ async fn insert_all(
     .bind(&pending.leaf)
     .bind(&pending.hash_idx)
     .bind(&pending.hash)
-    .bind(size as i64)
-    .bind(note)
+    .bind(checkpoint.map(|(size, _)| size as i64))
+    .bind(checkpoint.map(|(_, note)| note))
     .bind(to_unix_millis(OffsetDateTime::now_utc()))
     .execute(conn)
     .await
@@ -352,46 +356,6 @@ async fn existing_by_key(
         }
     }
     Ok(found)
-}
-
-async fn insert_rows(conn: &mut PgConnection, rows: &Rows) -> StoreResult<()> {
-    if rows.id.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(
-        "INSERT INTO decisions (id, created_by, idempotency_key, task_id, status, deadline_ms, created_at_ms, body, log_index)
-         SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::BIGINT[], $7::BIGINT[], $8::TEXT[], $9::BIGINT[])",
-    )
-    .bind(&rows.id)
-    .bind(&rows.created_by)
-    .bind(&rows.idempotency_key)
-    .bind(&rows.task_id)
-    .bind(&rows.status)
-    .bind(&rows.deadline_ms)
-    .bind(&rows.created_at_ms)
-    .bind(&rows.body)
-    .bind(&rows.log_index)
-    .execute(&mut *conn)
-    .await
-    .map_err(refused)?;
-    if rows.tokens.is_empty() {
-        return Ok(());
-    }
-    let t = TokenColumns::of(&rows.tokens);
-    sqlx::query(
-        "INSERT INTO approval_tokens (decision_id, jti, kid, token, expires_at_ms, created_at_ms)
-         SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], $6::BIGINT[])",
-    )
-    .bind(t.decision_id)
-    .bind(t.jti)
-    .bind(t.kid)
-    .bind(t.token)
-    .bind(t.expires_at_ms)
-    .bind(t.created_at_ms)
-    .execute(conn)
-    .await
-    .map_err(refused)?;
-    Ok(())
 }
 
 /// The slow path: each job in its own savepoint, so a refused one is
@@ -443,8 +407,7 @@ async fn create_one(
     let mut pending = log::Pending::default();
     let mut rows = Rows::default();
     let log_index = rows.stage(job, log, &mut pending)?;
-    insert_rows(conn, &rows).await?;
-    pending.write(conn).await?;
+    insert_all(conn, &rows, &pending, None).await?;
     Ok(CreateOutcome::Created {
         log_index,
         checkpoint: None,
