@@ -1,9 +1,12 @@
 //! Appending to the transparency log inside a PostgreSQL transaction.
 //!
-//! Every transaction that appends first takes one transaction-scoped
-//! advisory lock, so appends from any number of replicas are serialised:
-//! indexes stay gap-free and no two replicas can extend the tree from the
-//! same size (which would fork it). The lock is released at commit.
+//! A transaction that appends first takes one transaction-scoped advisory
+//! lock, so appends from any number of replicas are serialised: indexes
+//! stay gap-free and no two replicas can extend the tree from the same size
+//! (which would fork it). The lock is released at commit. A decision batch
+//! on the replica that made the last append takes the lock inside its one
+//! statement instead (see `batch::bulk`), and the primary keys on `idx`
+//! refuse any index another writer took before it.
 
 use std::collections::HashMap;
 
@@ -20,7 +23,7 @@ use time::OffsetDateTime;
 use crate::backend;
 
 /// An arbitrary constant naming the log's advisory lock.
-const LOG_LOCK: i64 = 0x6761_7465_686f_7573; // "gatehous"
+pub(crate) const LOG_LOCK: i64 = 0x6761_7465_686f_7573; // "gatehous"
 
 pub async fn lock(conn: &mut PgConnection) -> StoreResult<()> {
     sqlx::query("SELECT pg_advisory_xact_lock($1)")

@@ -605,10 +605,8 @@ pub async fn concurrent_appends_are_gap_free(store: Arc<dyn Store>) {
         (start..start + 16).collect::<Vec<_>>(),
         "indexes must be unique and gap-free"
     );
-    let cp = verified_checkpoint(store.as_ref()).await;
-    assert_eq!(cp.size, start + 16);
-    let (n, root) = root_from_leaves(store.as_ref()).await;
-    assert_eq!((n, root.0), (cp.size, cp.root.0));
+    let size = assert_checkpoint_covers_every_leaf(store.as_ref()).await;
+    assert_eq!(size, start + 16);
 }
 
 /// Stores group-commit concurrent decisions; a duplicate among them is
@@ -645,10 +643,8 @@ pub async fn a_refused_decision_does_not_fail_its_batch(store: Arc<dyn Store>) {
         let stored = store.get_decision(id).await.unwrap().expect("stored");
         assert_eq!(stored.log_index, Some(*index));
     }
-    let cp = verified_checkpoint(store.as_ref()).await;
-    let (n, root) = root_from_leaves(store.as_ref()).await;
-    assert_eq!((n, root.0), (cp.size, cp.root.0));
-    assert_eq!(n, start + 11);
+    let size = assert_checkpoint_covers_every_leaf(store.as_ref()).await;
+    assert_eq!(size, start + 11);
 }
 
 pub async fn tokens_are_issued_once_and_redeemed_once(store: Arc<dyn Store>) {
@@ -858,8 +854,16 @@ pub async fn two_writers_share_one_log(a: Arc<dyn Store>, b: Arc<dyn Store>) {
     assert_eq!(indexes, (start..start + 26).collect::<Vec<_>>());
     // Whichever store signed last, its checkpoint is the root of all leaves.
     for s in [&a, &b] {
-        let cp = verified_checkpoint(s.as_ref()).await;
-        let (n, root) = root_from_leaves(s.as_ref()).await;
-        assert_eq!((n, root.0), (cp.size, cp.root.0));
+        assert_checkpoint_covers_every_leaf(s.as_ref()).await;
     }
+}
+
+/// Asserts that the latest checkpoint is signed by the store's log key and
+/// that its size and root are those of the stored leaves, which must be
+/// gap-free. Returns the log's size.
+pub async fn assert_checkpoint_covers_every_leaf(store: &dyn Store) -> u64 {
+    let cp = verified_checkpoint(store).await;
+    let (n, root) = root_from_leaves(store).await;
+    assert_eq!((n, root.0), (cp.size, cp.root.0));
+    n
 }
