@@ -5,6 +5,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use gatehouse_core::canonical::canonical_sha256_hex;
 use gatehouse_core::decision::truncate_to_millis;
 use gatehouse_core::execution::{self, ExecutionReceipt, OutcomeRecord, OutcomeStatus};
@@ -35,7 +36,9 @@ use crate::policies::PolicyRegistry;
 
 pub struct Gate {
     store: Arc<dyn Store>,
-    tokens: Arc<TokenSigner>,
+    /// The approval-token key in force; replaced while serving by
+    /// [`Gate::replace_token_key`].
+    tokens: ArcSwap<TokenSigner>,
     policies: PolicyRegistry,
     config: ServerConfig,
     keys: KeyCache,
@@ -130,7 +133,7 @@ impl Gate {
         let (resolved, _) = broadcast::channel(1024);
         Ok(Arc::new(Gate {
             store,
-            tokens,
+            tokens: ArcSwap::new(tokens),
             policies,
             config,
             keys: KeyCache::default(),
@@ -594,7 +597,7 @@ impl Gate {
                 "checkpoint": "C2SP tlog-checkpoint in a C2SP signed note, Ed25519",
                 "log_key_url": "/api/log/key",
                 "jwks_url": "/.well-known/jwks.json",
-                "token_kid": self.tokens.kid(),
+                "token_kid": self.tokens.load().kid(),
                 "note": "hints only: verify with a log key obtained out of band",
             }),
             packet_hash: String::new(),
@@ -656,13 +659,38 @@ impl Gate {
     /// The public keys approval tokens are verified with: the current key,
     /// and every retired key while a token it signed is still unexpired.
     pub async fn jwks(&self) -> Result<JwkSet, ApiError> {
-        let mut keys = vec![self.tokens.jwk().clone()];
+        let mut keys = vec![self.tokens.load().jwk().clone()];
         for text in self.store.retired_token_keys_in_use(now()).await? {
-            let jwk = serde_json::from_str(&text)
+            let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_str(&text)
                 .map_err(|e| ApiError::Internal(format!("stored token key: {e}")))?;
-            keys.push(jwk);
+            // A key put back in force after it was retired is listed once.
+            if !keys.iter().any(|k| k.common.key_id == jwk.common.key_id) {
+                keys.push(jwk);
+            }
         }
         Ok(JwkSet { keys })
+    }
+
+    /// Signs approval tokens with `new` from now on. The key it replaces is
+    /// recorded as retired first (a `key_event` in the log, unless `gatehouse
+    /// keys rotate` recorded it already), so the JWKS keeps publishing it
+    /// while tokens it signed are unexpired; if that fails, the old key stays
+    /// in force. Returns whether the key changed.
+    pub async fn replace_token_key(&self, new: Arc<TokenSigner>) -> Result<bool, ApiError> {
+        let old = self.tokens.load_full();
+        if old.kid() == new.kid() {
+            return Ok(false);
+        }
+        let jwk =
+            serde_json::to_string(old.jwk()).map_err(|e| ApiError::Internal(e.to_string()))?;
+        self.store.retire_token_key(old.kid(), &jwk, now()).await?;
+        self.tokens.store(new.clone());
+        tracing::info!(
+            old = old.kid(),
+            new = new.kid(),
+            "approval tokens are now signed with a new key"
+        );
+        Ok(true)
     }
 
     /// The decision's approval token, issued the first time it is asked for
@@ -705,14 +733,15 @@ impl Gate {
             nbf: issued_at.unix_timestamp(),
             exp: expires_at.unix_timestamp(),
         };
-        let token = self
-            .tokens
+        // One load, so the kid recorded is the key that signed.
+        let signer = self.tokens.load();
+        let token = signer
             .issue(&claims)
             .map_err(|e| ApiError::Internal(e.to_string()))?;
         Ok(IssuedToken {
             decision_id: d.id.clone(),
             jti: claims.jti,
-            kid: self.tokens.kid().to_string(),
+            kid: signer.kid().to_string(),
             token,
             expires_at,
             created_at: issued_at,

@@ -605,22 +605,27 @@ impl Store for PostgresStore {
         kid: &str,
         jwk_json: &str,
         at: OffsetDateTime,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let at = from_unix_millis(to_unix_millis(at));
         let mut tx = self.logged_tx().await?;
-        sqlx::query("INSERT INTO token_keys (kid, jwk, retired_at_ms) VALUES ($1, $2, $3) ON CONFLICT (kid) DO NOTHING")
+        let inserted = sqlx::query("INSERT INTO token_keys (kid, jwk, retired_at_ms) VALUES ($1, $2, $3) ON CONFLICT (kid) DO NOTHING")
             .bind(kid)
             .bind(jwk_json)
             .bind(to_unix_millis(at))
             .execute(&mut *tx)
             .await
-            .map_err(backend)?;
+            .map_err(backend)?
+            .rows_affected();
+        if inserted == 0 {
+            // Retired before: the transaction rolls back as it is dropped.
+            return Ok(false);
+        }
         log::append(
             &mut tx,
             &Entry::key_event(kid, "retired", "token-signing", at),
         )
         .await?;
-        self.commit_logged(tx).await.map(drop)
+        self.commit_logged(tx).await.map(|_| true)
     }
 
     async fn retired_token_keys_in_use(&self, now: OffsetDateTime) -> StoreResult<Vec<String>> {

@@ -722,18 +722,22 @@ impl Store for SqliteStore {
         kid: &str,
         jwk_json: &str,
         at: OffsetDateTime,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let (kid, jwk) = (kid.to_string(), jwk_json.to_string());
         let at = from_unix_millis(to_unix_millis(at));
         self.writer
             .run(move |conn| {
-                conn.execute(
-                    "INSERT INTO token_keys (kid, jwk, retired_at_ms) VALUES (?1, ?2, ?3) ON CONFLICT (kid) DO NOTHING",
-                    params![kid, jwk, to_unix_millis(at)],
-                )
-                .map_err(backend)?;
+                let inserted = conn
+                    .execute(
+                        "INSERT INTO token_keys (kid, jwk, retired_at_ms) VALUES (?1, ?2, ?3) ON CONFLICT (kid) DO NOTHING",
+                        params![kid, jwk, to_unix_millis(at)],
+                    )
+                    .map_err(backend)?;
+                if inserted == 0 {
+                    return Ok(false);
+                }
                 log::append(conn, &Entry::key_event(&kid, "retired", "token-signing", at))?;
-                Ok(())
+                Ok(true)
             })
             .await
     }

@@ -772,19 +772,22 @@ pub async fn retired_token_keys_stay_while_their_tokens_live(store: Arc<dyn Stor
         .await
         .unwrap();
     let start = store.log_size().await.unwrap();
-    store
-        .retire_token_key("old-kid", r#"{"kid":"old-kid"}"#, now())
-        .await
-        .unwrap();
-    store
-        .retire_token_key("unused-kid", r#"{"kid":"unused-kid"}"#, now())
-        .await
-        .unwrap();
+    for kid in ["old-kid", "unused-kid"] {
+        let jwk = format!(r#"{{"kid":"{kid}"}}"#);
+        assert!(store.retire_token_key(kid, &jwk, now()).await.unwrap());
+    }
     assert_eq!(
         store.log_size().await.unwrap(),
         start + 2,
         "each retirement is a key_event"
     );
+    // A server that picks up the new key retires the old one again: no
+    // second entry, and the first retirement's record stays.
+    assert!(!store
+        .retire_token_key("old-kid", r#"{"kid":"old-kid","changed":1}"#, now())
+        .await
+        .unwrap());
+    assert_eq!(store.log_size().await.unwrap(), start + 2);
     let in_use = store.retired_token_keys_in_use(now()).await.unwrap();
     assert_eq!(
         in_use,

@@ -158,13 +158,14 @@ pub trait Store: Send + Sync + 'static {
     async fn list_outcomes(&self, decision_id: &str) -> StoreResult<Vec<OutcomeRecord>>;
 
     /// Records that the approval-token key `kid` (public JWK as JSON) was
-    /// replaced, appending a `key_event` entry.
+    /// replaced, appending a `key_event` entry. A key retired before is left
+    /// as it was, with no second entry; returns whether it was newly retired.
     async fn retire_token_key(
         &self,
         kid: &str,
         jwk_json: &str,
         at: OffsetDateTime,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<bool>;
 
     /// Public JWKs (JSON) of retired token keys that signed a token still
     /// unexpired at `now`: they stay published until those tokens expire.

@@ -187,6 +187,11 @@ pub struct ServeArgs {
     /// How long an approval token is valid, e.g. 10m.
     #[arg(long, env = "GATEHOUSE_TOKEN_TTL", default_value = "10m")]
     pub token_ttl: String,
+    /// How often to re-read the approval-token key file, e.g. 10s, so that
+    /// a rotated key is used without a restart; `off` never re-reads it.
+    /// SIGHUP re-reads it at once.
+    #[arg(long, env = "GATEHOUSE_TOKEN_KEY_RELOAD", default_value = "10s")]
+    pub token_key_reload: String,
     /// UTC offset used for the local_hour and weekday policy attributes,
     /// e.g. +02:00.
     #[arg(long, env = "GATEHOUSE_UTC_OFFSET", default_value = "+00:00")]

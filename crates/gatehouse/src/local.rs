@@ -120,6 +120,15 @@ pub fn load_token_signer(storage: &StorageArgs) -> Result<Arc<TokenSigner>> {
     )?))
 }
 
+/// The file the token key is read from, unless the environment supplies it.
+pub fn token_key_path(storage: &StorageArgs) -> Option<std::path::PathBuf> {
+    let key = token_key_file(storage);
+    match key.env_text() {
+        Some(_) => None,
+        None => key.path(storage).ok(),
+    }
+}
+
 /// `gatehouse keys rotate`: a new token key replaces the old one in place;
 /// the old public key is recorded so the JWKS keeps it while it is needed.
 pub async fn rotate_token_key(storage: &StorageArgs) -> Result<()> {
@@ -146,8 +155,13 @@ pub async fn rotate_token_key(storage: &StorageArgs) -> Result<()> {
     std::fs::rename(&tmp, &path).with_context(|| format!("cannot replace {}", path.display()))?;
     println!("new token key {} written to {}", new.kid(), path.display());
     println!(
-        "old key {} stays in the JWKS until the tokens it signed expire; restart every replica with the new key file",
+        "old key {} stays in the JWKS until the tokens it signed expire",
         old.kid()
+    );
+    println!(
+        "running servers sign with the new key once they re-read the file (every \
+         --token-key-reload, 10s by default, or at once on SIGHUP); with PostgreSQL, copy the \
+         file to every replica"
     );
     Ok(())
 }

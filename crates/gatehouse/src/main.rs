@@ -3,6 +3,7 @@
 
 mod cli;
 mod client;
+mod key_reload;
 mod local;
 mod log;
 mod serve;

@@ -8,7 +8,8 @@ use gatehouse_server::{router, spawn_background, Gate, ServerConfig};
 use time::UtcOffset;
 
 use crate::cli::{ServeArgs, UnknownAction};
-use crate::local::{load_token_signer, open_store};
+use crate::key_reload;
+use crate::local::{load_token_signer, open_store, token_key_path};
 
 fn parse_offset(raw: &str) -> Result<UtcOffset> {
     let format = time::macros::format_description!("[offset_hour sign:mandatory]:[offset_minute]");
@@ -33,6 +34,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             args.token_ttl
         )
     })?;
+    let token_key_reload = key_reload::parse_interval(&args.token_key_reload)?;
     let config = ServerConfig {
         default_review_timeout: review_timeout,
         rate_limit_per_second: args.rate_limit,
@@ -75,6 +77,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot start: {e}"))?;
     let sweeper = spawn_background(gate.clone());
+    // A key supplied in the environment cannot change while the server runs.
+    let key_watcher = token_key_path(&args.storage)
+        .map(|path| key_reload::spawn(gate.clone(), path, token_key_reload));
     let app = router(gate);
     let addr = listener.local_addr()?;
     // Tests and scripts read this line to find a port chosen by the OS.
@@ -85,6 +90,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .await
         .context("server failed")?;
     sweeper.abort();
+    if let Some(watcher) = key_watcher {
+        watcher.abort();
+    }
     tracing::info!("stopped");
     Ok(())
 }
