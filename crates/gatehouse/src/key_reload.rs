@@ -33,7 +33,7 @@ pub fn spawn(
     interval: Option<Duration>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut hangup = hangup_signals();
+        let mut hangup = Hangup::listen();
         let mut tick = interval.map(|every| {
             let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -43,9 +43,8 @@ pub fn spawn(
         let mut last_error = String::new();
         loop {
             tokio::select! {
-                _ = async { tick.as_mut().unwrap().tick().await }, if tick.is_some() => {}
-                Some(()) = hangup.recv() => tracing::info!("SIGHUP: re-reading the token key file"),
-                else => return,
+                _ = next_tick(&mut tick) => {}
+                _ = hangup.next() => tracing::info!("SIGHUP: re-reading the token key file"),
             }
             match reload(&gate, &path).await {
                 Ok(_) => last_error.clear(),
@@ -64,9 +63,19 @@ pub fn spawn(
     })
 }
 
+/// The next tick, or never when re-reading on a timer is off.
+async fn next_tick(tick: &mut Option<tokio::time::Interval>) {
+    match tick {
+        Some(tick) => {
+            tick.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// Puts the key in `path` in force if it is not already; returns whether
 /// it changed.
-pub async fn reload(gate: &Gate, path: &Path) -> Result<bool> {
+async fn reload(gate: &Gate, path: &Path) -> Result<bool> {
     let text = tokio::fs::read_to_string(path)
         .await
         .with_context(|| format!("cannot read {}", path.display()))?;
@@ -77,26 +86,34 @@ pub async fn reload(gate: &Gate, path: &Path) -> Result<bool> {
         .map_err(|e| anyhow::anyhow!("cannot retire the old token key: {e}"))
 }
 
-/// SIGHUP as a stream of `()`; never yields where there are no signals.
-fn hangup_signals() -> tokio::sync::mpsc::Receiver<()> {
-    let (tx, rx) = tokio::sync::mpsc::channel(1);
+/// SIGHUP, where the platform has it.
+struct Hangup {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::hangup()) {
-            Ok(mut hangups) => {
-                tokio::spawn(async move {
-                    while hangups.recv().await.is_some() {
-                        if tx.send(()).await.is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot listen for SIGHUP"),
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl Hangup {
+    fn listen() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let signal = signal(SignalKind::hangup())
+                .map_err(|e| tracing::warn!(error = %e, "cannot listen for SIGHUP"))
+                .ok();
+            Hangup { signal }
         }
+        #[cfg(not(unix))]
+        Hangup {}
     }
-    #[cfg(not(unix))]
-    std::mem::forget(tx);
-    rx
+
+    /// The next SIGHUP, or never where none can arrive.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some(signal) = &mut self.signal {
+            if signal.recv().await.is_some() {
+                return;
+            }
+        }
+        std::future::pending().await
+    }
 }
