@@ -6,7 +6,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 /// Canonical JSON bytes of any serialisable value (see `crate::jcs` for why
-/// the writer is our own; the RFC's vectors in `shared/testdata/jcs` and a
+/// the writer is our own; the RFC's vectors in `testdata/jcs` and a
 /// differential test against `canon-json` check it).
 pub fn to_canonical_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, serde_json::Error> {
     let mut out = Vec::with_capacity(512);

@@ -1,9 +1,9 @@
-//! RFC 8785 known-answer tests from ../shared/testdata/jcs (cyberphone).
+//! RFC 8785 known-answer tests from testdata/jcs at the repository root , from cyberphone.
 
 use std::path::PathBuf;
 
 fn testdata() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/jcs");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/jcs");
     assert!(dir.is_dir(), "JCS vectors not found at {}", dir.display());
     dir
 }

@@ -1,4 +1,4 @@
-//! Known-answer tests from ../shared/testdata/merkle (transparency-dev):
+//! Known-answer tests from testdata/merkle at the repository root (transparency-dev):
 //! every good proof verifies, every corrupted one is rejected.
 //!
 //! Documented exception: `consistency/additional/sizes-are-equal-one-and-
@@ -17,7 +17,7 @@ const NON_32_BYTE_ROOTS: &str = "sizes-are-equal-one-and-proof-is-empty.json";
 
 fn dir(kind: &str) -> PathBuf {
     let d = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/testdata/merkle")
+        .join("../../testdata/merkle")
         .join(kind);
     assert!(d.is_dir(), "Merkle vectors not found at {}", d.display());
     d

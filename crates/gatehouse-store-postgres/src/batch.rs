@@ -368,7 +368,7 @@ mod tests {
     use gatehouse_store::{CreateOutcome, Store};
     use time::OffsetDateTime;
 
-    use crate::testing::{fresh_schema, unique_schema_name};
+    use crate::testing::TestSchema;
     use crate::{log, PostgresStore};
 
     async fn create(store: &PostgresStore) -> u64 {
@@ -385,9 +385,9 @@ mod tests {
     /// key rather than fork the log, and land after the other append.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_batch_racing_another_writer_lands_after_it() {
-        let options = fresh_schema(&unique_schema_name()).await;
+        let schema = TestSchema::create().await;
         let store = Arc::new(
-            PostgresStore::connect_with(options, test_signer())
+            PostgresStore::connect_with(schema.options(), test_signer())
                 .await
                 .unwrap(),
         );

@@ -692,37 +692,5 @@ impl Store for PostgresStore {
     }
 }
 
-pub mod testing {
-    use super::*;
-
-    pub const URL_VAR: &str = "GATEHOUSE_TEST_DATABASE_URL";
-
-    pub fn test_url() -> String {
-        std::env::var(URL_VAR).unwrap_or_else(|_| {
-            panic!("{URL_VAR} is not set; PostgreSQL tests need it (e.g. postgres://postgres@127.0.0.1:5432/test)")
-        })
-    }
-
-    /// Creates schema `name` and returns connect options that use it.
-    pub async fn fresh_schema(name: &str) -> PgConnectOptions {
-        let url = test_url();
-        let admin = PgPool::connect(&url)
-            .await
-            .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {url}: {e}"));
-        sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
-            .execute(&admin)
-            .await
-            .expect("drop schema");
-        sqlx::query(&format!("CREATE SCHEMA {name}"))
-            .execute(&admin)
-            .await
-            .expect("create schema");
-        admin.close().await;
-        let options: PgConnectOptions = url.parse().expect("valid database URL");
-        options.options([("search_path", name)])
-    }
-
-    pub fn unique_schema_name() -> String {
-        format!("gh_test_{}", gatehouse_core::ids::key_id())
-    }
-}
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;

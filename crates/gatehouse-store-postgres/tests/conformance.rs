@@ -1,15 +1,17 @@
 use std::sync::Arc;
 
 use gatehouse_store::{conformance_tests, Store};
-use gatehouse_store_postgres::testing::{fresh_schema, unique_schema_name};
+use gatehouse_store_postgres::testing::TestSchema;
 use gatehouse_store_postgres::PostgresStore;
 
-async fn make() -> (Arc<dyn Store>, ()) {
-    let options = fresh_schema(&unique_schema_name()).await;
-    let store = PostgresStore::connect_with(options, gatehouse_store::conformance::test_signer())
-        .await
-        .expect("connect");
-    (Arc::new(store), ())
+/// The store and its schema, which is dropped when the test ends.
+async fn make() -> (Arc<dyn Store>, TestSchema) {
+    let schema = TestSchema::create().await;
+    let store =
+        PostgresStore::connect_with(schema.options(), gatehouse_store::conformance::test_signer())
+            .await
+            .expect("connect");
+    (Arc::new(store), schema)
 }
 
 conformance_tests!(make);
@@ -17,13 +19,14 @@ conformance_tests!(make);
 #[tokio::test]
 async fn two_replicas_share_one_database() {
     use gatehouse_core::{ReviewChoice, Verdict};
-    let schema = unique_schema_name();
+    let schema = TestSchema::create().await;
     let signer = gatehouse_store::conformance::test_signer();
-    let a = PostgresStore::connect_with(fresh_schema(&schema).await, signer.clone())
+    let a = PostgresStore::connect_with(schema.options(), signer.clone())
         .await
         .unwrap();
-    let options = fresh_schema_keep(&schema);
-    let b = PostgresStore::connect_with(options, signer).await.unwrap();
+    let b = PostgresStore::connect_with(schema.options(), signer)
+        .await
+        .unwrap();
     let d =
         gatehouse_store::conformance::sample_decision(Verdict::PendingReview, "k", Some("i"), "t");
     a.create_decision(&d, None).await.unwrap();
@@ -50,20 +53,14 @@ async fn two_replicas_share_one_database() {
     assert_eq!(cp.size, 2);
 }
 
-fn fresh_schema_keep(schema: &str) -> sqlx::postgres::PgConnectOptions {
-    let url = gatehouse_store_postgres::testing::test_url();
-    let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
-    options.options([("search_path", schema)])
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_share_one_log() {
-    let schema = unique_schema_name();
+    let schema = TestSchema::create().await;
     let signer = gatehouse_store::conformance::test_signer();
-    let a = PostgresStore::connect_with(fresh_schema(&schema).await, signer.clone())
+    let a = PostgresStore::connect_with(schema.options(), signer.clone())
         .await
         .unwrap();
-    let b = PostgresStore::connect_with(fresh_schema_keep(&schema), signer)
+    let b = PostgresStore::connect_with(schema.options(), signer)
         .await
         .unwrap();
     gatehouse_store::conformance::two_writers_share_one_log(Arc::new(a), Arc::new(b)).await;

@@ -1,6 +1,7 @@
 //! The storage boundary. Every backend implements [`Store`] and passes the
 //! same [`conformance`] suite, so the server cannot tell them apart.
 
+#[cfg(feature = "conformance")]
 pub mod conformance;
 mod types;
 

@@ -315,21 +315,15 @@ fn shared_keys(dir: &Path) -> Vec<String> {
     flags
 }
 
-fn postgres_url_with_fresh_schema() -> String {
-    let base = gatehouse_store_postgres::testing::test_url();
-    let schema = gatehouse_store_postgres::testing::unique_schema_name();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(gatehouse_store_postgres::testing::fresh_schema(&schema));
-    let sep = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{sep}options=-c%20search_path%3D{schema}")
+/// A PostgreSQL schema of the test's own, dropped when the test ends.
+fn fresh_schema() -> gatehouse_store_postgres::testing::TestSchema {
+    gatehouse_store_postgres::testing::TestSchema::create_blocking()
 }
 
 #[test]
 fn lifecycle_on_postgres() {
-    let url = postgres_url_with_fresh_schema();
+    let schema = fresh_schema();
+    let url = schema.url();
     let dir = tempfile::tempdir().unwrap();
     let keys = shared_keys(dir.path());
     let mut storage = vec!["--database-url", url.as_str()];
@@ -341,7 +335,8 @@ fn lifecycle_on_postgres() {
 /// the key files; without either, PostgreSQL refuses to start and says how.
 #[test]
 fn signing_keys_from_the_environment_on_postgres() {
-    let url = postgres_url_with_fresh_schema();
+    let schema = fresh_schema();
+    let url = schema.url();
     let storage = ["--database-url", url.as_str()];
     let refused = run(&["keys", "create", "--role", "agent", "--database-url", &url]);
     assert!(!refused.status.success());
@@ -428,7 +423,8 @@ fn signing_keys_from_the_environment_on_postgres() {
 
 #[test]
 fn two_replicas_share_postgres() {
-    let db = postgres_url_with_fresh_schema();
+    let schema = fresh_schema();
+    let db = schema.url();
     let dir = tempfile::tempdir().unwrap();
     let keys = shared_keys(dir.path());
     let mut storage = vec!["--database-url", db.as_str()];
@@ -813,7 +809,8 @@ fn log_verify_finds_rows_edited_behind_the_servers_back_on_sqlite() {
 
 #[test]
 fn log_verify_finds_edited_rows_on_postgres() {
-    let db_url = postgres_url_with_fresh_schema();
+    let schema = fresh_schema();
+    let db_url = schema.url();
     let dir = tempfile::tempdir().unwrap();
     let keys = shared_keys(dir.path());
     let mut storage = vec!["--database-url", db_url.as_str()];
@@ -1137,7 +1134,8 @@ fn evidence_lifecycle_on_sqlite() {
 
 #[test]
 fn evidence_lifecycle_on_postgres() {
-    let url = postgres_url_with_fresh_schema();
+    let schema = fresh_schema();
+    let url = schema.url();
     let dir = tempfile::tempdir().unwrap();
     let keys = shared_keys(dir.path());
     let mut storage = vec!["--database-url", url.as_str()];

@@ -204,15 +204,15 @@ mod tests {
     use sqlx::Row;
 
     use super::{bind_all, Rows, INSERT_ALL};
-    use crate::testing::{fresh_schema, unique_schema_name};
+    use crate::testing::TestSchema;
     use crate::{log, PostgresStore};
 
     /// Reading the log's size must not scan the log: at ten thousand
     /// leaves a scan made every batch take milliseconds.
     #[tokio::test]
     async fn the_batch_statement_reads_the_log_size_from_the_index() {
-        let options = fresh_schema(&unique_schema_name()).await;
-        let store = PostgresStore::connect_with(options, test_signer())
+        let schema = TestSchema::create().await;
+        let store = PostgresStore::connect_with(schema.options(), test_signer())
             .await
             .unwrap();
         sqlx::query(
