@@ -9,9 +9,11 @@ pub mod execution;
 pub mod ids;
 mod jcs;
 pub mod request;
+pub mod role;
 
 pub use decision::{
     Decision, DecisionRecord, Reason, Review, ReviewChoice, Status, TaskEvent, Verdict,
 };
 pub use error::ValidationError;
 pub use request::{action_hash, ActionRequest, ApiShape, DecideBody, GateBody, Risk, SdkGateBody};
+pub use role::Role;

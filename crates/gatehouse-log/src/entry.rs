@@ -2,44 +2,117 @@
 //! `{"v":1,"type":...,"id":...,"ts":...,...}`. Entries carry digests of
 //! large or caller-supplied content rather than the content, and no floats
 //! (timestamps are RFC 3339 strings, digests are hex strings).
+//!
+//! [`LogEntry::leaf`] is the one place a leaf's bytes are built; every
+//! backend, the server and the verifiers take them from there.
 
 use gatehouse_core::canonical::{canonical_sha256_hex, to_canonical_vec};
 use gatehouse_core::decision::rfc3339;
-use gatehouse_core::{Decision, Review, TaskEvent};
+use gatehouse_core::execution::{ExecutionReceipt, OutcomeRecord, OutcomeStatus};
+use gatehouse_core::{Decision, Review, ReviewChoice, Role, TaskEvent, Verdict};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 pub const ENTRY_VERSION: u64 = 1;
 
+/// What happened, with the fields its leaf carries besides `v`, `type`,
+/// `id` and `ts`. Optional fields are written as `null`, never left out,
+/// so every entry of a type has the same keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LogEvent {
+    /// A decision was made; `id` is the decision id.
+    Decision {
+        request_id: String,
+        record_hash: String,
+        verdict: Verdict,
+        policy_version: String,
+        action_hash: String,
+        created_by: String,
+    },
+    /// A reviewer resolved a pending decision; `id` is the decision id.
+    Review {
+        decision: ReviewChoice,
+        reviewer: String,
+        comment_hash: Option<String>,
+    },
+    /// A pending decision passed its deadline; `id` is the decision id.
+    Expiry {},
+    /// Something the caller reported around a task; `id` is the event id.
+    TaskEvent {
+        task_id: String,
+        decision_id: Option<String>,
+        kind: String,
+        message_hash: Option<String>,
+        data_hash: String,
+        created_by: String,
+    },
+    /// A policy set was first used; `id` is its version.
+    PolicyVersion { files_hash: String },
+    /// An approval token was issued; `id` is the decision id.
+    TokenIssued {
+        jti: String,
+        kid: String,
+        exp: String,
+    },
+    /// An approval token was redeemed; `id` is the decision id.
+    TokenRedeemed { jti: String, redeemed_by: String },
+    /// An execution receipt was recorded; `id` is the decision id.
+    Execution {
+        execution_id: String,
+        execution_hash: String,
+        action_hash: String,
+        token_jti: Option<String>,
+    },
+    /// An outcome was recorded; `id` is the decision id.
+    Outcome {
+        outcome_id: String,
+        outcome_hash: String,
+        status: OutcomeStatus,
+    },
+    /// A decision was flagged for owner review, e.g. after an execution that
+    /// did not match what was approved; `id` is the decision id.
+    Flag { reason: String },
+    /// An API key or a signing key changed; `id` is the key id (or kid).
+    KeyEvent { event: KeyChange, role: String },
+}
+
+/// What happened to a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyChange {
+    Created,
+    Revoked,
+    Retired,
+}
+
+/// The `role` a retired approval-token signing key is logged with.
+pub const TOKEN_SIGNING_ROLE: &str = "token-signing";
+
 /// One entry, before it is given a place in the log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Entry {
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
     pub v: u64,
-    #[serde(rename = "type")]
-    pub kind: String,
     /// The record the entry is about (decision id, key id, event id, …).
     pub id: String,
     pub ts: String,
     #[serde(flatten)]
-    pub fields: serde_json::Map<String, Value>,
+    pub event: LogEvent,
+}
+
+/// Why stored bytes are not a log entry this version can read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EntryError {
+    #[error("not a log entry: {0}")]
+    Malformed(String),
+    #[error("entry version {0} is not supported")]
+    Version(u64),
+    #[error("the bytes are not the canonical JSON of the entry they encode")]
+    NotCanonical,
 }
 
 fn digest(value: &impl Serialize) -> String {
     format!("sha256:{}", canonical_sha256_hex(value).unwrap_or_default())
-}
-
-fn entry(kind: &str, id: &str, ts: OffsetDateTime, fields: Value) -> Entry {
-    Entry {
-        v: ENTRY_VERSION,
-        kind: kind.to_string(),
-        id: id.to_string(),
-        ts: rfc3339(ts),
-        fields: match fields {
-            Value::Object(m) => m,
-            _ => serde_json::Map::new(),
-        },
-    }
 }
 
 /// An entry serialised once: its exact leaf bytes and the columns a store
@@ -47,7 +120,7 @@ fn entry(kind: &str, id: &str, ts: OffsetDateTime, fields: Value) -> Entry {
 /// paths do it before they reach a store's single writer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Leaf {
-    pub kind: String,
+    pub kind: &'static str,
     pub id: String,
     pub bytes: Vec<u8>,
 }
@@ -59,79 +132,117 @@ impl Leaf {
     }
 }
 
-impl From<&Entry> for Leaf {
-    fn from(e: &Entry) -> Leaf {
-        Leaf {
-            kind: e.kind.clone(),
-            id: e.id.clone(),
-            bytes: e.to_bytes(),
+impl LogEvent {
+    /// The entry's `type`, also stored beside the leaf as its kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LogEvent::Decision { .. } => "decision",
+            LogEvent::Review { .. } => "review",
+            LogEvent::Expiry {} => "expiry",
+            LogEvent::TaskEvent { .. } => "task_event",
+            LogEvent::PolicyVersion { .. } => "policy_version",
+            LogEvent::TokenIssued { .. } => "token_issued",
+            LogEvent::TokenRedeemed { .. } => "token_redeemed",
+            LogEvent::Execution { .. } => "execution",
+            LogEvent::Outcome { .. } => "outcome",
+            LogEvent::Flag { .. } => "flag",
+            LogEvent::KeyEvent { .. } => "key_event",
         }
     }
 }
 
-impl Entry {
+impl LogEntry {
+    fn new(id: &str, ts: OffsetDateTime, event: LogEvent) -> LogEntry {
+        LogEntry {
+            v: ENTRY_VERSION,
+            id: id.to_string(),
+            ts: rfc3339(ts),
+            event,
+        }
+    }
+
+    /// The exact leaf bytes and the columns stored beside them: the one
+    /// function that turns an entry into what the log holds.
+    pub fn leaf(&self) -> Leaf {
+        Leaf {
+            kind: self.event.kind(),
+            id: self.id.clone(),
+            // Strings, integers, enums and maps of them always serialise.
+            bytes: to_canonical_vec(self).unwrap_or_default(),
+        }
+    }
+
     /// The exact leaf bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
-        // Strings, integers and maps of them always serialise.
-        to_canonical_vec(self).unwrap_or_default()
+        self.leaf().bytes
     }
 
-    pub fn decision(d: &Decision) -> Entry {
-        entry(
-            "decision",
+    /// Reads a leaf's bytes back into an entry, refusing anything that is
+    /// not exactly the canonical bytes of a known entry of this version.
+    pub fn parse(bytes: &[u8]) -> Result<LogEntry, EntryError> {
+        let entry: LogEntry =
+            serde_json::from_slice(bytes).map_err(|e| EntryError::Malformed(e.to_string()))?;
+        if entry.v != ENTRY_VERSION {
+            return Err(EntryError::Version(entry.v));
+        }
+        if entry.to_bytes() != bytes {
+            return Err(EntryError::NotCanonical);
+        }
+        Ok(entry)
+    }
+
+    pub fn decision(d: &Decision) -> LogEntry {
+        LogEntry::new(
             &d.id,
             d.created_at,
-            json!({
-                "request_id": d.request_id,
-                "record_hash": d.record_hash,
-                "verdict": d.verdict,
-                "policy_version": d.policy_version,
-                "action_hash": d.action_hash,
-                "created_by": d.created_by,
-            }),
+            LogEvent::Decision {
+                request_id: d.request_id.clone(),
+                record_hash: d.record_hash.clone(),
+                verdict: d.verdict,
+                policy_version: d.policy_version.clone(),
+                action_hash: d.action_hash.clone(),
+                created_by: d.created_by.clone(),
+            },
         )
     }
 
-    pub fn review(decision_id: &str, r: &Review) -> Entry {
-        entry(
-            "review",
+    pub fn review(decision_id: &str, r: &Review) -> LogEntry {
+        LogEntry::new(
             decision_id,
             r.reviewed_at,
-            json!({
-                "decision": r.decision,
-                "reviewer": r.reviewer_key_id,
-                "comment_hash": r.comment.as_ref().map(digest),
-            }),
+            LogEvent::Review {
+                decision: r.decision,
+                reviewer: r.reviewer_key_id.clone(),
+                comment_hash: r.comment.as_ref().map(digest),
+            },
         )
     }
 
-    pub fn expiry(decision_id: &str, at: OffsetDateTime) -> Entry {
-        entry("expiry", decision_id, at, json!({}))
+    pub fn expiry(decision_id: &str, at: OffsetDateTime) -> LogEntry {
+        LogEntry::new(decision_id, at, LogEvent::Expiry {})
     }
 
-    pub fn task_event(e: &TaskEvent) -> Entry {
-        entry(
-            "task_event",
+    pub fn task_event(e: &TaskEvent) -> LogEntry {
+        LogEntry::new(
             &e.id,
             e.created_at,
-            json!({
-                "task_id": e.task_id,
-                "decision_id": e.decision_id,
-                "kind": e.kind,
-                "message_hash": e.message.as_ref().map(digest),
-                "data_hash": digest(&e.data),
-                "created_by": e.created_by,
-            }),
+            LogEvent::TaskEvent {
+                task_id: e.task_id.clone(),
+                decision_id: e.decision_id.clone(),
+                kind: e.kind.clone(),
+                message_hash: e.message.as_ref().map(digest),
+                data_hash: digest(&e.data),
+                created_by: e.created_by.clone(),
+            },
         )
     }
 
-    pub fn policy_version(version: &str, files_json: &str, at: OffsetDateTime) -> Entry {
-        entry(
-            "policy_version",
-            version,
-            at,
-            json!({"files_hash": format!("sha256:{}", gatehouse_core::canonical::sha256_hex(files_json.as_bytes()))}),
-        )
+    pub fn policy_version(version: &str, files_json: &str, at: OffsetDateTime) -> LogEntry {
+        let files_hash = format!(
+            "sha256:{}",
+            gatehouse_core::canonical::sha256_hex(files_json.as_bytes())
+        );
+        LogEntry::new(version, at, LogEvent::PolicyVersion { files_hash })
     }
 
     pub fn token_issued(
@@ -140,12 +251,15 @@ impl Entry {
         kid: &str,
         expires_at: OffsetDateTime,
         at: OffsetDateTime,
-    ) -> Entry {
-        entry(
-            "token_issued",
+    ) -> LogEntry {
+        LogEntry::new(
             decision_id,
             at,
-            json!({"jti": jti, "kid": kid, "exp": rfc3339(expires_at)}),
+            LogEvent::TokenIssued {
+                jti: jti.to_string(),
+                kid: kid.to_string(),
+                exp: rfc3339(expires_at),
+            },
         )
     }
 
@@ -154,50 +268,73 @@ impl Entry {
         jti: &str,
         redeemed_by: &str,
         at: OffsetDateTime,
-    ) -> Entry {
-        entry(
-            "token_redeemed",
+    ) -> LogEntry {
+        LogEntry::new(
             decision_id,
             at,
-            json!({"jti": jti, "redeemed_by": redeemed_by}),
+            LogEvent::TokenRedeemed {
+                jti: jti.to_string(),
+                redeemed_by: redeemed_by.to_string(),
+            },
         )
     }
 
-    pub fn execution(r: &gatehouse_core::execution::ExecutionReceipt, at: OffsetDateTime) -> Entry {
-        entry(
-            "execution",
+    pub fn execution(r: &ExecutionReceipt, at: OffsetDateTime) -> LogEntry {
+        LogEntry::new(
             &r.decision_id,
             at,
-            json!({
-                "execution_id": r.execution_id,
-                "execution_hash": r.hash(),
-                "action_hash": r.action_hash,
-                "token_jti": r.token_jti,
-            }),
+            LogEvent::Execution {
+                execution_id: r.execution_id.clone(),
+                execution_hash: r.hash(),
+                action_hash: r.action_hash.clone(),
+                token_jti: r.token_jti.clone(),
+            },
         )
     }
 
-    pub fn outcome(o: &gatehouse_core::execution::OutcomeRecord, at: OffsetDateTime) -> Entry {
-        entry(
-            "outcome",
+    pub fn outcome(o: &OutcomeRecord, at: OffsetDateTime) -> LogEntry {
+        LogEntry::new(
             &o.decision_id,
             at,
-            json!({"outcome_id": o.outcome_id, "outcome_hash": o.hash(), "status": o.status}),
+            LogEvent::Outcome {
+                outcome_id: o.outcome_id.clone(),
+                outcome_hash: o.hash(),
+                status: o.status,
+            },
         )
     }
 
-    /// A decision flagged for owner review, e.g. after an execution that
-    /// did not match what was approved.
-    pub fn flag(decision_id: &str, reason: &str, at: OffsetDateTime) -> Entry {
-        entry("flag", decision_id, at, json!({"reason": reason}))
+    pub fn flag(decision_id: &str, reason: &str, at: OffsetDateTime) -> LogEntry {
+        LogEntry::new(
+            decision_id,
+            at,
+            LogEvent::Flag {
+                reason: reason.to_string(),
+            },
+        )
     }
 
-    pub fn key_event(key_id: &str, event: &str, role: &str, at: OffsetDateTime) -> Entry {
-        entry(
-            "key_event",
+    /// An API key was created or revoked.
+    pub fn api_key(key_id: &str, change: KeyChange, role: Role, at: OffsetDateTime) -> LogEntry {
+        LogEntry::new(
             key_id,
             at,
-            json!({"event": event, "role": role}),
+            LogEvent::KeyEvent {
+                event: change,
+                role: role.as_str().to_string(),
+            },
+        )
+    }
+
+    /// An approval-token signing key was put out of force.
+    pub fn token_key_retired(kid: &str, at: OffsetDateTime) -> LogEntry {
+        LogEntry::new(
+            kid,
+            at,
+            LogEvent::KeyEvent {
+                event: KeyChange::Retired,
+                role: TOKEN_SIGNING_ROLE.to_string(),
+            },
         )
     }
 }
@@ -208,13 +345,68 @@ mod tests {
 
     #[test]
     fn leaf_bytes_are_canonical_and_carry_no_payload() {
-        let e = Entry::key_event("k1", "created", "agent", OffsetDateTime::UNIX_EPOCH);
+        let e = LogEntry::api_key(
+            "k1",
+            KeyChange::Created,
+            Role::Agent,
+            OffsetDateTime::UNIX_EPOCH,
+        );
         let text = String::from_utf8(e.to_bytes()).unwrap();
         assert_eq!(
             text,
             r#"{"event":"created","id":"k1","role":"agent","ts":"1970-01-01T00:00:00Z","type":"key_event","v":1}"#
         );
-        let back: Entry = serde_json::from_str(&text).unwrap();
-        assert_eq!(back, e);
+        assert_eq!(LogEntry::parse(text.as_bytes()).unwrap(), e);
+    }
+
+    /// Known answers: the bytes every earlier release wrote for these
+    /// entries. A change here would make existing logs unverifiable.
+    #[test]
+    fn leaves_keep_the_bytes_earlier_releases_wrote() {
+        let at = OffsetDateTime::UNIX_EPOCH;
+        let review = Review {
+            decision: ReviewChoice::Approve,
+            reviewer_key_id: "k2".into(),
+            reviewer_name: None,
+            comment: None,
+            reviewed_at: at,
+        };
+        let cases = [
+            (
+                LogEntry::review("dec_1", &review),
+                r#"{"comment_hash":null,"decision":"approve","id":"dec_1","reviewer":"k2","ts":"1970-01-01T00:00:00Z","type":"review","v":1}"#,
+            ),
+            (
+                LogEntry::expiry("dec_1", at),
+                r#"{"id":"dec_1","ts":"1970-01-01T00:00:00Z","type":"expiry","v":1}"#,
+            ),
+            (
+                LogEntry::token_key_retired("kid1", at),
+                r#"{"event":"retired","id":"kid1","role":"token-signing","ts":"1970-01-01T00:00:00Z","type":"key_event","v":1}"#,
+            ),
+            (
+                LogEntry::token_issued("dec_1", "tok_1", "kid1", at, at),
+                r#"{"exp":"1970-01-01T00:00:00Z","id":"dec_1","jti":"tok_1","kid":"kid1","ts":"1970-01-01T00:00:00Z","type":"token_issued","v":1}"#,
+            ),
+        ];
+        for (entry, expected) in cases {
+            assert_eq!(String::from_utf8(entry.to_bytes()).unwrap(), expected);
+            assert_eq!(LogEntry::parse(expected.as_bytes()).unwrap(), entry);
+        }
+    }
+
+    #[test]
+    fn parse_refuses_other_versions_and_non_canonical_bytes() {
+        let spaced = br#"{"id":"dec_1", "ts":"1970-01-01T00:00:00Z","type":"expiry","v":1}"#;
+        assert_eq!(LogEntry::parse(spaced), Err(EntryError::NotCanonical));
+        let v2 = br#"{"id":"dec_1","ts":"1970-01-01T00:00:00Z","type":"expiry","v":2}"#;
+        assert_eq!(LogEntry::parse(v2), Err(EntryError::Version(2)));
+        let extra =
+            br#"{"extra":1,"id":"dec_1","ts":"1970-01-01T00:00:00Z","type":"expiry","v":1}"#;
+        assert_eq!(LogEntry::parse(extra), Err(EntryError::NotCanonical));
+        assert!(matches!(
+            LogEntry::parse(br#"{"type":"unknown"}"#),
+            Err(EntryError::Malformed(_))
+        ));
     }
 }

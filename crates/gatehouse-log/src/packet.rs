@@ -15,7 +15,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::checkpoint;
-use crate::entry::Entry;
+use crate::entry::{LogEntry, LogEvent};
 use crate::proof::{leaf_hash, verify_inclusion};
 use crate::Hash;
 
@@ -154,7 +154,7 @@ pub fn verify(packet: &Packet, log_key: &str) -> Vec<Check> {
     };
 
     // Every entry: proven in the checkpoint, parsed, and about this decision.
-    let mut entries: Vec<Entry> = Vec::new();
+    let mut entries: Vec<LogEntry> = Vec::new();
     for e in &packet.audit_chain.entries {
         let name = format!("entry_{}", e.index);
         let Ok(bytes) = STANDARD.decode(&e.leaf) else {
@@ -168,8 +168,9 @@ pub fn verify(packet: &Packet, log_key: &str) -> Vec<Check> {
             }
             _ => false,
         };
-        let parsed: Option<Entry> = serde_json::from_slice(&bytes).ok();
-        let canonical = parsed.as_ref().is_some_and(|p| p.to_bytes() == bytes);
+        let parsed = LogEntry::parse(&bytes);
+        let canonical = parsed.is_ok();
+        let parsed = parsed.ok();
         let about = parsed.as_ref().is_some_and(|p| &p.id == id);
         check(
             &mut checks,
@@ -186,17 +187,20 @@ pub fn verify(packet: &Packet, log_key: &str) -> Vec<Check> {
             entries.push(p);
         }
     }
-    let of = |kind: &str| {
-        entries
-            .iter()
-            .filter(|e| e.kind == kind)
-            .collect::<Vec<_>>()
-    };
-    let field = |e: &Entry, k: &str| e.fields.get(k).and_then(Value::as_str).map(str::to_string);
+    let events = || entries.iter().map(|e| &e.event);
 
     // The record is the one that was logged.
-    let decisions = of("decision");
-    let logged_hash = decisions.first().and_then(|e| field(e, "record_hash"));
+    let decisions: Vec<(&String, &String)> = events()
+        .filter_map(|e| match e {
+            LogEvent::Decision {
+                record_hash,
+                action_hash,
+                ..
+            } => Some((record_hash, action_hash)),
+            _ => None,
+        })
+        .collect();
+    let logged_hash = decisions.first().map(|(record, _)| (*record).clone());
     check(
         &mut checks,
         "record_logged",
@@ -218,7 +222,7 @@ pub fn verify(packet: &Packet, log_key: &str) -> Vec<Check> {
     let approved = packet.record.action_hash.clone();
     let mut seen: Vec<(String, Option<String>)> = vec![(
         "decision entry".into(),
-        decisions.first().and_then(|e| field(e, "action_hash")),
+        decisions.first().map(|(_, action)| (*action).clone()),
     )];
     if let Some(t) = &packet.token {
         seen.push((
@@ -235,8 +239,18 @@ pub fn verify(packet: &Packet, log_key: &str) -> Vec<Check> {
             Some(r.action_hash.clone()),
         ));
     }
-    for e in of("execution") {
-        seen.push(("execution entry".into(), field(e, "action_hash")));
+    let logged_executions: Vec<(&String, &String)> = events()
+        .filter_map(|e| match e {
+            LogEvent::Execution {
+                execution_hash,
+                action_hash,
+                ..
+            } => Some((execution_hash, action_hash)),
+            _ => None,
+        })
+        .collect();
+    for (_, action_hash) in &logged_executions {
+        seen.push(("execution entry".into(), Some((*action_hash).clone())));
     }
     let mismatched: Vec<&str> = seen
         .iter()
@@ -255,9 +269,9 @@ pub fn verify(packet: &Packet, log_key: &str) -> Vec<Check> {
     );
 
     // Receipts and outcomes are the logged ones, in time.
-    let execution_hashes: Vec<String> = of("execution")
+    let execution_hashes: Vec<String> = logged_executions
         .iter()
-        .filter_map(|e| field(e, "execution_hash"))
+        .map(|(hash, _)| (*hash).clone())
         .collect();
     let decided = unix(&packet.record.created_at);
     let expires = packet
@@ -281,9 +295,11 @@ pub fn verify(packet: &Packet, log_key: &str) -> Vec<Check> {
             format!("logged {logged}, after the decision {after_decision}, before the token expired {before_expiry}"),
         );
     }
-    let outcome_hashes: Vec<String> = of("outcome")
-        .iter()
-        .filter_map(|e| field(e, "outcome_hash"))
+    let outcome_hashes: Vec<String> = events()
+        .filter_map(|e| match e {
+            LogEvent::Outcome { outcome_hash, .. } => Some(outcome_hash.clone()),
+            _ => None,
+        })
         .collect();
     for o in &packet.outcomes {
         check(
@@ -296,10 +312,10 @@ pub fn verify(packet: &Packet, log_key: &str) -> Vec<Check> {
 
     // At most one redemption per token, and the token is the logged one.
     let mut redemptions: HashMap<String, usize> = HashMap::new();
-    for e in of("token_redeemed") {
-        *redemptions
-            .entry(field(e, "jti").unwrap_or_default())
-            .or_default() += 1;
+    for e in events() {
+        if let LogEvent::TokenRedeemed { jti, .. } = e {
+            *redemptions.entry(jti.clone()).or_default() += 1;
+        }
     }
     check(
         &mut checks,
@@ -313,9 +329,8 @@ pub fn verify(packet: &Packet, log_key: &str) -> Vec<Check> {
             .get("jti")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let issued = of("token_issued")
-            .iter()
-            .any(|e| field(e, "jti").as_deref() == Some(jti));
+        let issued = events()
+            .any(|e| matches!(e, LogEvent::TokenIssued { jti: issued, .. } if issued == jti));
         check(&mut checks, "token_logged", issued, format!("token {jti}"));
     }
     checks

@@ -2,13 +2,13 @@
 
 use gatehouse_core::decision::rfc3339;
 use gatehouse_core::{Decision, DecisionRecord, Reason, Review, Status, Verdict};
-use gatehouse_log::entry::{Entry, Leaf};
+use gatehouse_log::entry::LogEntry;
 use serde::Serialize;
 
 /// The decision's leaf hash in the transparency log, hex: what an
 /// inclusion proof for `log_index` proves was logged.
 pub fn receipt_hash(d: &Decision) -> String {
-    Leaf::from(&Entry::decision(d)).hash_hex()
+    LogEntry::decision(d).leaf().hash_hex()
 }
 
 #[derive(Debug, Serialize)]

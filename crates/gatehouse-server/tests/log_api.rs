@@ -4,7 +4,7 @@ use axum::http::StatusCode;
 use base64::Engine as _;
 use common::{app, seed_gate_body};
 use gatehouse_log::checkpoint;
-use gatehouse_log::entry::Entry;
+use gatehouse_log::entry::LogEntry;
 use gatehouse_log::proof::{leaf_hash, verify_consistency, verify_inclusion};
 use gatehouse_log::Hash;
 use serde_json::{json, Value};
@@ -80,7 +80,7 @@ async fn checkpoint_and_proofs_verify_with_the_published_key() {
         .unwrap();
     assert_eq!(
         leaf,
-        Entry::decision(&stored).to_bytes(),
+        LogEntry::decision(&stored).to_bytes(),
         "the leaf is the decision's entry"
     );
     assert_eq!(

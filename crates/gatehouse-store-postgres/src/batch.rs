@@ -361,7 +361,7 @@ mod tests {
     use std::time::Duration;
 
     use gatehouse_core::Verdict;
-    use gatehouse_log::entry::Entry;
+    use gatehouse_log::entry::{KeyChange, LogEntry};
     use gatehouse_store::conformance::{
         assert_checkpoint_covers_every_leaf, sample_decision, test_signer,
     };
@@ -396,7 +396,12 @@ mod tests {
         let mut other = store.pool.begin().await.unwrap();
         log::lock(&mut other).await.unwrap();
         let now = OffsetDateTime::now_utc();
-        let entry = Entry::key_event("k-other", "created", "agent", now);
+        let entry = LogEntry::api_key(
+            "k-other",
+            KeyChange::Created,
+            gatehouse_core::Role::Agent,
+            now,
+        );
         assert_eq!(log::append(&mut other, &entry).await.unwrap(), 1);
 
         let racing = tokio::spawn({

@@ -14,7 +14,7 @@ use gatehouse_core::decision::{from_unix_millis, to_unix_millis};
 use gatehouse_core::execution::{ExecutionReceipt, OutcomeRecord};
 use gatehouse_core::{Decision, Review, Status, TaskEvent};
 use gatehouse_log::checkpoint::LogSigner;
-use gatehouse_log::entry::Entry;
+use gatehouse_log::entry::{KeyChange, LogEntry};
 use gatehouse_log::Hash;
 use gatehouse_store::{
     decision_from_columns, ApiKey, CreateOutcome, DecisionQuery, IssuedToken, NewDecision,
@@ -140,7 +140,7 @@ impl PostgresStore {
         id: &str,
         decision_id: &str,
         body: String,
-        entry: &Entry,
+        entry: &LogEntry,
     ) -> StoreResult<u64> {
         let mut tx = self.logged_tx().await?;
         let index = log::append(&mut tx, entry).await?;
@@ -269,7 +269,7 @@ impl Store for PostgresStore {
             .map_err(backend)?;
         if let Some(row) = updated {
             let decision = decision_from_row(&row)?;
-            log::append(&mut tx, &Entry::review(id, review)).await?;
+            log::append(&mut tx, &LogEntry::review(id, review)).await?;
             self.commit_logged(tx).await?;
             return Ok(decision);
         }
@@ -310,7 +310,7 @@ impl Store for PostgresStore {
             .map(|r| r.try_get(0).map_err(backend))
             .collect::<StoreResult<_>>()?;
         for id in &ids {
-            log::append(&mut tx, &Entry::expiry(id, now)).await?;
+            log::append(&mut tx, &LogEntry::expiry(id, now)).await?;
         }
         self.commit_logged(tx).await?;
         Ok(ids)
@@ -325,7 +325,7 @@ impl Store for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
-        log::append(&mut tx, &Entry::task_event(event)).await?;
+        log::append(&mut tx, &LogEntry::task_event(event)).await?;
         self.commit_logged(tx).await.map(drop)
     }
 
@@ -358,7 +358,7 @@ impl Store for PostgresStore {
         if inserted.rows_affected() == 0 {
             return tx.commit().await.map_err(backend);
         }
-        let entry = Entry::policy_version(&v.version, &v.files_json, v.first_used_at);
+        let entry = LogEntry::policy_version(&v.version, &v.files_json, v.first_used_at);
         log::append(&mut tx, &entry).await?;
         self.commit_logged(tx).await.map(drop)
     }
@@ -396,7 +396,7 @@ impl Store for PostgresStore {
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
-        let entry = Entry::key_event(&k.id, "created", k.role.as_str(), k.created_at);
+        let entry = LogEntry::api_key(&k.id, KeyChange::Created, k.role, k.created_at);
         log::append(&mut tx, &entry).await?;
         self.commit_logged(tx).await.map(drop)
     }
@@ -437,7 +437,13 @@ impl Store for PostgresStore {
         .map_err(backend)?;
         match revoked {
             Some(role) => {
-                log::append(&mut tx, &Entry::key_event(id, "revoked", &role, at)).await?;
+                let role = Role::parse(&role)
+                    .ok_or_else(|| StoreError::Corrupt(format!("key {id} has role {role:?}")))?;
+                log::append(
+                    &mut tx,
+                    &LogEntry::api_key(id, KeyChange::Revoked, role, at),
+                )
+                .await?;
                 self.commit_logged(tx).await?;
                 Ok(true)
             }
@@ -471,7 +477,8 @@ impl Store for PostgresStore {
                 .await?
                 .ok_or_else(|| StoreError::Corrupt("token vanished".into()));
         }
-        let entry = Entry::token_issued(&t.decision_id, &t.jti, &t.kid, t.expires_at, t.created_at);
+        let entry =
+            LogEntry::token_issued(&t.decision_id, &t.jti, &t.kid, t.expires_at, t.created_at);
         log::append(&mut tx, &entry).await?;
         self.commit_logged(tx).await?;
         Ok(t.clone())
@@ -512,7 +519,7 @@ impl Store for PostgresStore {
         if used.is_some() {
             return Err(StoreError::AlreadyRedeemed);
         }
-        let entry = Entry::token_redeemed(&r.decision_id, &r.jti, &r.redeemed_by, at);
+        let entry = LogEntry::token_redeemed(&r.decision_id, &r.jti, &r.redeemed_by, at);
         let index = log::append(&mut tx, &entry).await?;
         sqlx::query(
             "INSERT INTO token_redemptions (jti, decision_id, redeemed_by, redeemed_at_ms, log_index)
@@ -535,7 +542,7 @@ impl Store for PostgresStore {
         receipt: &ExecutionReceipt,
         at: OffsetDateTime,
     ) -> StoreResult<u64> {
-        let entry = Entry::execution(receipt, at);
+        let entry = LogEntry::execution(receipt, at);
         let body = json(receipt)?;
         self.insert_logged(
             "executions",
@@ -552,7 +559,7 @@ impl Store for PostgresStore {
         outcome: &OutcomeRecord,
         at: OffsetDateTime,
     ) -> StoreResult<u64> {
-        let entry = Entry::outcome(outcome, at);
+        let entry = LogEntry::outcome(outcome, at);
         let body = json(outcome)?;
         self.insert_logged(
             "outcomes",
@@ -580,7 +587,7 @@ impl Store for PostgresStore {
         if updated.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        log::append(&mut tx, &Entry::flag(decision_id, reason, at)).await?;
+        log::append(&mut tx, &LogEntry::flag(decision_id, reason, at)).await?;
         self.commit_logged(tx).await.map(drop)
     }
 
@@ -620,11 +627,7 @@ impl Store for PostgresStore {
             // Retired before: the transaction rolls back as it is dropped.
             return Ok(false);
         }
-        log::append(
-            &mut tx,
-            &Entry::key_event(kid, "retired", "token-signing", at),
-        )
-        .await?;
+        log::append(&mut tx, &LogEntry::token_key_retired(kid, at)).await?;
         self.commit_logged(tx).await.map(|_| true)
     }
 

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use gatehouse_core::decision::to_unix_millis;
 use gatehouse_log::checkpoint::LogSigner;
-use gatehouse_log::entry::{Entry, Leaf};
+use gatehouse_log::entry::{Leaf, LogEntry};
 use gatehouse_log::frontier::Frontier;
 use gatehouse_log::proof::leaf_hash;
 use gatehouse_log::Hash;
@@ -104,7 +104,7 @@ impl Pending {
     pub fn append(&mut self, log: &mut Frontier, leaf: &Leaf) -> StoreResult<u64> {
         let (n, hashes) = log.append(leaf_hash(&leaf.bytes)).map_err(corrupt)?;
         self.idx.push(n as i64);
-        self.kind.push(leaf.kind.clone());
+        self.kind.push(leaf.kind.to_string());
         self.ref_id.push(leaf.id.clone());
         self.leaf.push(leaf.bytes.clone());
         for (i, h) in hashes {
@@ -143,10 +143,10 @@ impl Pending {
 }
 
 /// Appends one entry (the caller holds the lock); returns its index.
-pub async fn append(conn: &mut PgConnection, entry: &Entry) -> StoreResult<u64> {
+pub async fn append(conn: &mut PgConnection, entry: &LogEntry) -> StoreResult<u64> {
     let mut log = frontier(conn, None).await?;
     let mut pending = Pending::default();
-    let n = pending.append(&mut log, &Leaf::from(entry))?;
+    let n = pending.append(&mut log, &entry.leaf())?;
     pending.write(conn).await?;
     Ok(n)
 }

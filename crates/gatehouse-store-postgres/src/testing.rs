@@ -53,7 +53,11 @@ impl TestSchema {
 
     /// A database URL whose connections use this schema, for processes.
     pub fn url(&self) -> String {
-        let sep = if self.base_url.contains('?') { '&' } else { '?' };
+        let sep = if self.base_url.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
         format!(
             "{}{sep}options=-c%20search_path%3D{}",
             self.base_url, self.name
@@ -63,7 +67,9 @@ impl TestSchema {
 
 /// Runs `future` to completion on a runtime of its own, on another thread,
 /// so it works from synchronous code and from inside another runtime alike.
-fn on_own_runtime<T: Send + 'static>(future: impl std::future::Future<Output = T> + Send + 'static) -> T {
+fn on_own_runtime<T: Send + 'static>(
+    future: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
     std::thread::spawn(move || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -7,10 +7,12 @@ use gatehouse_store_postgres::PostgresStore;
 /// The store and its schema, which is dropped when the test ends.
 async fn make() -> (Arc<dyn Store>, TestSchema) {
     let schema = TestSchema::create().await;
-    let store =
-        PostgresStore::connect_with(schema.options(), gatehouse_store::conformance::test_signer())
-            .await
-            .expect("connect");
+    let store = PostgresStore::connect_with(
+        schema.options(),
+        gatehouse_store::conformance::test_signer(),
+    )
+    .await
+    .expect("connect");
     (Arc::new(store), schema)
 }
 

@@ -21,11 +21,11 @@ use gatehouse_core::decision::{from_unix_millis, to_unix_millis};
 use gatehouse_core::execution::{ExecutionReceipt, OutcomeRecord};
 use gatehouse_core::{Decision, Review, Status, TaskEvent};
 use gatehouse_log::checkpoint::LogSigner;
-use gatehouse_log::entry::Entry;
+use gatehouse_log::entry::{KeyChange, LogEntry};
 use gatehouse_log::Hash;
 use gatehouse_store::{
     ApiKey, CreateOutcome, DecisionQuery, IssuedToken, NewDecision, PolicyVersion, Redemption,
-    Store, StoreError, StoreResult,
+    Role, Store, StoreError, StoreResult,
 };
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use time::OffsetDateTime;
@@ -136,7 +136,7 @@ impl SqliteStore {
         id: &str,
         decision_id: &str,
         body: String,
-        entry: Entry,
+        entry: LogEntry,
     ) -> StoreResult<u64> {
         let (id, decision_id) = (id.to_string(), decision_id.to_string());
         self.writer
@@ -403,7 +403,7 @@ impl Store for SqliteStore {
                     to_unix_millis(review.reviewed_at)
                 ])
                 .map_err(backend)?;
-                log::append(conn, &Entry::review(&id, &review))?;
+                log::append(conn, &LogEntry::review(&id, &review))?;
                 Ok(Decision {
                     status,
                     resolved_at: Some(review.reviewed_at),
@@ -427,7 +427,7 @@ impl Store for SqliteStore {
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(backend)?;
                 for id in &ids {
-                    log::append(conn, &Entry::expiry(id, now))?;
+                    log::append(conn, &LogEntry::expiry(id, now))?;
                 }
                 Ok(ids)
             })
@@ -436,7 +436,7 @@ impl Store for SqliteStore {
 
     async fn add_event(&self, event: &TaskEvent) -> StoreResult<()> {
         let (id, task, body) = (event.id.clone(), event.task_id.clone(), json(event)?);
-        let entry = Entry::task_event(event);
+        let entry = LogEntry::task_event(event);
         self.writer
             .run(move |conn| {
                 conn.prepare_cached("INSERT INTO events (id, task_id, body) VALUES (?1, ?2, ?3)")
@@ -480,7 +480,7 @@ impl Store for SqliteStore {
                     )
                     .map_err(backend)?;
                 if inserted > 0 {
-                    let entry = Entry::policy_version(&v.version, &v.files_json, v.first_used_at);
+                    let entry = LogEntry::policy_version(&v.version, &v.files_json, v.first_used_at);
                     log::append(conn, &entry)?;
                 }
                 Ok(())
@@ -525,7 +525,7 @@ impl Store for SqliteStore {
                     ],
                 )
                 .map_err(backend)?;
-                let entry = Entry::key_event(&k.id, "created", k.role.as_str(), k.created_at);
+                let entry = LogEntry::api_key(&k.id, KeyChange::Created, k.role, k.created_at);
                 log::append(conn, &entry)?;
                 Ok(())
             })
@@ -581,7 +581,10 @@ impl Store for SqliteStore {
                         params![id, to_unix_millis(at)],
                     )
                     .map_err(backend)?;
-                    log::append(conn, &Entry::key_event(&id, "revoked", &role, at))?;
+                    let role = Role::parse(&role).ok_or_else(|| {
+                        StoreError::Corrupt(format!("key {id} has role {role:?}"))
+                    })?;
+                    log::append(conn, &LogEntry::api_key(&id, KeyChange::Revoked, role, at))?;
                 }
                 Ok(true)
             })
@@ -590,7 +593,8 @@ impl Store for SqliteStore {
 
     async fn issue_token(&self, token: &IssuedToken) -> StoreResult<IssuedToken> {
         let t = token.clone();
-        let entry = Entry::token_issued(&t.decision_id, &t.jti, &t.kid, t.expires_at, t.created_at);
+        let entry =
+            LogEntry::token_issued(&t.decision_id, &t.jti, &t.kid, t.expires_at, t.created_at);
         self.writer
             .run(move |conn| {
                 if insert_token(conn, &t)? {
@@ -622,7 +626,7 @@ impl Store for SqliteStore {
                 if used.is_some() {
                     return Err(StoreError::AlreadyRedeemed);
                 }
-                let index = log::append(conn, &Entry::token_redeemed(&r.decision_id, &r.jti, &r.redeemed_by, at))?;
+                let index = log::append(conn, &LogEntry::token_redeemed(&r.decision_id, &r.jti, &r.redeemed_by, at))?;
                 conn.execute(
                     "INSERT INTO token_redemptions (jti, decision_id, redeemed_by, redeemed_at_ms, log_index)
                      VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -639,7 +643,7 @@ impl Store for SqliteStore {
         receipt: &ExecutionReceipt,
         at: OffsetDateTime,
     ) -> StoreResult<u64> {
-        let entry = Entry::execution(receipt, at);
+        let entry = LogEntry::execution(receipt, at);
         let body = json(receipt)?;
         self.insert_logged(
             "executions",
@@ -656,7 +660,7 @@ impl Store for SqliteStore {
         outcome: &OutcomeRecord,
         at: OffsetDateTime,
     ) -> StoreResult<u64> {
-        let entry = Entry::outcome(outcome, at);
+        let entry = LogEntry::outcome(outcome, at);
         let body = json(outcome)?;
         self.insert_logged(
             "outcomes",
@@ -675,7 +679,7 @@ impl Store for SqliteStore {
         at: OffsetDateTime,
     ) -> StoreResult<()> {
         let (id, reason) = (decision_id.to_string(), reason.to_string());
-        let entry = Entry::flag(&id, &reason, at);
+        let entry = LogEntry::flag(&id, &reason, at);
         self.writer
             .run(move |conn| {
                 let n = conn
@@ -736,7 +740,7 @@ impl Store for SqliteStore {
                 if inserted == 0 {
                     return Ok(false);
                 }
-                log::append(conn, &Entry::key_event(&kid, "retired", "token-signing", at))?;
+                log::append(conn, &LogEntry::token_key_retired(&kid, at))?;
                 Ok(true)
             })
             .await
@@ -965,7 +969,7 @@ mod tests {
                     [],
                 )
                 .map_err(backend)?;
-                log::append(t, &Entry::expiry("dec_x", OffsetDateTime::now_utc()))?;
+                log::append(t, &LogEntry::expiry("dec_x", OffsetDateTime::now_utc()))?;
                 Err::<(), _>(StoreError::Backend("refused after writing".into()))
             })
             .await;
@@ -981,9 +985,10 @@ mod tests {
             store
                 .writer
                 .run_logged_unguarded(|_| Err::<(), _>(StoreError::Duplicate)),
-            store
-                .writer
-                .run_logged(|t| log::append(t, &Entry::expiry("dec_y", OffsetDateTime::now_utc())))
+            store.writer.run_logged(|t| log::append(
+                t,
+                &LogEntry::expiry("dec_y", OffsetDateTime::now_utc())
+            ))
         );
         assert!(matches!(refused, Err(StoreError::Duplicate)));
         assert_eq!(store.log_size().await.unwrap(), 1);

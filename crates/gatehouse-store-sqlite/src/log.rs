@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use gatehouse_core::decision::to_unix_millis;
 use gatehouse_log::checkpoint::LogSigner;
-use gatehouse_log::entry::{Entry, Leaf};
+use gatehouse_log::entry::{Leaf, LogEntry};
 use gatehouse_log::frontier::Frontier;
 use gatehouse_log::proof::leaf_hash;
 use gatehouse_log::Hash;
@@ -107,8 +107,8 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
 /// Appends one entry; returns its index. Runs inside the caller's
 /// savepoint, so the entry commits or rolls back with the record it
 /// describes (the writer rolls the right edge back with it).
-pub fn append(t: &Tx, entry: &Entry) -> StoreResult<u64> {
-    append_leaf(t, &Leaf::from(entry))
+pub fn append(t: &Tx, entry: &LogEntry) -> StoreResult<u64> {
+    append_leaf(t, &entry.leaf())
 }
 
 /// [`append`] for an entry serialised before the job reached the writer.

@@ -15,7 +15,7 @@ use crate::{
     StoreError,
 };
 use gatehouse_log::checkpoint::{self, LogSigner};
-use gatehouse_log::entry::Entry;
+use gatehouse_log::entry::{LogEntry, LogEvent};
 use gatehouse_log::proof::{leaf_hash, verify_inclusion};
 use gatehouse_log::tree::{Op, Output};
 use gatehouse_log::Hash;
@@ -558,7 +558,7 @@ pub async fn log_records_every_event_with_a_checkpoint(store: Arc<dyn Store>) {
 
     // The leaf at the decision's index is exactly its entry.
     let leaves = store.log_leaves(log_index, 1).await.unwrap();
-    assert_eq!(leaves[0].1, Entry::decision(&pending).to_bytes());
+    assert_eq!(leaves[0].1, LogEntry::decision(&pending).to_bytes());
     let stored = store.get_decision(&pending.id).await.unwrap().unwrap();
     assert_eq!(stored.log_index, Some(log_index));
 
@@ -578,7 +578,7 @@ pub async fn log_records_every_event_with_a_checkpoint(store: Arc<dyn Store>) {
     let Output::Proof(proof) = op.run(&hashes).unwrap() else {
         panic!("proof")
     };
-    let leaf = leaf_hash(&Entry::decision(&pending).to_bytes());
+    let leaf = leaf_hash(&LogEntry::decision(&pending).to_bytes());
     verify_inclusion(&proof, cp.size, cp.root, log_index, leaf).expect("inclusion proof");
 }
 
@@ -684,9 +684,9 @@ pub async fn tokens_are_issued_once_and_redeemed_once(store: Arc<dyn Store>) {
             Ok(index) => {
                 ok += 1;
                 let leaf = store.log_leaves(index, 1).await.unwrap().pop().unwrap().1;
-                let entry: Entry = serde_json::from_slice(&leaf).unwrap();
+                let entry = LogEntry::parse(&leaf).unwrap();
                 assert_eq!(
-                    (entry.kind.as_str(), entry.id.as_str()),
+                    (entry.event.kind(), entry.id.as_str()),
                     ("token_redeemed", d.id.as_str())
                 );
             }
@@ -720,9 +720,11 @@ pub async fn executions_outcomes_and_flags_are_logged(store: Arc<dyn Store>) {
     };
     let index = store.record_execution(&receipt, now()).await.unwrap();
     let leaf = store.log_leaves(index, 1).await.unwrap().pop().unwrap().1;
-    let entry: Entry = serde_json::from_slice(&leaf).unwrap();
-    assert_eq!(entry.kind, "execution");
-    assert_eq!(entry.fields["execution_hash"], json!(receipt.hash()));
+    let entry = LogEntry::parse(&leaf).unwrap();
+    assert!(
+        matches!(&entry.event, LogEvent::Execution { execution_hash, .. } if *execution_hash == receipt.hash()),
+        "{entry:?}"
+    );
     assert_eq!(store.list_executions(&d.id).await.unwrap(), vec![receipt]);
 
     let outcome = OutcomeRecord {

@@ -1,5 +1,6 @@
+pub use gatehouse_core::Role;
 use gatehouse_core::{Decision, Status};
-use gatehouse_log::entry::{Entry, Leaf};
+use gatehouse_log::entry::{Leaf, LogEntry};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -50,36 +51,6 @@ pub struct PolicyVersion {
     pub first_used_at: OffsetDateTime,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Agent,
-    Reviewer,
-    Admin,
-    Auditor,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Agent => "agent",
-            Role::Reviewer => "reviewer",
-            Role::Admin => "admin",
-            Role::Auditor => "auditor",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        Some(match raw {
-            "agent" => Role::Agent,
-            "reviewer" => Role::Reviewer,
-            "admin" => Role::Admin,
-            "auditor" => Role::Auditor,
-            _ => return None,
-        })
-    }
-}
-
 /// A stored API key. The secret itself is never stored, only its SHA-256.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiKey {
@@ -108,7 +79,7 @@ pub struct NewDecision {
 impl NewDecision {
     pub fn new(decision: Decision) -> Self {
         NewDecision {
-            leaf: Leaf::from(&Entry::decision(&decision)),
+            leaf: LogEntry::decision(&decision).leaf(),
             decision,
             token: None,
         }
@@ -116,8 +87,10 @@ impl NewDecision {
 
     /// Adds the approval token to store and log in the same transaction.
     pub fn with_token(mut self, t: IssuedToken) -> Self {
-        let entry = Entry::token_issued(&t.decision_id, &t.jti, &t.kid, t.expires_at, t.created_at);
-        self.token = Some((t, Leaf::from(&entry)));
+        let leaf =
+            LogEntry::token_issued(&t.decision_id, &t.jti, &t.kid, t.expires_at, t.created_at)
+                .leaf();
+        self.token = Some((t, leaf));
         self
     }
 

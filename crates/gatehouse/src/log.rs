@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use gatehouse_log::checkpoint::{self, LogSigner};
-use gatehouse_log::entry::Entry;
+use gatehouse_log::entry::LogEntry;
 use gatehouse_log::proof::leaf_hash;
 use gatehouse_log::tree::{Op, Output};
 use gatehouse_log::Hash;
@@ -263,7 +263,7 @@ pub async fn verify(store: &dyn Store, key: &str) -> Result<Vec<String>> {
             }
             match d.log_index {
                 Some(i) if i < cp.size => {
-                    if leaves[i as usize] != Entry::decision(d).to_bytes() {
+                    if leaves[i as usize] != LogEntry::decision(d).to_bytes() {
                         failures.push(format!(
                             "decision {}: does not match its log entry {i}",
                             d.id
