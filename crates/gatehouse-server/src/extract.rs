@@ -5,6 +5,8 @@ use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
+use gatehouse_app::AppError;
+
 use crate::error::ApiError;
 
 pub struct ApiJson<T>(pub T);
@@ -26,7 +28,7 @@ where
 
 fn map_rejection(rejection: JsonRejection) -> ApiError {
     match rejection {
-        JsonRejection::JsonDataError(e) => ApiError::Validation(e.body_text()),
+        JsonRejection::JsonDataError(e) => AppError::Validation(e.body_text()).into(),
         JsonRejection::JsonSyntaxError(e) => ApiError::InvalidJson(e.body_text()),
         JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
         JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {

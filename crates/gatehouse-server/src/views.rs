@@ -1,15 +1,9 @@
 //! Response bodies. Each API shape gets the fields its documents promise.
 
+use gatehouse_app::tokens::receipt_hash;
 use gatehouse_core::decision::rfc3339;
 use gatehouse_core::{Decision, DecisionRecord, Reason, Review, Status, Verdict};
-use gatehouse_log::entry::LogEntry;
 use serde::Serialize;
-
-/// The decision's leaf hash in the transparency log, hex: what an
-/// inclusion proof for `log_index` proves was logged.
-pub fn receipt_hash(d: &Decision) -> String {
-    LogEntry::decision(d).leaf().hash_hex()
-}
 
 #[derive(Debug, Serialize)]
 pub struct ReviewView {
@@ -153,6 +147,46 @@ impl RecordView {
             status: d.status,
             review: d.review.as_ref().map(ReviewView::from),
             resolved_at: d.resolved_at.map(rfc3339),
+        }
+    }
+}
+
+/// What the policies said, then or now.
+#[derive(Debug, Serialize)]
+pub struct VerdictView {
+    pub verdict: Verdict,
+    pub reasons: Vec<Reason>,
+}
+
+impl From<gatehouse_app::evidence::Verdicts> for VerdictView {
+    fn from(v: gatehouse_app::evidence::Verdicts) -> Self {
+        VerdictView {
+            verdict: v.verdict,
+            reasons: v.reasons,
+        }
+    }
+}
+
+/// `GET /api/decision/{id}/replay`.
+#[derive(Debug, Serialize)]
+pub struct ReplayView {
+    pub decision_id: String,
+    pub matches: bool,
+    pub policy_version: String,
+    pub replayed_policy_version: String,
+    pub original: VerdictView,
+    pub replayed: VerdictView,
+}
+
+impl From<gatehouse_app::evidence::Replay> for ReplayView {
+    fn from(r: gatehouse_app::evidence::Replay) -> Self {
+        ReplayView {
+            matches: r.matches(),
+            decision_id: r.decision_id,
+            policy_version: r.policy_version,
+            replayed_policy_version: r.replayed_policy_version,
+            original: r.original.into(),
+            replayed: r.replayed.into(),
         }
     }
 }

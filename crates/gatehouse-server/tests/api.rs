@@ -3,10 +3,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use common::{app, app_with, seed_gate_body, seed_policies};
+use common::{app, app_with, app_with_http, seed_gate_body, seed_policies};
+use gatehouse_app::AppConfig;
 use gatehouse_core::canonical::canonical_sha256_hex;
 use gatehouse_policy::starter_files;
-use gatehouse_server::ServerConfig;
 use serde_json::{json, Value};
 
 #[tokio::test]
@@ -71,7 +71,7 @@ async fn sdk_field_names_are_accepted() {
 async fn decide_returns_a_decision_record_whose_hash_checks_out() {
     let app = app_with(
         seed_policies(),
-        ServerConfig {
+        AppConfig {
             rate_limit_per_second: 0,
             ..Default::default()
         },
@@ -155,7 +155,7 @@ async fn decide_returns_a_decision_record_whose_hash_checks_out() {
 async fn decide_rejects_discount_over_limit_with_evidence() {
     let app = app_with(
         seed_policies(),
-        ServerConfig {
+        AppConfig {
             rate_limit_per_second: 0,
             ..Default::default()
         },
@@ -178,7 +178,7 @@ async fn decide_rejects_discount_over_limit_with_evidence() {
 async fn fractional_money_is_a_400_never_an_allow() {
     let app = app_with(
         seed_policies(),
-        ServerConfig {
+        AppConfig {
             rate_limit_per_second: 0,
             ..Default::default()
         },
@@ -452,7 +452,7 @@ async fn agents_only_see_their_own_decisions() {
 async fn rate_limit_answers_429_with_retry_after() {
     let app = app_with(
         starter_files(),
-        ServerConfig {
+        AppConfig {
             rate_limit_per_second: 1,
             rate_limit_burst: 2,
             ..Default::default()
@@ -487,13 +487,13 @@ async fn rate_limit_answers_429_with_retry_after() {
 
 #[tokio::test]
 async fn bad_inputs_get_stable_error_codes() {
-    let app = app_with(
+    let app = app_with_http(
         starter_files(),
-        ServerConfig {
+        AppConfig {
             rate_limit_per_second: 0,
-            body_limit: 1024,
             ..Default::default()
         },
+        gatehouse_server::ServerConfig { body_limit: 1024 },
     )
     .await;
     let path = "/api/agent/tasks/t/requests";
@@ -553,8 +553,13 @@ async fn bad_inputs_get_stable_error_codes() {
         .call("GET", "/api/gate/requests/dec_nope", Some(&app.agent), None)
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, body) = app.call("PUT", "/api/decide", Some(&app.agent), None).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // A wrong method is a 405 in the JSON error shape, saying what is allowed.
+    let (status, headers, body) = app
+        .call_raw("PUT", "/api/decide", Some(&app.agent), None, &[])
+        .await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+    assert_eq!(body["error"]["code"], "method_not_allowed");
+    assert_eq!(headers["allow"], "POST");
     assert_eq!(
         app.call("GET", "/nowhere", None, None).await.0,
         StatusCode::NOT_FOUND
@@ -617,7 +622,7 @@ async fn long_poll_returns_as_soon_as_the_review_lands() {
 async fn pending_decisions_expire_and_cannot_be_approved_late() {
     let app = app_with(
         starter_files(),
-        ServerConfig {
+        AppConfig {
             rate_limit_per_second: 0,
             default_review_timeout: Duration::from_millis(300),
             ..Default::default()
@@ -694,7 +699,7 @@ async fn health_and_readiness() {
     );
     let (status, ready) = app.call("GET", "/readyz", None, None).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(ready["policy_version"], app.gate.engine().version());
+    assert_eq!(ready["policy_version"], app.app.engine().version());
 }
 
 #[tokio::test]
@@ -756,7 +761,7 @@ async fn openapi_documents_every_route() {
 async fn hostile_inputs_never_produce_a_server_error() {
     let app = app_with(
         seed_policies(),
-        ServerConfig {
+        AppConfig {
             rate_limit_per_second: 0,
             ..Default::default()
         },

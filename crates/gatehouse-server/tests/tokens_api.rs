@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use common::{app, app_with, seed_gate_body};
+use gatehouse_app::AppConfig;
 use gatehouse_policy::starter_files;
-use gatehouse_server::ServerConfig;
 use gatehouse_token::{verify, Expectation};
 use jsonwebtoken::jwk::JwkSet;
 use serde_json::{json, Value};
@@ -207,7 +207,7 @@ async fn only_the_acting_agent_holds_a_token_and_only_once_approved() {
 async fn tampered_and_expired_tokens_are_refused() {
     let app = app_with(
         starter_files(),
-        ServerConfig {
+        AppConfig {
             rate_limit_per_second: 0,
             token_ttl: Duration::from_secs(1),
             ..Default::default()
@@ -270,7 +270,7 @@ async fn tampered_and_expired_tokens_are_refused() {
 async fn a_policy_can_shorten_the_token_lifetime() {
     let app = app_with(
         common::seed_policies(),
-        ServerConfig {
+        AppConfig {
             rate_limit_per_second: 0,
             ..Default::default()
         },

@@ -164,10 +164,10 @@ pub struct Expectation<'a> {
     pub now: i64,
 }
 
-/// Verifies signature (against `keys`), type, time window, audience and
-/// action binding, in that order, and names the first check that fails.
-/// Single use is not checkable offline: the server enforces it at redemption.
-pub fn verify(token: &str, keys: &JwkSet, expect: &Expectation<'_>) -> Result<Claims, TokenError> {
+/// Checks the token's type, algorithm and signature against `keys`, and
+/// returns its claims without judging them (time, audience, action): for
+/// evidence that names a token rather than presents it for use.
+pub fn verify_signature(token: &str, keys: &JwkSet) -> Result<Claims, TokenError> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
     if header.typ.as_deref() != Some(TOKEN_TYPE) || header.alg != Algorithm::EdDSA {
         return Err(TokenError::WrongType);
@@ -177,18 +177,25 @@ pub fn verify(token: &str, keys: &JwkSet, expect: &Expectation<'_>) -> Result<Cl
         .find(&kid)
         .ok_or_else(|| TokenError::UnknownKey(kid.clone()))?;
     let key = DecodingKey::from_jwk(jwk).map_err(|_| TokenError::UnknownKey(kid))?;
-    // Time and audience are checked below, one by one, to say which failed.
+    // Time and audience are judged by the caller, one by one, to say which failed.
     let mut validation = Validation::new(Algorithm::EdDSA);
     validation.validate_exp = false;
     validation.validate_nbf = false;
     validation.validate_aud = false;
     validation.required_spec_claims.clear();
-    let claims = jsonwebtoken::decode::<Claims>(token, &key, &validation)
+    jsonwebtoken::decode::<Claims>(token, &key, &validation)
+        .map(|data| data.claims)
         .map_err(|e| match e.kind() {
             jsonwebtoken::errors::ErrorKind::InvalidSignature => TokenError::BadSignature,
             _ => TokenError::Malformed,
-        })?
-        .claims;
+        })
+}
+
+/// Verifies signature (against `keys`), type, time window, audience and
+/// action binding, in that order, and names the first check that fails.
+/// Single use is not checkable offline: the server enforces it at redemption.
+pub fn verify(token: &str, keys: &JwkSet, expect: &Expectation<'_>) -> Result<Claims, TokenError> {
+    let claims = verify_signature(token, keys)?;
     if expect.now >= claims.exp {
         return Err(TokenError::Expired(claims.exp));
     }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use gatehouse_server::Gate;
+use gatehouse_app::App;
 use gatehouse_token::TokenSigner;
 
 /// Parses `--token-key-reload`: a duration such as 10s, or `off`.
@@ -28,7 +28,7 @@ pub fn parse_interval(raw: &str) -> Result<Option<Duration>> {
 /// Re-reads `path` every `interval` (if any) and on SIGHUP for as long as
 /// the server runs.
 pub fn spawn(
-    gate: Arc<Gate>,
+    app: Arc<App>,
     path: PathBuf,
     interval: Option<Duration>,
 ) -> tokio::task::JoinHandle<()> {
@@ -46,7 +46,7 @@ pub fn spawn(
                 _ = next_tick(&mut tick) => {}
                 _ = hangup.next() => tracing::info!("SIGHUP: re-reading the token key file"),
             }
-            match reload(&gate, &path).await {
+            match reload(&app, &path).await {
                 Ok(_) => last_error.clear(),
                 Err(e) => {
                     let message = format!("{e:#}");
@@ -75,13 +75,13 @@ async fn next_tick(tick: &mut Option<tokio::time::Interval>) {
 
 /// Puts the key in `path` in force if it is not already; returns whether
 /// it changed.
-async fn reload(gate: &Gate, path: &Path) -> Result<bool> {
+async fn reload(app: &App, path: &Path) -> Result<bool> {
     let text = tokio::fs::read_to_string(path)
         .await
         .with_context(|| format!("cannot read {}", path.display()))?;
     let signer = TokenSigner::from_pem(&text)
         .with_context(|| format!("{} does not hold an Ed25519 PKCS#8 key", path.display()))?;
-    gate.replace_token_key(Arc::new(signer))
+    app.replace_token_key(Arc::new(signer))
         .await
         .map_err(|e| anyhow::anyhow!("cannot retire the old token key: {e}"))
 }

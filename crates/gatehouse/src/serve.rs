@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use gatehouse_app::{App, AppConfig};
 use gatehouse_policy::{read_policy_dir, starter_files, Engine, EngineOptions, UnknownActionMode};
-use gatehouse_server::{router, spawn_background, Gate, ServerConfig};
+use gatehouse_server::{router, ServerConfig};
 use time::UtcOffset;
 
 use crate::cli::{ServeArgs, UnknownAction};
@@ -35,15 +36,17 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         )
     })?;
     let token_key_reload = key_reload::parse_interval(&args.token_key_reload)?;
-    let config = ServerConfig {
+    let config = AppConfig {
         default_review_timeout: review_timeout,
         rate_limit_per_second: args.rate_limit,
         rate_limit_burst: args.rate_burst,
-        body_limit: args.body_limit,
         utc_offset: parse_offset(&args.utc_offset)?,
         token_audience: args.token_audience.clone(),
         token_ttl,
-        ..ServerConfig::default()
+        ..AppConfig::default()
+    };
+    let http = ServerConfig {
+        body_limit: args.body_limit,
     };
     let options = EngineOptions {
         unknown_action: match args.unknown_action {
@@ -73,20 +76,26 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         None => "built-in starter set".to_string(),
     };
     tracing::info!(policies = %source, version = engine.version(), count = engine.policy_count(), "policies loaded");
-    let gate = Gate::new(store, engine, options, config, tokens)
+    let app = App::new(store, engine, options, config, tokens)
         .await
         .map_err(|e| anyhow::anyhow!("cannot start: {e}"))?;
-    let sweeper = spawn_background(gate.clone());
+    let sweeper = app.spawn_background();
     // A key supplied in the environment cannot change while the server runs.
     let key_watcher = token_key_path(&args.storage)
-        .map(|path| key_reload::spawn(gate.clone(), path, token_key_reload));
-    let app = router(gate);
+        .map(|path| key_reload::spawn(app.clone(), path, token_key_reload));
+    let routes = router(app.clone(), http);
     let addr = listener.local_addr()?;
     // Tests and scripts read this line to find a port chosen by the OS.
     println!("gatehouse listening on http://{addr}");
     tracing::info!(%addr, "listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+    axum::serve(listener, routes)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            tracing::info!("stopping: open waits answer now, then connections close");
+            // Long-polls answer with the current state at once instead of
+            // holding the shutdown for up to a minute.
+            app.stop_waiting();
+        })
         .await
         .context("server failed")?;
     sweeper.abort();

@@ -11,21 +11,23 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{idempotency_key, ReviewBody};
-use crate::auth::Caller;
-use crate::config::MAX_WAIT_SECONDS;
+use gatehouse_app::decide::Decided;
+use gatehouse_app::tasks::NewTaskEvent;
+use gatehouse_app::{App, AppError, Caller, MAX_WAIT_SECONDS};
+
+use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::service::{Decided, Gate};
 use crate::views::GateView;
 
 /// The Gate view, with the approval token when the caller may act on it.
 async fn view(
-    gate: &Gate,
+    app: &App,
     caller: &Caller,
     d: &gatehouse_core::Decision,
 ) -> Result<GateView, ApiError> {
     let mut view = GateView::from(d);
-    view.approval_token = gate.approval_token(caller, d).await?;
+    view.approval_token = app.approval_token(caller, d).await?;
     Ok(view)
 }
 
@@ -41,8 +43,8 @@ fn created(decided: Decided) -> (StatusCode, Json<GateView>) {
 }
 
 pub async fn create_for_task(
-    State(gate): State<Arc<Gate>>,
-    caller: Caller,
+    State(app): State<Arc<App>>,
+    Auth(caller): Auth,
     Path(task_id): Path<String>,
     headers: HeaderMap,
     ApiJson(mut body): ApiJson<GateBody>,
@@ -50,31 +52,31 @@ pub async fn create_for_task(
     let key = idempotency_key(&headers, body.idempotency_key.take())?;
     let request = body
         .into_request(task_id)
-        .map_err(|e| ApiError::Validation(e.to_string()))?;
-    Ok(created(gate.decide(&caller, request, key).await?))
+        .map_err(|e| AppError::Validation(e.to_string()))?;
+    Ok(created(app.decide(&caller, request, key).await?))
 }
 
 pub async fn create_sdk(
-    State(gate): State<Arc<Gate>>,
-    caller: Caller,
+    State(app): State<Arc<App>>,
+    Auth(caller): Auth,
     headers: HeaderMap,
     ApiJson(mut body): ApiJson<SdkGateBody>,
 ) -> Result<(StatusCode, Json<GateView>), ApiError> {
     let key = idempotency_key(&headers, body.idempotency_key.take())?;
     let request = body
         .into_request()
-        .map_err(|e| ApiError::Validation(e.to_string()))?;
-    Ok(created(gate.decide(&caller, request, key).await?))
+        .map_err(|e| AppError::Validation(e.to_string()))?;
+    Ok(created(app.decide(&caller, request, key).await?))
 }
 
 pub async fn get_request(
-    State(gate): State<Arc<Gate>>,
-    caller: Caller,
+    State(app): State<Arc<App>>,
+    Auth(caller): Auth,
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<GateView>, ApiError> {
     let d = match query.get("wait") {
-        None => gate.get(&caller, &id).await?,
+        None => app.get(&caller, &id).await?,
         Some(raw) => {
             let secs: u64 = raw.parse().map_err(|_| {
                 ApiError::BadRequest(format!(
@@ -86,27 +88,27 @@ pub async fn get_request(
                     "wait may be at most {MAX_WAIT_SECONDS} seconds"
                 )));
             }
-            gate.wait(&caller, &id, Duration::from_secs(secs)).await?
+            app.wait(&caller, &id, Duration::from_secs(secs)).await?
         }
     };
-    Ok(Json(view(&gate, &caller, &d).await?))
+    Ok(Json(view(&app, &caller, &d).await?))
 }
 
 pub async fn review(
-    State(gate): State<Arc<Gate>>,
-    caller: Caller,
+    State(app): State<Arc<App>>,
+    Auth(caller): Auth,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ReviewBody>,
 ) -> Result<Json<GateView>, ApiError> {
-    let d = gate
+    let d = app
         .review(&caller, &id, body.decision, body.comment)
         .await?;
     Ok(Json(GateView::from(&d)))
 }
 
 pub async fn list(
-    State(gate): State<Arc<Gate>>,
-    caller: Caller,
+    State(app): State<Arc<App>>,
+    Auth(caller): Auth,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let status = match query.get("status") {
@@ -130,7 +132,7 @@ pub async fn list(
         before: query.get("before").cloned(),
         limit,
     };
-    let decisions = gate.list(&caller, q).await?;
+    let decisions = app.list(&caller, q).await?;
     let next = (decisions.len() == limit as usize)
         .then(|| decisions.last().map(|d| d.id.clone()))
         .flatten();
@@ -152,40 +154,29 @@ pub struct EventBody {
 }
 
 pub async fn add_event(
-    State(gate): State<Arc<Gate>>,
-    caller: Caller,
+    State(app): State<Arc<App>>,
+    Auth(caller): Auth,
     Path(task_id): Path<String>,
     ApiJson(body): ApiJson<EventBody>,
 ) -> Result<(StatusCode, Json<TaskEvent>), ApiError> {
-    if body.kind.trim().is_empty() || body.kind.len() > 100 {
-        return Err(ApiError::Validation(
-            "kind must be 1 to 100 characters".into(),
-        ));
-    }
-    if body.message.as_ref().is_some_and(|m| m.len() > 4000) {
-        return Err(ApiError::Validation(
-            "message must be at most 4000 characters".into(),
-        ));
-    }
-    let event = TaskEvent {
-        id: String::new(),
+    let new = NewTaskEvent {
         task_id,
-        decision_id: body.decision_id,
         kind: body.kind,
         message: body.message,
+        decision_id: body.decision_id,
         data: body.data.unwrap_or(Value::Null),
-        created_by: String::new(),
-        created_at: time::OffsetDateTime::UNIX_EPOCH,
     };
-    let stored = gate.add_event(&caller, event).await?;
-    Ok((StatusCode::CREATED, Json(stored)))
+    Ok((
+        StatusCode::CREATED,
+        Json(app.add_event(&caller, new).await?),
+    ))
 }
 
 pub async fn list_events(
-    State(gate): State<Arc<Gate>>,
-    caller: Caller,
+    State(app): State<Arc<App>>,
+    Auth(caller): Auth,
     Path(task_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let events = gate.list_events(&caller, &task_id).await?;
+    let events = app.list_events(&caller, &task_id).await?;
     Ok(Json(json!({"items": events})))
 }

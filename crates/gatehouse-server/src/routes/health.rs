@@ -4,11 +4,11 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
+use gatehouse_app::App;
 use serde_json::{json, Value};
 
-use crate::auth::Caller;
+use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::service::Gate;
 
 /// Liveness: the process answers. Also the no-op baseline in benchmarks.
 pub async fn healthz() -> Json<Value> {
@@ -16,12 +16,12 @@ pub async fn healthz() -> Json<Value> {
 }
 
 /// Readiness: the database answers and a policy set is loaded.
-pub async fn readyz(State(gate): State<Arc<Gate>>) -> Result<Json<Value>, ApiError> {
-    gate.ready().await?;
+pub async fn readyz(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> {
+    app.ready().await?;
     Ok(Json(json!({
         "status": "ready",
-        "policy_version": gate.engine().version(),
-        "policies": gate.engine().policy_count(),
+        "policy_version": app.engine().version(),
+        "policies": app.engine().policy_count(),
     })))
 }
 
@@ -33,6 +33,6 @@ pub async fn openapi() -> impl IntoResponse {
 }
 
 /// The authenticated no-op: who the key belongs to.
-pub async fn whoami(caller: Caller) -> Json<Value> {
+pub async fn whoami(Auth(caller): Auth) -> Json<Value> {
     Json(json!({"key_id": caller.key_id, "name": caller.name, "role": caller.role}))
 }

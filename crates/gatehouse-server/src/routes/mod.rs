@@ -12,12 +12,12 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderMap;
 use axum::routing::{delete, get, post};
 use axum::Router;
+use gatehouse_app::App;
 
+use crate::config::ServerConfig;
 use crate::error::ApiError;
-use crate::service::Gate;
 
-pub fn router(gate: Arc<Gate>) -> Router {
-    let body_limit = gate.config().body_limit;
+pub fn router(app: Arc<App>, config: ServerConfig) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -65,15 +65,13 @@ pub fn router(gate: Arc<Gate>) -> Router {
         .route("/api/log/proof/consistency", get(log::consistency))
         .route("/api/keys", get(admin::list_keys).post(admin::create_key))
         .route("/api/keys/{id}", delete(admin::revoke_key))
-        .fallback(|| async { ApiError::NotFound("route") })
-        .method_not_allowed_fallback(|| async {
-            ApiError::BadRequest("method not allowed on this path".into())
-        })
-        .layer(DefaultBodyLimit::max(body_limit))
+        .fallback(|| async { ApiError::RouteNotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(config.body_limit))
         // Method, path, status and latency at debug level (GATEHOUSE_LOG);
         // headers, and so API keys, are never recorded.
         .layer(tower_http::trace::TraceLayer::new_for_http())
-        .with_state(gate)
+        .with_state(app)
 }
 
 /// The idempotency key from the `Idempotency-Key` header or the body; both

@@ -2,24 +2,25 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::Json;
+use gatehouse_app::tokens::PresentedAction;
+use gatehouse_app::App;
 use jsonwebtoken::jwk::JwkSet;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::auth::Caller;
+use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::service::Gate;
 
 /// Public: executors verify approval tokens offline with these keys.
-pub async fn jwks(State(gate): State<Arc<Gate>>) -> Result<Json<JwkSet>, ApiError> {
-    Ok(Json(gate.jwks().await?))
+pub async fn jwks(State(app): State<Arc<App>>) -> Result<Json<JwkSet>, ApiError> {
+    Ok(Json(app.jwks().await?))
 }
 
 /// The action about to run, in the fields the request carried.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PresentedAction {
+pub struct ActionBody {
     #[serde(alias = "action")]
     tool_name: String,
     subject: String,
@@ -31,29 +32,25 @@ pub struct PresentedAction {
 #[serde(deny_unknown_fields)]
 pub struct RedeemBody {
     token: String,
-    action: PresentedAction,
+    action: ActionBody,
 }
 
 pub async fn redeem(
-    State(gate): State<Arc<Gate>>,
-    caller: Caller,
+    State(app): State<Arc<App>>,
+    Auth(caller): Auth,
     ApiJson(body): ApiJson<RedeemBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let payload = body.action.payload.unwrap_or_default();
-    let (claims, log_index) = gate
-        .redeem(
-            &caller,
-            &body.token,
-            &body.action.tool_name,
-            &body.action.subject,
-            &payload,
-        )
-        .await?;
+    let action = PresentedAction {
+        action: body.action.tool_name,
+        subject: body.action.subject,
+        payload: body.action.payload.unwrap_or_default(),
+    };
+    let redeemed = app.redeem(&caller, &body.token, &action).await?;
     Ok(Json(json!({
         "redeemed": true,
-        "decision_id": claims.sub,
-        "jti": claims.jti,
-        "action_hash": claims.act,
-        "log_index": log_index,
+        "decision_id": redeemed.claims.sub,
+        "jti": redeemed.claims.jti,
+        "action_hash": redeemed.claims.act,
+        "log_index": redeemed.log_index,
     })))
 }

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
+use gatehouse_app::{access, App, AppConfig};
 use gatehouse_policy::{read_policy_dir, starter_files, Engine, EngineOptions, PolicyFile};
-use gatehouse_server::{auth, router, Gate, ServerConfig};
+use gatehouse_server::{router, ServerConfig};
 use gatehouse_store::{Role, Store};
 use gatehouse_store_sqlite::SqliteStore;
 use http_body_util::BodyExt;
@@ -19,7 +20,7 @@ use tower::ServiceExt;
 
 pub struct TestApp {
     pub router: Router,
-    pub gate: Arc<Gate>,
+    pub app: Arc<App>,
     pub store: Arc<dyn Store>,
     pub agent: String,
     pub agent2: String,
@@ -39,7 +40,7 @@ pub fn seed_policies() -> Vec<PolicyFile> {
 pub async fn app() -> TestApp {
     app_with(
         starter_files(),
-        ServerConfig {
+        AppConfig {
             rate_limit_per_second: 0,
             ..Default::default()
         },
@@ -47,7 +48,15 @@ pub async fn app() -> TestApp {
     .await
 }
 
-pub async fn app_with(files: Vec<PolicyFile>, config: ServerConfig) -> TestApp {
+pub async fn app_with(files: Vec<PolicyFile>, config: AppConfig) -> TestApp {
+    app_with_http(files, config, ServerConfig::default()).await
+}
+
+pub async fn app_with_http(
+    files: Vec<PolicyFile>,
+    config: AppConfig,
+    http: ServerConfig,
+) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(
         SqliteStore::open(dir.path(), gatehouse_store::conformance::test_signer()).unwrap(),
@@ -61,7 +70,7 @@ pub async fn app_with(files: Vec<PolicyFile>, config: ServerConfig) -> TestApp {
         (Role::Admin, "admin"),
         (Role::Auditor, "auditor"),
     ] {
-        let new = auth::generate_key(role, name, time::OffsetDateTime::now_utc());
+        let new = access::generate_key(role, name, time::OffsetDateTime::now_utc());
         store.create_key(&new.key).await.unwrap();
         if role == Role::Reviewer {
             reviewer_id = new.key.id.clone();
@@ -71,12 +80,12 @@ pub async fn app_with(files: Vec<PolicyFile>, config: ServerConfig) -> TestApp {
     let options = EngineOptions::default();
     let engine = Engine::compile(files, options).unwrap();
     let tokens = Arc::new(gatehouse_token::TokenSigner::generate().unwrap().1);
-    let gate = Gate::new(store.clone(), engine, options, config, tokens)
+    let app = App::new(store.clone(), engine, options, config, tokens)
         .await
         .unwrap();
     TestApp {
-        router: router(gate.clone()),
-        gate,
+        router: router(app.clone(), http),
+        app,
         store,
         agent: secrets[0].clone(),
         agent2: secrets[1].clone(),

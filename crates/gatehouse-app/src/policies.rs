@@ -7,7 +7,7 @@ use gatehouse_policy::{Engine, EngineOptions, PolicyFile};
 use gatehouse_store::{PolicyVersion, Store};
 use time::OffsetDateTime;
 
-use crate::error::ApiError;
+use crate::error::AppError;
 
 pub struct PolicyRegistry {
     current: Arc<Engine>,
@@ -33,9 +33,9 @@ impl PolicyRegistry {
         &self,
         store: &dyn Store,
         now: OffsetDateTime,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), AppError> {
         let files_json = serde_json::to_string(self.current.files())
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+            .map_err(|e| AppError::Internal(e.to_string()))?;
         store
             .save_policy_version(&PolicyVersion {
                 version: self.current.version().to_string(),
@@ -47,7 +47,7 @@ impl PolicyRegistry {
     }
 
     /// The engine for a stored version, compiled once and cached.
-    pub async fn version(&self, store: &dyn Store, version: &str) -> Result<Arc<Engine>, ApiError> {
+    pub async fn version(&self, store: &dyn Store, version: &str) -> Result<Arc<Engine>, AppError> {
         if self.current.version() == version {
             return Ok(self.current.clone());
         }
@@ -62,12 +62,12 @@ impl PolicyRegistry {
         let stored = store
             .get_policy_version(version)
             .await?
-            .ok_or(ApiError::NotFound("policy version"))?;
+            .ok_or(AppError::NotFound("policy version"))?;
         let files: Vec<PolicyFile> = serde_json::from_str(&stored.files_json)
-            .map_err(|e| ApiError::Internal(format!("stored policy version {version}: {e}")))?;
+            .map_err(|e| AppError::Internal(format!("stored policy version {version}: {e}")))?;
         let engine =
             Arc::new(Engine::compile(files, self.options).map_err(|e| {
-                ApiError::Internal(format!("stored policy version {version}: {e}"))
+                AppError::Internal(format!("stored policy version {version}: {e}"))
             })?);
         if let Ok(mut m) = self.earlier.lock() {
             m.insert(version.to_string(), engine.clone());

@@ -1,0 +1,232 @@
+//! Who is calling and what they may do: API keys (generation, hashing,
+//! lookup), roles, rate limits, and key management.
+//!
+//! A key looks like `gh_<key id>_<64 hex chars>`. Only the SHA-256 of the
+//! secret part is stored; the id part lets us find the row without a scan,
+//! and the hashes are compared in constant time. A fast hash is enough
+//! because secrets are 256 random bits, not passwords.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use gatehouse_core::ids;
+use gatehouse_store::{ApiKey, Role};
+use governor::clock::{Clock as _, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
+
+use crate::error::{AppError, AppResult};
+use crate::{now, App};
+
+pub const KEY_PREFIX: &str = "gh_";
+
+/// The longest name a key may have.
+const MAX_KEY_NAME: usize = 200;
+
+/// A freshly generated key: the record to store and the secret to show once.
+pub struct NewKey {
+    pub key: ApiKey,
+    pub secret: String,
+}
+
+pub fn generate_key(role: Role, name: &str, now: OffsetDateTime) -> NewKey {
+    let id = ids::key_id();
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let secret_part = hex::encode(bytes);
+    NewKey {
+        key: ApiKey {
+            id: id.clone(),
+            name: name.to_string(),
+            role,
+            secret_hash: hash_secret(&secret_part),
+            created_at: gatehouse_core::decision::truncate_to_millis(now),
+            revoked_at: None,
+        },
+        secret: format!("{KEY_PREFIX}{id}_{secret_part}"),
+    }
+}
+
+pub fn hash_secret(secret_part: &str) -> Vec<u8> {
+    Sha256::digest(secret_part.as_bytes()).to_vec()
+}
+
+/// Splits `gh_<id>_<secret>` into its id and secret parts.
+pub fn parse_key(presented: &str) -> Option<(&str, &str)> {
+    let rest = presented.strip_prefix(KEY_PREFIX)?;
+    let (id, secret) = rest.split_once('_')?;
+    (!id.is_empty() && !secret.is_empty()).then_some((id, secret))
+}
+
+/// Checks a presented key against the stored one.
+pub fn verify(stored: &ApiKey, secret_part: &str) -> bool {
+    let presented = hash_secret(secret_part);
+    let matches: bool = presented.ct_eq(&stored.secret_hash).into();
+    matches && stored.revoked_at.is_none()
+}
+
+/// Who is calling, after authentication.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub key_id: String,
+    pub name: String,
+    pub role: Role,
+}
+
+impl Caller {
+    /// Fails unless the caller's role is one of `allowed`.
+    pub fn require(&self, allowed: &[Role], action: &'static str) -> AppResult<()> {
+        if allowed.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden {
+                role: self.role.as_str(),
+                action,
+            })
+        }
+    }
+
+    /// Reviewers, auditors and admins read everything; agents read what
+    /// they created.
+    pub fn may_read(&self, created_by: &str) -> bool {
+        self.role != Role::Agent || self.key_id == created_by
+    }
+}
+
+/// Successful lookups, kept briefly so authentication does not cost a
+/// database read per request.
+#[derive(Default)]
+pub(crate) struct KeyCache {
+    entries: Mutex<HashMap<String, (ApiKey, Instant)>>,
+}
+
+impl KeyCache {
+    fn get(&self, id: &str, ttl: Duration) -> Option<ApiKey> {
+        let entries = self.entries.lock().ok()?;
+        entries
+            .get(id)
+            .filter(|(_, at)| at.elapsed() < ttl)
+            .map(|(k, _)| k.clone())
+    }
+
+    fn put(&self, key: ApiKey) {
+        if let Ok(mut entries) = self.entries.lock() {
+            // Bounded: a flood of distinct valid keys cannot grow it forever.
+            if entries.len() > 10_000 {
+                entries.clear();
+            }
+            entries.insert(key.id.clone(), (key, Instant::now()));
+        }
+    }
+
+    fn forget(&self, id: &str) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(id);
+        }
+    }
+}
+
+/// A token bucket per API key; `None` when rate limiting is off.
+pub(crate) fn rate_limiter(per_second: u32, burst: u32) -> Option<DefaultKeyedRateLimiter<String>> {
+    NonZeroU32::new(per_second).map(|rate| {
+        let burst = NonZeroU32::new(burst).unwrap_or(rate);
+        RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
+    })
+}
+
+impl App {
+    /// The caller a presented key belongs to, if it is valid and not revoked.
+    pub async fn authenticate(&self, presented: &str) -> AppResult<Caller> {
+        let (id, secret) = parse_key(presented).ok_or(AppError::Unauthorized)?;
+        let key = match self.keys.get(id, self.config.key_cache_ttl) {
+            Some(k) => k,
+            None => {
+                let k = self
+                    .store
+                    .get_key(id)
+                    .await?
+                    .ok_or(AppError::Unauthorized)?;
+                self.keys.put(k.clone());
+                k
+            }
+        };
+        if !verify(&key, secret) {
+            return Err(AppError::Unauthorized);
+        }
+        Ok(Caller {
+            key_id: key.id,
+            name: key.name,
+            role: key.role,
+        })
+    }
+
+    /// Spends one request from the key's bucket.
+    pub fn check_rate(&self, key_id: &str) -> AppResult<()> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        limiter.check_key(&key_id.to_string()).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            AppError::RateLimited(wait.as_secs().max(1))
+        })
+    }
+
+    /// Creates a key; `name` defaults to the role's name.
+    pub async fn create_key(
+        &self,
+        caller: &Caller,
+        role: Role,
+        name: Option<String>,
+    ) -> AppResult<NewKey> {
+        caller.require(&[Role::Admin], "manage API keys")?;
+        let name = name.unwrap_or_else(|| role.as_str().to_string());
+        if name.len() > MAX_KEY_NAME {
+            return Err(AppError::Validation(format!(
+                "name must be at most {MAX_KEY_NAME} characters"
+            )));
+        }
+        let new = generate_key(role, &name, now());
+        self.store.create_key(&new.key).await?;
+        Ok(new)
+    }
+
+    pub async fn list_keys(&self, caller: &Caller) -> AppResult<Vec<ApiKey>> {
+        caller.require(&[Role::Admin], "manage API keys")?;
+        Ok(self.store.list_keys().await?)
+    }
+
+    pub async fn revoke_key(&self, caller: &Caller, id: &str) -> AppResult<()> {
+        caller.require(&[Role::Admin], "manage API keys")?;
+        if !self.store.revoke_key(id, now()).await? {
+            return Err(AppError::NotFound("API key"));
+        }
+        self.keys.forget(id);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_parse_and_verify_only_with_their_own_secret() {
+        let new = generate_key(Role::Agent, "a", OffsetDateTime::now_utc());
+        let (id, secret) = parse_key(&new.secret).unwrap();
+        assert_eq!(id, new.key.id);
+        assert!(verify(&new.key, secret));
+        assert!(!verify(&new.key, &"0".repeat(64)));
+        let revoked = ApiKey {
+            revoked_at: Some(OffsetDateTime::now_utc()),
+            ..new.key.clone()
+        };
+        assert!(!verify(&revoked, secret));
+        assert!(parse_key("gh__x").is_none());
+        assert!(parse_key("nope").is_none());
+    }
+}

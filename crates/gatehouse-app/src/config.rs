@@ -1,0 +1,48 @@
+use std::time::Duration;
+
+use time::UtcOffset;
+
+/// Settings of the use cases. Every field has a CLI flag and a
+/// `GATEHOUSE_*` variable in the binary.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// How long a pending review waits when no policy sets `@review_timeout`.
+    pub default_review_timeout: Duration,
+    /// Requests per second per API key; 0 turns rate limiting off.
+    pub rate_limit_per_second: u32,
+    pub rate_limit_burst: u32,
+    /// Offset used to derive `local_hour` and `weekday` for policies.
+    pub utc_offset: UtcOffset,
+    /// How often pending decisions past their deadline are expired.
+    pub sweep_interval: Duration,
+    /// How long a successful key lookup is cached; a revoked key stops
+    /// working within this time on every replica.
+    pub key_cache_ttl: Duration,
+    /// The `aud` claim of approval tokens: the executor they are meant for.
+    pub token_audience: String,
+    /// How long an approval token stays valid after it is issued.
+    pub token_ttl: Duration,
+    /// How often, while anyone listens for domain events, the log is read
+    /// for entries other replicas appended (local ones are read at once).
+    pub event_poll_interval: Duration,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        AppConfig {
+            default_review_timeout: Duration::from_secs(24 * 3600),
+            rate_limit_per_second: 100,
+            rate_limit_burst: 200,
+            utc_offset: UtcOffset::UTC,
+            sweep_interval: Duration::from_secs(1),
+            key_cache_ttl: Duration::from_secs(5),
+            token_audience: "gatehouse-executor".to_string(),
+            token_ttl: Duration::from_secs(600),
+            event_poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The longest a caller may wait for a decision in one call, in seconds;
+/// longer requests are capped to it.
+pub const MAX_WAIT_SECONDS: u64 = 60;

@@ -1,0 +1,74 @@
+//! What a use case can refuse or fail with. Adapters map these to their
+//! own surface (HTTP statuses, CLI exit codes, MCP errors) in one place
+//! each; the messages are for people and never carry internal details,
+//! except [`AppError::Internal`], whose cause adapters log but never show.
+
+use gatehouse_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The input is well-formed but breaks a rule (a limit, a required field).
+    #[error("{0}")]
+    Validation(String),
+    /// The request does not fit the policy schema (e.g. a float where the
+    /// schema says Long).
+    #[error("{0}")]
+    SchemaMismatch(String),
+    /// An argument outside what the operation accepts (a proof range, a
+    /// filter value).
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("missing or invalid API key")]
+    Unauthorized,
+    #[error("this API key's role ({role}) may not {action}")]
+    Forbidden {
+        role: &'static str,
+        action: &'static str,
+    },
+    #[error("a key may not review a request it created")]
+    SelfReview,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    NotPending(String),
+    /// An approval token failed a check; the message names which.
+    #[error("approval token rejected: {0}")]
+    TokenRejected(String),
+    #[error("this approval token was already redeemed")]
+    TokenAlreadyRedeemed,
+    /// An execution that is not bound to the authorised action; the
+    /// decision has been flagged for owner review.
+    #[error("execution refused: {0}; the decision is flagged for owner review")]
+    ExecutionRefused(String),
+    #[error("this Idempotency-Key was already used with a different request body")]
+    IdempotencyConflict,
+    #[error("rate limit exceeded; retry after {0} s")]
+    RateLimited(u64),
+    #[error("the service is not ready")]
+    Unavailable,
+    /// Anything unexpected. The cause is for logs; callers are told only
+    /// that nothing was approved.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+impl AppError {
+    pub(crate) fn internal(cause: impl std::fmt::Display) -> AppError {
+        AppError::Internal(cause.to_string())
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => AppError::NotFound("decision"),
+            StoreError::AlreadyRedeemed => AppError::TokenAlreadyRedeemed,
+            StoreError::NotPending(status) => {
+                AppError::NotPending(format!("decision is {status}, not pending_review"))
+            }
+            other => AppError::Internal(other.to_string()),
+        }
+    }
+}

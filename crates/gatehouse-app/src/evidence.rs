@@ -1,0 +1,300 @@
+//! Evidence: exact replay of a decision, Decision Packets and their
+//! checks, and the transparency log's checkpoint and proofs.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use gatehouse_core::{Reason, Verdict};
+use gatehouse_log::packet::{
+    AuditChain, ChainEntry, Check, Packet, PolicyIntelligence, PolicyText, TokenSummary,
+    PACKET_VERSION,
+};
+use gatehouse_log::tree::{Op, Output};
+use gatehouse_log::Hash;
+use gatehouse_policy::Clock;
+use serde_json::Value;
+
+use crate::error::{AppError, AppResult};
+use crate::{App, Caller};
+
+/// Which policies a replay evaluates under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReplayPolicies {
+    /// The exact policy version that made the decision.
+    #[default]
+    Recorded,
+    /// The policies in force now, on the stored request.
+    Current,
+}
+
+/// What the policies said, then or now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdicts {
+    pub verdict: Verdict,
+    pub reasons: Vec<Reason>,
+}
+
+/// A stored decision evaluated again.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    pub decision_id: String,
+    pub policy_version: String,
+    pub replayed_policy_version: String,
+    pub original: Verdicts,
+    pub replayed: Verdicts,
+}
+
+impl Replay {
+    pub fn matches(&self) -> bool {
+        self.original == self.replayed
+    }
+}
+
+/// One leaf with its proof of inclusion in a tree of `size`.
+pub struct InclusionProof {
+    pub index: u64,
+    pub size: u64,
+    pub leaf: Vec<u8>,
+    pub proof: Vec<Hash>,
+}
+
+impl App {
+    /// Re-evaluates a stored decision: under its own policy version (the
+    /// exact replay), or under the policies in force now.
+    pub async fn replay(
+        &self,
+        caller: &Caller,
+        id: &str,
+        policies: ReplayPolicies,
+    ) -> AppResult<Replay> {
+        let d = self.get(caller, id).await?;
+        let (result, version) = match policies {
+            ReplayPolicies::Current => {
+                let engine = self.policies.current().clone();
+                let clock = Clock::from_datetime(d.created_at.to_offset(self.config.utc_offset));
+                (
+                    engine.evaluate(&d.request, clock),
+                    engine.version().to_string(),
+                )
+            }
+            ReplayPolicies::Recorded => {
+                let engine = self
+                    .policies
+                    .version(self.store.as_ref(), &d.policy_version)
+                    .await?;
+                (
+                    engine.evaluate_context(
+                        &d.evaluated_action,
+                        &d.request.agent,
+                        &d.request.subject,
+                        d.context.clone(),
+                    ),
+                    engine.version().to_string(),
+                )
+            }
+        };
+        let replayed = match result {
+            Ok(eval) => Verdicts {
+                verdict: eval.verdict,
+                reasons: eval.reasons,
+            },
+            // The stored input no longer fits the schema: that is a "no".
+            Err(e) => Verdicts {
+                verdict: Verdict::Reject,
+                reasons: vec![Reason {
+                    code: "SCHEMA_MISMATCH".into(),
+                    policy_id: None,
+                    message: e.0,
+                }],
+            },
+        };
+        Ok(Replay {
+            original: Verdicts {
+                verdict: d.verdict,
+                reasons: d.reasons.clone(),
+            },
+            decision_id: d.id,
+            policy_version: d.policy_version,
+            replayed_policy_version: version,
+            replayed,
+        })
+    }
+
+    /// Decision Packet v1 for one decision.
+    pub async fn packet(&self, caller: &Caller, id: &str) -> AppResult<Packet> {
+        let b64 = |bytes: &[u8]| STANDARD.encode(bytes);
+        let d = self.get(caller, id).await?;
+        let note =
+            self.store.latest_checkpoint().await?.ok_or_else(|| {
+                AppError::Internal("no checkpoint although a decision exists".into())
+            })?;
+        let cp = gatehouse_log::checkpoint::verify(&note, self.store.log_verifier_key())
+            .map_err(|e| AppError::Internal(format!("own checkpoint: {e}")))?;
+        let mut chain = Vec::new();
+        for (index, leaf) in self.store.log_entries_for(&d.id).await? {
+            if index >= cp.size {
+                continue; // logged after the checkpoint was read
+            }
+            let proof = self.proof(Op::Inclusion {
+                index,
+                size: cp.size,
+            });
+            chain.push(ChainEntry {
+                index,
+                leaf: b64(&leaf),
+                proof: proof.await?.iter().map(|h| b64(&h.0)).collect(),
+            });
+        }
+        let engine = self
+            .policies
+            .version(self.store.as_ref(), &d.policy_version)
+            .await?;
+        let mut policies: Vec<PolicyText> = d
+            .reasons
+            .iter()
+            .filter_map(|r| r.policy_id.as_deref())
+            .filter_map(|pid| {
+                engine.policy_text(pid).map(|t| PolicyText {
+                    id: pid.into(),
+                    text: t.into(),
+                })
+            })
+            .collect();
+        policies.dedup_by(|a, b| a.id == b.id);
+        let token = match self.store.get_token(&d.id).await? {
+            Some(t) => Some(TokenSummary {
+                kid: t.kid,
+                claims: jsonwebtoken::dangerous::insecure_decode::<Value>(&t.token)
+                    .map_err(|e| AppError::Internal(format!("stored token: {e}")))?
+                    .claims,
+            }),
+            None => None,
+        };
+        let packet = Packet {
+            packet_version: PACKET_VERSION.into(),
+            decision_id: d.id.clone(),
+            record: d.record(),
+            record_hash: d.record_hash.clone(),
+            status: d.status.as_str().into(),
+            reviews: d
+                .review
+                .iter()
+                .filter_map(|r| serde_json::to_value(r).ok())
+                .collect(),
+            token,
+            executions: self.store.list_executions(&d.id).await?,
+            outcomes: self.store.list_outcomes(&d.id).await?,
+            policy: PolicyIntelligence {
+                policy_version: d.policy_version.clone(),
+                policies,
+            },
+            audit_chain: AuditChain {
+                checkpoint: note,
+                entries: chain,
+            },
+            verification_hints: serde_json::json!({
+                "record_hash": "SHA-256 of the RFC 8785 canonical JSON of record",
+                "leaf_hash": "SHA-256(0x00 || leaf bytes), RFC 6962",
+                "node_hash": "SHA-256(0x01 || left || right), RFC 6962",
+                "checkpoint": "C2SP tlog-checkpoint in a C2SP signed note, Ed25519",
+                "log_key_url": "/api/log/key",
+                "jwks_url": "/.well-known/jwks.json",
+                "token_kid": self.token_kid(),
+                "note": "hints only: verify with a log key obtained out of band",
+            }),
+            packet_hash: String::new(),
+        };
+        Ok(packet.seal())
+    }
+
+    /// The packet checks, run on the server with its own log key.
+    pub async fn verify(&self, caller: &Caller, id: &str) -> AppResult<Vec<Check>> {
+        let packet = self.packet(caller, id).await?;
+        Ok(gatehouse_log::packet::verify(
+            &packet,
+            self.store.log_verifier_key(),
+        ))
+    }
+
+    /// The newest signed checkpoint. Every stored decision is covered by it,
+    /// because each commit that appends to the log also writes one.
+    pub async fn checkpoint(&self) -> AppResult<Option<String>> {
+        Ok(self.store.latest_checkpoint().await?)
+    }
+
+    /// The public key checkpoints are signed with (signed-note format).
+    pub fn log_key(&self) -> &str {
+        self.store.log_verifier_key()
+    }
+
+    /// The leaf at `index` and its audit path to the root of the tree of
+    /// `size`. Any caller with a key may ask.
+    pub async fn inclusion_proof(
+        &self,
+        _caller: &Caller,
+        index: u64,
+        size: u64,
+    ) -> AppResult<InclusionProof> {
+        self.check_size(size).await?;
+        if index >= size {
+            return Err(AppError::InvalidArgument(format!(
+                "index must be below size ({size})"
+            )));
+        }
+        let proof = self.proof(Op::Inclusion { index, size }).await?;
+        let leaf = self
+            .store
+            .log_leaves(index, 1)
+            .await?
+            .pop()
+            .ok_or_else(|| AppError::Internal(format!("log leaf {index} missing")))?
+            .1;
+        Ok(InclusionProof {
+            index,
+            size,
+            leaf,
+            proof,
+        })
+    }
+
+    /// The RFC 6962 consistency proof from the tree of size `from` to the
+    /// tree of size `to`.
+    pub async fn consistency_proof(
+        &self,
+        _caller: &Caller,
+        from: u64,
+        to: u64,
+    ) -> AppResult<Vec<Hash>> {
+        self.check_size(to).await?;
+        if from == 0 || from > to {
+            return Err(AppError::InvalidArgument(format!(
+                "from must be between 1 and to ({to})"
+            )));
+        }
+        if from == to {
+            return Ok(Vec::new());
+        }
+        self.proof(Op::Consistency { old: from, new: to }).await
+    }
+
+    async fn check_size(&self, size: u64) -> AppResult<()> {
+        let current = self.store.log_size().await?;
+        if size == 0 || size > current {
+            return Err(AppError::InvalidArgument(format!(
+                "size must be between 1 and the log size ({current})"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Runs a proof operation against the stored hashes.
+    async fn proof(&self, op: Op) -> AppResult<Vec<Hash>> {
+        let needs = op
+            .needs()
+            .map_err(|e| AppError::InvalidArgument(e.to_string()))?;
+        let hashes = self.store.read_log_hashes(needs).await?;
+        match op.run(&hashes).map_err(AppError::internal)? {
+            Output::Proof(proof) => Ok(proof),
+            _ => Err(AppError::Internal("the operation returned no proof".into())),
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! Gatehouse's use cases, independent of how they are reached. The HTTP
+//! API, the CLI, and later the console, the notifier and the MCP server are
+//! thin adapters over [`App`]: they authenticate a [`Caller`], call one
+//! method, and shape the answer. Nothing here knows about HTTP.
+//!
+//! One module per capability, each adding methods to [`App`]:
+//! [`decide`], [`review`], [`tokens`], [`evidence`] (replay, packets,
+//! proofs), [`executions`] (receipts and outcomes), [`access`] (callers,
+//! roles, keys), [`tasks`] (task events) and [`audit`] (the whole log,
+//! checked offline). [`events`] publishes what happened, across replicas.
+
+pub mod access;
+pub mod audit;
+mod config;
+pub mod decide;
+mod error;
+pub mod events;
+pub mod evidence;
+pub mod executions;
+mod policies;
+pub mod review;
+pub mod tasks;
+pub mod tokens;
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use gatehouse_core::decision::truncate_to_millis;
+use gatehouse_policy::{Engine, EngineOptions};
+use gatehouse_store::Store;
+use gatehouse_token::TokenSigner;
+use governor::DefaultKeyedRateLimiter;
+use time::OffsetDateTime;
+use tokio::sync::watch;
+
+pub use access::{Caller, NewKey};
+pub use config::{AppConfig, MAX_WAIT_SECONDS};
+pub use error::{AppError, AppResult};
+pub use events::{DomainEvent, Published, Resolution};
+
+use crate::access::KeyCache;
+use crate::events::Events;
+use crate::policies::PolicyRegistry;
+
+/// The application: every use case, over one store, one policy registry
+/// and the approval-token key in force.
+pub struct App {
+    store: Arc<dyn Store>,
+    /// The approval-token key in force; replaced while serving by
+    /// [`App::replace_token_key`].
+    tokens: ArcSwap<TokenSigner>,
+    policies: PolicyRegistry,
+    config: AppConfig,
+    keys: KeyCache,
+    limiter: Option<DefaultKeyedRateLimiter<String>>,
+    events: Events,
+    /// Set once the process is stopping: waits answer at once.
+    stopping: watch::Sender<bool>,
+}
+
+/// The current time at the millisecond precision everything is stored at.
+pub(crate) fn now() -> OffsetDateTime {
+    truncate_to_millis(OffsetDateTime::now_utc())
+}
+
+impl App {
+    /// Builds the application and records the policy version in force.
+    pub async fn new(
+        store: Arc<dyn Store>,
+        engine: Engine,
+        options: EngineOptions,
+        config: AppConfig,
+        tokens: Arc<TokenSigner>,
+    ) -> AppResult<Arc<Self>> {
+        let limiter = access::rate_limiter(config.rate_limit_per_second, config.rate_limit_burst);
+        let policies = PolicyRegistry::new(engine, options);
+        policies.persist_current(store.as_ref(), now()).await?;
+        let events = Events::new(store.clone(), config.event_poll_interval);
+        Ok(Arc::new(App {
+            store,
+            tokens: ArcSwap::new(tokens),
+            policies,
+            config,
+            keys: KeyCache::default(),
+            limiter,
+            events,
+            stopping: watch::channel(false).0,
+        }))
+    }
+
+    pub fn config(&self) -> &AppConfig {
+        &self.config
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The policy set in force.
+    pub fn engine(&self) -> &Arc<Engine> {
+        self.policies.current()
+    }
+
+    /// The domain events: what happened, on this replica and the others.
+    pub fn events(&self) -> &Events {
+        &self.events
+    }
+
+    /// Tells every open wait to answer now with the current state, because
+    /// the process is stopping. Waits that start afterwards do not wait.
+    pub fn stop_waiting(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Resolves once [`App::stop_waiting`] was called.
+    pub(crate) async fn stopping(&self) {
+        let mut rx = self.stopping.subscribe();
+        // An error means the sender is gone, which cannot outlive `self`.
+        let _ = rx.wait_for(|stopping| *stopping).await;
+    }
+
+    /// Readiness: the database answers, its schema is usable, and a policy
+    /// set is loaded.
+    pub async fn ready(&self) -> AppResult<()> {
+        self.store.ping().await.map_err(|e| {
+            tracing::warn!(error = %e, "readiness check failed");
+            AppError::Unavailable
+        })
+    }
+
+    /// Starts the work a server needs besides answering requests: the
+    /// expiry sweeper. Returns its handle so callers can stop it.
+    pub fn spawn_background(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let app = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(app.config.sweep_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                app.sweep().await;
+            }
+        })
+    }
+}

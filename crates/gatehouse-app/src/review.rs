@@ -1,0 +1,139 @@
+//! Reading decisions, waiting for them, reviewing pending ones, and
+//! expiring those that outlive their deadline.
+
+use std::time::Duration;
+
+use gatehouse_core::{Decision, Review, ReviewChoice, Status};
+use gatehouse_store::{DecisionQuery, Role, StoreError};
+
+use crate::error::{AppError, AppResult};
+use crate::{now, App, Caller};
+
+/// The longest review comment accepted.
+const MAX_COMMENT: usize = 4000;
+
+impl App {
+    /// Reads a decision the caller may see. A pending decision past its
+    /// deadline is expired on the spot, so no reader ever sees it pending.
+    pub async fn get(&self, caller: &Caller, id: &str) -> AppResult<Decision> {
+        let d = self
+            .store
+            .get_decision(id)
+            .await?
+            .ok_or(AppError::NotFound("decision"))?;
+        if !caller.may_read(&d.created_by) {
+            // Indistinguishable from a missing id, so ids cannot be probed.
+            return Err(AppError::NotFound("decision"));
+        }
+        if d.status == Status::PendingReview && d.deadline.is_some_and(|dl| dl <= now()) {
+            self.sweep().await;
+            return self
+                .store
+                .get_decision(id)
+                .await?
+                .ok_or(AppError::NotFound("decision"));
+        }
+        Ok(d)
+    }
+
+    /// Long-poll: returns as soon as the decision leaves `pending_review`,
+    /// after `wait` at most, or at once when the process is stopping. Wakes
+    /// on the decision's domain events, which cover every replica.
+    pub async fn wait(&self, caller: &Caller, id: &str, wait: Duration) -> AppResult<Decision> {
+        let deadline = tokio::time::Instant::now() + wait;
+        // Subscribe before reading, so nothing that happens in between is missed.
+        let mut events = self.events.watch(id).await?;
+        loop {
+            let d = self.get(caller, id).await?;
+            if d.status.is_final() || tokio::time::Instant::now() >= deadline {
+                return Ok(d);
+            }
+            // Wake at the review deadline too, where reading expires it.
+            let expires_in = d
+                .deadline
+                .map(|dl| Duration::try_from(dl - now()).unwrap_or(Duration::ZERO));
+            let wake_at = match expires_in {
+                Some(left) => deadline.min(tokio::time::Instant::now() + left),
+                None => deadline,
+            };
+            tokio::select! {
+                event = events.next() => {
+                    if event.is_none() {
+                        // Fell behind or the stream ended: start over from the store.
+                        events = self.events.watch(id).await?;
+                    }
+                }
+                _ = tokio::time::sleep_until(wake_at) => {}
+                _ = self.stopping() => return self.get(caller, id).await,
+            }
+        }
+    }
+
+    pub async fn review(
+        &self,
+        caller: &Caller,
+        id: &str,
+        choice: ReviewChoice,
+        comment: Option<String>,
+    ) -> AppResult<Decision> {
+        caller.require(&[Role::Reviewer], "review decisions")?;
+        if comment.as_ref().is_some_and(|c| c.len() > MAX_COMMENT) {
+            return Err(AppError::Validation(format!(
+                "comment must be at most {MAX_COMMENT} characters"
+            )));
+        }
+        let d = self
+            .store
+            .get_decision(id)
+            .await?
+            .ok_or(AppError::NotFound("decision"))?;
+        if d.created_by == caller.key_id {
+            return Err(AppError::SelfReview);
+        }
+        let review = Review {
+            decision: choice,
+            reviewer_key_id: caller.key_id.clone(),
+            reviewer_name: Some(caller.name.clone()),
+            comment,
+            reviewed_at: now(),
+        };
+        let updated = match self.store.review_decision(id, &review).await {
+            Err(StoreError::NotPending(s)) if s == "expired" => {
+                self.sweep().await;
+                return Err(AppError::NotPending(
+                    "decision is expired, not pending_review".into(),
+                ));
+            }
+            other => other?,
+        };
+        self.events.appended();
+        Ok(updated)
+    }
+
+    /// Expires overdue pending decisions. Errors are logged and retried on
+    /// the next tick: expiry only ever moves decisions towards "no".
+    pub async fn sweep(&self) {
+        match self.store.expire_due(now()).await {
+            Ok(ids) => {
+                for id in &ids {
+                    tracing::info!(decision_id = %id, "pending decision expired");
+                }
+                if !ids.is_empty() {
+                    self.events.appended();
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
+        }
+        if let Some(limiter) = &self.limiter {
+            limiter.retain_recent();
+        }
+    }
+
+    pub async fn list(&self, caller: &Caller, query: DecisionQuery) -> AppResult<Vec<Decision>> {
+        caller.require(
+            &[Role::Reviewer, Role::Auditor, Role::Admin],
+            "list decisions",
+        )?;
+        Ok(self.store.list_decisions(&query).await?)
+    }
+}

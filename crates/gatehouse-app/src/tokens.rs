@@ -1,0 +1,213 @@
+//! Signed approval tokens: issuing one per permitted decision, the keys
+//! they are verified with, key replacement, and single-use redemption.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gatehouse_core::{ids, Decision};
+use gatehouse_log::entry::LogEntry;
+use gatehouse_store::{IssuedToken, Redemption, Role};
+use gatehouse_token::{Claims, Expectation, TokenSigner};
+use jsonwebtoken::jwk::{Jwk, JwkSet};
+use serde_json::{Map, Value};
+
+use crate::error::{AppError, AppResult};
+use crate::{now, App, Caller};
+
+/// The decision's leaf hash in the transparency log, hex: what an
+/// inclusion proof for its `log_index` proves was logged, and what its
+/// approval token's `dec` claim binds.
+pub fn receipt_hash(d: &Decision) -> String {
+    LogEntry::decision(d).leaf().hash_hex()
+}
+
+/// The action an executor is about to run, or has run, in the fields the
+/// request carried.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PresentedAction {
+    /// The tool name (Gate API) or requested action (Decide API).
+    pub action: String,
+    pub subject: String,
+    pub payload: Map<String, Value>,
+}
+
+impl PresentedAction {
+    /// `sha256:` of the canonical action, as tokens and receipts bind it.
+    pub fn hash(&self) -> String {
+        gatehouse_core::action_hash(&self.action, &self.subject, &self.payload)
+    }
+}
+
+/// A redeemed token: its claims and the log index of the redemption.
+pub struct Redeemed {
+    pub claims: Claims,
+    pub log_index: u64,
+}
+
+impl App {
+    /// The public keys approval tokens are verified with: the current key,
+    /// and every retired key while a token it signed is still unexpired.
+    pub async fn jwks(&self) -> AppResult<JwkSet> {
+        let mut keys = vec![self.tokens.load().jwk().clone()];
+        for text in self.store.retired_token_keys_in_use(now()).await? {
+            let jwk: Jwk = serde_json::from_str(&text)
+                .map_err(|e| AppError::Internal(format!("stored token key: {e}")))?;
+            // A key put back in force after it was retired is listed once.
+            if !keys.iter().any(|k| k.common.key_id == jwk.common.key_id) {
+                keys.push(jwk);
+            }
+        }
+        Ok(JwkSet { keys })
+    }
+
+    /// The key id approval tokens are signed with now.
+    pub fn token_kid(&self) -> String {
+        self.tokens.load().kid().to_string()
+    }
+
+    /// Signs approval tokens with `new` from now on. The key it replaces is
+    /// recorded as retired first (a `key_event` in the log, unless `gatehouse
+    /// keys rotate` recorded it already), so the JWKS keeps publishing it
+    /// while tokens it signed are unexpired; if that fails, the old key stays
+    /// in force. Returns whether the key changed.
+    pub async fn replace_token_key(&self, new: Arc<TokenSigner>) -> AppResult<bool> {
+        let old = self.tokens.load_full();
+        if old.kid() == new.kid() {
+            return Ok(false);
+        }
+        let jwk = serde_json::to_string(old.jwk()).map_err(AppError::internal)?;
+        self.store.retire_token_key(old.kid(), &jwk, now()).await?;
+        self.tokens.store(new.clone());
+        tracing::info!(
+            old = old.kid(),
+            new = new.kid(),
+            "approval tokens are now signed with a new key"
+        );
+        Ok(true)
+    }
+
+    /// The decision's approval token, issued the first time it is asked for
+    /// and the same token afterwards. Only for decisions that permit the
+    /// action, and only for the callers who act on them (the agent that
+    /// asked, or an admin): reviewers and auditors never hold one.
+    pub async fn approval_token(&self, caller: &Caller, d: &Decision) -> AppResult<Option<String>> {
+        let acts =
+            matches!(caller.role, Role::Agent | Role::Admin) && caller.may_read(&d.created_by);
+        if !d.status.permits_action() || !acts {
+            return Ok(None);
+        }
+        if let Some(existing) = self.store.get_token(&d.id).await? {
+            return Ok(Some(existing.token));
+        }
+        let token = self.new_token(d, receipt_hash(d))?;
+        let stored = self.store.issue_token(&token).await?;
+        Ok(Some(stored.token))
+    }
+
+    /// A new signed approval token for `d`, whose leaf hash is `receipt_hash`.
+    pub(crate) fn new_token(&self, d: &Decision, receipt_hash: String) -> AppResult<IssuedToken> {
+        let issued_at = now();
+        let ttl = d
+            .token_ttl_secs
+            .map(Duration::from_secs)
+            .unwrap_or(self.config.token_ttl);
+        let expires_at = issued_at + ttl;
+        let claims = Claims {
+            sub: d.id.clone(),
+            act: d.action_hash.clone(),
+            dec: receipt_hash,
+            aud: self.config.token_audience.clone(),
+            jti: ids::token_id(),
+            iat: issued_at.unix_timestamp(),
+            nbf: issued_at.unix_timestamp(),
+            exp: expires_at.unix_timestamp(),
+        };
+        // One load, so the kid recorded is the key that signed.
+        let signer = self.tokens.load();
+        let token = signer.issue(&claims).map_err(AppError::internal)?;
+        Ok(IssuedToken {
+            decision_id: d.id.clone(),
+            jti: claims.jti,
+            kid: signer.kid().to_string(),
+            token,
+            expires_at,
+            created_at: issued_at,
+        })
+    }
+
+    /// Redeems an approval token for the action about to run: signature,
+    /// time window, audience, action binding, the decision's state, and
+    /// single use.
+    pub async fn redeem(
+        &self,
+        caller: &Caller,
+        token: &str,
+        action: &PresentedAction,
+    ) -> AppResult<Redeemed> {
+        caller.require(&[Role::Agent, Role::Admin], "redeem approval tokens")?;
+        let presented = action.hash();
+        let claims = gatehouse_token::verify(
+            token,
+            &self.jwks().await?,
+            &Expectation {
+                action_hash: &presented,
+                audience: &self.config.token_audience,
+                now: now().unix_timestamp(),
+            },
+        )
+        .map_err(|e| AppError::TokenRejected(e.to_string()))?;
+        let reject = |why: String| AppError::TokenRejected(why);
+        let d = self
+            .store
+            .get_decision(&claims.sub)
+            .await?
+            .ok_or_else(|| reject(format!("decision {} does not exist", claims.sub)))?;
+        if !d.status.permits_action() {
+            return Err(reject(format!(
+                "decision {} is {}",
+                d.id,
+                d.status.as_str()
+            )));
+        }
+        let issued = self.store.get_token(&d.id).await?;
+        if issued.map(|t| t.jti) != Some(claims.jti.clone()) {
+            return Err(reject(
+                "this is not the token issued for the decision".into(),
+            ));
+        }
+        let log_index = self
+            .store
+            .redeem_token(&Redemption {
+                jti: claims.jti.clone(),
+                decision_id: d.id,
+                redeemed_by: caller.key_id.clone(),
+                at: now(),
+            })
+            .await?;
+        self.events.appended();
+        Ok(Redeemed { claims, log_index })
+    }
+
+    /// The id of a token presented as evidence (in a receipt), or why it
+    /// cannot be this decision's: its signature must verify with one of the
+    /// published keys and it must be about `decision_id`. Its time window
+    /// is not judged here: a receipt may be reported after the token it
+    /// used has expired.
+    pub(crate) async fn token_id_of(
+        &self,
+        token: &str,
+        decision_id: &str,
+    ) -> AppResult<Result<String, String>> {
+        let claims = match gatehouse_token::verify_signature(token, &self.jwks().await?) {
+            Ok(claims) => claims,
+            Err(e) => return Ok(Err(format!("the approval token does not verify: {e}"))),
+        };
+        if claims.sub != decision_id {
+            return Ok(Err(format!(
+                "the approval token is for decision {}, not this one",
+                claims.sub
+            )));
+        }
+        Ok(Ok(claims.jti))
+    }
+}
