@@ -12,7 +12,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use gatehouse_core::ids;
-use gatehouse_store::{ApiKey, Role};
+pub use gatehouse_store::ApiKey;
+use gatehouse_store::Role;
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use rand::RngCore;

@@ -40,7 +40,7 @@ async fn caller(store: &dyn Store, role: Role, name: &str) -> Caller {
 
 fn request(risk: Risk) -> ActionRequest {
     serde_json::from_value(serde_json::json!({
-        "shape": "gate", "agent": "GitHub Actions", "action": "deploy_production",
+        "agent": "GitHub Actions", "action": "deploy_production",
         "subject": "Deploy main", "risk": risk, "payload": {"sha": "abc123"}, "task_id": "run-1"
     }))
     .unwrap()

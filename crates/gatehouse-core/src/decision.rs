@@ -10,7 +10,7 @@ use crate::request::ActionRequest;
 pub const RECORD_VERSION: &str = "decision-record/v1";
 
 /// What the policies said at decision time. Never changes afterwards.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Allow,
@@ -47,7 +47,7 @@ impl Verdict {
 }
 
 /// Where a decision stands now. Only `allow` and `approved` permit the action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Allow,
@@ -94,7 +94,7 @@ impl Status {
 }
 
 /// One piece of evidence behind a verdict: which policy, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Reason {
     pub code: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -102,7 +102,7 @@ pub struct Reason {
     pub message: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReviewChoice {
     Approve,
@@ -179,7 +179,7 @@ pub struct Decision {
 
 /// The hashed body of a Decision Record v1. Everything here is fixed at
 /// decision time; the current status and review live outside the hash.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DecisionRecord {
     pub record_version: String,
     pub request_id: String,
@@ -274,7 +274,7 @@ impl Decision {
 }
 
 /// Something that happened around an action (seed 000, step 5).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskEvent {
     pub id: String,
     pub task_id: String,

@@ -12,7 +12,7 @@ use crate::decision::rfc3339;
 pub const RECEIPT_VERSION: &str = "action-execution-receipt/v1";
 pub const OUTCOME_VERSION: &str = "outcome-record/v1";
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ExecutionReceipt {
     pub receipt_version: String,
     pub execution_id: String,
@@ -33,7 +33,7 @@ pub struct ExecutionReceipt {
     pub executed_at: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OutcomeStatus {
     Succeeded,
@@ -42,7 +42,7 @@ pub enum OutcomeStatus {
     Pending,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OutcomeRecord {
     pub record_version: String,
     pub outcome_id: String,

@@ -15,5 +15,5 @@ pub use decision::{
     Decision, DecisionRecord, Reason, Review, ReviewChoice, Status, TaskEvent, Verdict,
 };
 pub use error::ValidationError;
-pub use request::{action_hash, ActionRequest, ApiShape, DecideBody, GateBody, Risk, SdkGateBody};
+pub use request::{action_hash, ActionRequest, Risk};
 pub use role::Role;

@@ -1,17 +1,12 @@
-//! The two wire shapes (Gate API, Decide API, plus the SDK field names) and
-//! the single internal [`ActionRequest`] they all normalise into.
+//! The single internal [`ActionRequest`] every wire shape normalises into
+//! (the shapes themselves are in `gatehouse-api`), and the action hash.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::ValidationError;
 
-/// Limits that keep one request reviewable and bounded in storage.
-const MAX_NAME_LEN: usize = 200;
-const MAX_TEXT_LEN: usize = 4_000;
-const MAX_SUMMARY_ITEMS: usize = 50;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Risk {
     Low,
@@ -41,20 +36,11 @@ impl Risk {
     }
 }
 
-/// Which public API a request arrived through; responses are shaped by it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ApiShape {
-    Gate,
-    Decide,
-}
-
 /// The one model every endpoint feeds. Field names follow the Gate API; the
 /// Decide API's names map onto them (workflow → agent, requested_action →
 /// action, source_record_id → subject, guardrail fields → payload).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActionRequest {
-    pub shape: ApiShape,
     pub agent: String,
     pub action: String,
     pub subject: String,
@@ -77,113 +63,6 @@ pub struct ActionRequest {
     pub question: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub evidence: Vec<Value>,
-}
-
-/// `POST /api/agent/tasks/{task_id}/requests` (seed pages 000 and 002).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GateBody {
-    pub workflow_name: String,
-    #[serde(default)]
-    pub task_label: Option<String>,
-    pub tool_name: String,
-    pub subject: String,
-    #[serde(default)]
-    pub preview: Option<String>,
-    pub risk_level: String,
-    #[serde(default)]
-    pub summary: Option<Vec<String>>,
-    #[serde(default)]
-    pub payload: Option<Value>,
-    #[serde(default)]
-    pub idempotency_key: Option<String>,
-}
-
-/// `POST /api/gate/requests` with the SDK's field names (seed page 001).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SdkGateBody {
-    pub agent: String,
-    pub action: String,
-    pub risk: String,
-    pub subject: String,
-    #[serde(default)]
-    pub context: Option<Value>,
-    #[serde(default)]
-    pub task_id: Option<String>,
-    #[serde(default)]
-    pub summary: Option<Vec<String>>,
-    #[serde(default)]
-    pub idempotency_key: Option<String>,
-}
-
-/// `POST /api/decide` (seed page 004).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DecideBody {
-    pub question: String,
-    #[serde(default)]
-    pub mode: Option<String>,
-    pub context: Value,
-    #[serde(default)]
-    pub idempotency_key: Option<String>,
-}
-
-fn name(field: &str, value: String) -> Result<String, ValidationError> {
-    let trimmed = value.trim();
-    if trimmed.is_empty() {
-        return Err(ValidationError::new(field, "must not be empty"));
-    }
-    if trimmed.len() > MAX_NAME_LEN {
-        return Err(ValidationError::new(
-            field,
-            format!("must be at most {MAX_NAME_LEN} characters"),
-        ));
-    }
-    if trimmed.chars().any(char::is_control) {
-        return Err(ValidationError::new(
-            field,
-            "must not contain control characters",
-        ));
-    }
-    Ok(trimmed.to_string())
-}
-
-fn text(field: &str, value: Option<String>) -> Result<Option<String>, ValidationError> {
-    match value {
-        Some(v) if v.len() > MAX_TEXT_LEN => Err(ValidationError::new(
-            field,
-            format!("must be at most {MAX_TEXT_LEN} characters"),
-        )),
-        other => Ok(other),
-    }
-}
-
-fn summary(items: Option<Vec<String>>) -> Result<Vec<String>, ValidationError> {
-    let items = items.unwrap_or_default();
-    if items.len() > MAX_SUMMARY_ITEMS {
-        return Err(ValidationError::new(
-            "summary",
-            format!("must have at most {MAX_SUMMARY_ITEMS} items"),
-        ));
-    }
-    for (i, item) in items.iter().enumerate() {
-        if item.len() > MAX_TEXT_LEN {
-            return Err(ValidationError::new(
-                format!("summary[{i}]"),
-                format!("must be at most {MAX_TEXT_LEN} characters"),
-            ));
-        }
-    }
-    Ok(items)
-}
-
-fn object(field: &str, value: Option<Value>) -> Result<Map<String, Value>, ValidationError> {
-    match value {
-        None | Some(Value::Null) => Ok(Map::new()),
-        Some(Value::Object(map)) => Ok(map),
-        Some(_) => Err(ValidationError::new(field, "must be a JSON object")),
-    }
 }
 
 impl ActionRequest {
@@ -216,227 +95,22 @@ pub fn action_hash(action: &str, subject: &str, payload: &Map<String, Value>) ->
     )
 }
 
-impl GateBody {
-    pub fn into_request(self, task_id: String) -> Result<ActionRequest, ValidationError> {
-        Ok(ActionRequest {
-            shape: ApiShape::Gate,
-            agent: name("workflow_name", self.workflow_name)?,
-            action: name("tool_name", self.tool_name)?,
-            subject: name("subject", self.subject)?,
-            risk: Risk::parse("risk_level", &self.risk_level)?,
-            summary: summary(self.summary)?,
-            payload: object("payload", self.payload)?,
-            task_id: Some(name("task_id", task_id)?),
-            task_label: text("task_label", self.task_label)?,
-            preview: text("preview", self.preview)?,
-            owner: None,
-            source_record_id: None,
-            question: None,
-            evidence: Vec::new(),
-        })
-    }
-}
-
-impl SdkGateBody {
-    pub fn into_request(self) -> Result<ActionRequest, ValidationError> {
-        let task_id = self.task_id.map(|t| name("task_id", t)).transpose()?;
-        Ok(ActionRequest {
-            shape: ApiShape::Gate,
-            agent: name("agent", self.agent)?,
-            action: name("action", self.action)?,
-            subject: name("subject", self.subject)?,
-            risk: Risk::parse("risk", &self.risk)?,
-            summary: summary(self.summary)?,
-            payload: object("context", self.context)?,
-            task_id,
-            task_label: None,
-            preview: None,
-            owner: None,
-            source_record_id: None,
-            question: None,
-            evidence: Vec::new(),
-        })
-    }
-}
-
-/// Context keys of the Decide API that have a place in the model; everything
-/// else in `context` is a guardrail field and becomes the typed payload.
-const DECIDE_KNOWN_KEYS: [&str; 7] = [
-    "workflow",
-    "requested_action",
-    "source_record_id",
-    "owner_rule",
-    "evidence",
-    "risk",
-    "task_id",
-];
-
-impl DecideBody {
-    pub fn into_request(self) -> Result<ActionRequest, ValidationError> {
-        if let Some(mode) = &self.mode {
-            if mode != "single" {
-                return Err(ValidationError::new(
-                    "mode",
-                    format!("only \"single\" is supported (got {mode:?})"),
-                ));
-            }
-        }
-        let mut context = object("context", Some(self.context))?;
-        let take_str =
-            |ctx: &mut Map<String, Value>, key: &str| -> Result<Option<String>, ValidationError> {
-                match ctx.remove(key) {
-                    None | Some(Value::Null) => Ok(None),
-                    Some(Value::String(s)) => Ok(Some(s)),
-                    Some(_) => Err(ValidationError::new(
-                        format!("context.{key}"),
-                        "must be a string",
-                    )),
-                }
-            };
-        let workflow = take_str(&mut context, "workflow")?
-            .ok_or_else(|| ValidationError::new("context.workflow", "is required"))?;
-        let requested_action = take_str(&mut context, "requested_action")?
-            .ok_or_else(|| ValidationError::new("context.requested_action", "is required"))?;
-        let source_record_id = take_str(&mut context, "source_record_id")?
-            .map(|s| name("context.source_record_id", s))
-            .transpose()?;
-        let owner = take_str(&mut context, "owner_rule")?;
-        let task_id = take_str(&mut context, "task_id")?
-            .map(|t| name("context.task_id", t))
-            .transpose()?;
-        // The Decide API has no risk field of its own; an unspecified risk is
-        // treated as medium so the starter policies route it to a reviewer.
-        let risk = match take_str(&mut context, "risk")? {
-            Some(r) => Risk::parse("context.risk", &r)?,
-            None => Risk::Medium,
-        };
-        let evidence = match context.remove("evidence") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(items)) => items,
-            Some(_) => return Err(ValidationError::new("context.evidence", "must be an array")),
-        };
-        debug_assert!(DECIDE_KNOWN_KEYS.iter().all(|k| !context.contains_key(*k)));
-        // The subject is the source record when one is named; otherwise the
-        // workflow itself is what the action touches.
-        let subject = source_record_id.clone().unwrap_or_else(|| workflow.clone());
-        Ok(ActionRequest {
-            shape: ApiShape::Decide,
-            agent: name("context.workflow", workflow)?,
-            action: name("context.requested_action", requested_action)?,
-            subject,
-            risk,
-            summary: Vec::new(),
-            payload: context,
-            task_id,
-            task_label: None,
-            preview: None,
-            owner,
-            source_record_id,
-            question: text("question", Some(self.question))?,
-            evidence,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
     use serde_json::json;
 
-    #[test]
-    fn gate_body_from_seed_normalises() {
-        let body: GateBody = serde_json::from_value(json!({
-            "workflow_name": "Customer Support",
-            "task_label": "Refund request for order #8821",
-            "tool_name": "issue_refund",
-            "subject": "Issue a $500 refund to customer cus_99",
-            "risk_level": "high",
-            "summary": ["Customer requested refund"],
-            "payload": {"amount": 500, "currency": "usd"}
-        }))
-        .unwrap();
-        let req = body.into_request("t1".into()).unwrap();
-        assert_eq!(req.agent, "Customer Support");
-        assert_eq!(req.action, "issue_refund");
-        assert_eq!(req.risk, Risk::High);
-        assert_eq!(req.payload["amount"], json!(500));
-        assert_eq!(req.task_id.as_deref(), Some("t1"));
-    }
-
-    #[test]
-    fn unknown_risk_is_rejected_with_field_name() {
-        let body: GateBody = serde_json::from_value(json!({
-            "workflow_name": "w", "tool_name": "t", "subject": "s", "risk_level": "extreme"
-        }))
-        .unwrap();
-        let err = body.into_request("t".into()).unwrap_err();
-        assert_eq!(err.field, "risk_level");
-    }
-
-    #[test]
-    fn decide_guardrail_fields_become_payload() {
-        let body: DecideBody = serde_json::from_value(json!({
-            "question": "Approve?",
-            "mode": "single",
-            "context": {
-                "workflow": "billing_discount_gate",
-                "requested_action": "apply_discount",
-                "source_record_id": "sub_1",
-                "discount_percent": 15,
-                "owner_rule": "verified",
-                "evidence": ["OWNER_RULE_VERIFIED"]
-            }
-        }))
-        .unwrap();
-        let req = body.into_request().unwrap();
-        assert_eq!(req.action, "apply_discount");
-        assert_eq!(req.subject, "sub_1");
-        assert_eq!(req.owner.as_deref(), Some("verified"));
-        assert_eq!(req.payload.len(), 1);
-        assert_eq!(req.payload["discount_percent"], json!(15));
-        assert_eq!(req.risk, Risk::Medium);
-    }
-
-    #[test]
-    fn decide_requires_workflow_and_single_mode() {
-        let missing: DecideBody =
-            serde_json::from_value(json!({"question": "q", "context": {"requested_action": "a"}}))
-                .unwrap();
-        assert_eq!(
-            missing.into_request().unwrap_err().field,
-            "context.workflow"
-        );
-        let multi: DecideBody = serde_json::from_value(
-            json!({"question": "q", "mode": "batch", "context": {"workflow": "w", "requested_action": "a"}}),
-        )
-        .unwrap();
-        assert_eq!(multi.into_request().unwrap_err().field, "mode");
-    }
-
+    /// The action hash is the SHA-256 of exactly this canonical JSON, and
+    /// ignores the payload's key order but nothing else.
     #[test]
     fn action_hash_ignores_key_order_but_not_content() {
-        let make = |payload: serde_json::Value, subject: &str| {
-            let body: GateBody = serde_json::from_value(json!({
-                "workflow_name": "w", "tool_name": "issue_refund", "subject": subject,
-                "risk_level": "low", "payload": payload
-            }))
-            .unwrap();
-            body.into_request("t".into()).unwrap().action_hash()
+        let hash = |payload: serde_json::Value, subject: &str| {
+            super::action_hash("issue_refund", subject, payload.as_object().unwrap())
         };
-        let a = make(json!({"amount": 5, "currency": "usd"}), "cus_1");
+        let a = hash(json!({"amount": 5, "currency": "usd"}), "cus_1");
         let bytes = br#"{"action":"issue_refund","payload":{"amount":5,"currency":"usd"},"subject":"cus_1"}"#;
         assert_eq!(a, format!("sha256:{}", crate::canonical::sha256_hex(bytes)));
-        assert_eq!(a, make(json!({"currency": "usd", "amount": 5}), "cus_1"));
-        assert_ne!(a, make(json!({"amount": 6, "currency": "usd"}), "cus_1"));
-        assert_ne!(a, make(json!({"amount": 5, "currency": "usd"}), "cus_2"));
-    }
-
-    #[test]
-    fn payload_must_be_an_object() {
-        let body: GateBody = serde_json::from_value(json!({
-            "workflow_name": "w", "tool_name": "t", "subject": "s", "risk_level": "low", "payload": [1]
-        }))
-        .unwrap();
-        assert_eq!(body.into_request("t".into()).unwrap_err().field, "payload");
+        assert_eq!(a, hash(json!({"currency": "usd", "amount": 5}), "cus_1"));
+        assert_ne!(a, hash(json!({"amount": 6, "currency": "usd"}), "cus_1"));
+        assert_ne!(a, hash(json!({"amount": 5, "currency": "usd"}), "cus_2"));
     }
 }

@@ -4,7 +4,7 @@
 //!   cargo bench -p gatehouse-policy --bench evaluate
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use gatehouse_core::GateBody;
+use gatehouse_core::ActionRequest;
 use gatehouse_policy::{Clock, Engine, EngineOptions, PolicyFile};
 use serde_json::json;
 
@@ -41,12 +41,10 @@ fn engine(other_actions: usize) -> Engine {
 }
 
 fn bench(c: &mut Criterion) {
-    let request = serde_json::from_value::<GateBody>(json!({
-        "workflow_name": "support", "tool_name": "issue_refund", "subject": "cus_1",
-        "risk_level": "high", "payload": {"amount": 50000, "currency": "usd"}
+    let request: ActionRequest = serde_json::from_value(json!({
+        "agent": "support", "action": "issue_refund", "subject": "cus_1", "risk": "high",
+        "payload": {"amount": 50000, "currency": "usd"}, "task_id": "t"
     }))
-    .unwrap()
-    .into_request("t".into())
     .unwrap();
     let clock = Clock {
         local_hour: 12,

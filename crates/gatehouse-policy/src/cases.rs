@@ -1,7 +1,7 @@
 //! Table-driven policy tests (`gatehouse policy test DIR CASES.json`), so
 //! users can test their own policies in their own CI.
 
-use gatehouse_core::{DecideBody, GateBody};
+use gatehouse_core::ActionRequest;
 use serde::Deserialize;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -47,17 +47,26 @@ pub fn parse_cases(json: &str) -> Result<Vec<Case>, serde_json::Error> {
     serde_json::from_str(json)
 }
 
-pub fn run_case(engine: &Engine, case: &Case) -> CaseResult {
+/// What a case asks, as written in the cases file; the caller turns it
+/// into an [`ActionRequest`] exactly as the API would (the wire shapes
+/// live in `gatehouse-api`).
+pub enum CaseInput<'a> {
+    /// A Gate API body (`POST /api/agent/tasks/{task_id}/requests`).
+    Gate(&'a Value),
+    /// A Decide API body (`POST /api/decide`).
+    Decide(&'a Value),
+}
+
+/// Runs one case; `normalise` turns its input into the request the API
+/// would evaluate, or says why the API would refuse it.
+pub fn run_case(
+    engine: &Engine,
+    case: &Case,
+    normalise: impl FnOnce(CaseInput<'_>) -> Result<ActionRequest, String>,
+) -> CaseResult {
     let request = match (&case.request, &case.decide) {
-        (Some(gate), None) => serde_json::from_value::<GateBody>(gate.clone())
-            .map_err(|e| e.to_string())
-            .and_then(|b| {
-                b.into_request("policy-test".into())
-                    .map_err(|e| e.to_string())
-            }),
-        (None, Some(decide)) => serde_json::from_value::<DecideBody>(decide.clone())
-            .map_err(|e| e.to_string())
-            .and_then(|b| b.into_request().map_err(|e| e.to_string())),
+        (Some(gate), None) => normalise(CaseInput::Gate(gate)),
+        (None, Some(decide)) => normalise(CaseInput::Decide(decide)),
         _ => Err("a case needs exactly one of \"request\" or \"decide\"".to_string()),
     };
     let clock = Clock::from_datetime(case.at.unwrap_or_else(default_case_time));

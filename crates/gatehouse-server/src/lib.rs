@@ -1,13 +1,15 @@
 //! The Gatehouse HTTP API: a thin axum adapter over [`gatehouse_app::App`].
-//! Handlers authenticate ([`auth::Auth`]), parse, call one use case, and
-//! shape the answer. All error responses go through [`error::ApiError`].
+//! Handlers authenticate ([`auth::Auth`]), parse into the types of
+//! `gatehouse-api`, call one use case, and shape the answer. All error
+//! responses go through [`error::ApiError`]; the OpenAPI document is
+//! generated from the same types and routes ([`openapi`]).
 
 pub mod auth;
 pub mod config;
 pub mod error;
 mod extract;
+pub mod openapi;
 mod routes;
-pub mod views;
 
 pub use config::ServerConfig;
 pub use routes::router;

@@ -114,6 +114,7 @@ async fn decide_returns_a_decision_record_whose_hash_checks_out() {
         "checkpoint",
         "approval_token",
         "flagged_for_review",
+        "request",
     ] {
         body.remove(k);
     }
@@ -537,17 +538,40 @@ async fn bad_inputs_get_stable_error_codes() {
         (status, body["error"]["code"].as_str()),
         (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large"))
     );
+    // A wait that is not a number, or an unknown parameter, is refused.
+    for query in ["wait=soon", "wait=-1", "wiat=5"] {
+        let (status, body) = app
+            .call(
+                "GET",
+                &format!("/api/gate/requests/x?{query}"),
+                Some(&app.agent),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("bad_request")),
+            "{query}: {body}"
+        );
+    }
+    // A wait above 60 s is capped, not refused: a final decision answers at once.
+    let mut low = seed_gate_body();
+    low["risk_level"] = "low".into();
+    let (_, allowed) = app.call("POST", path, Some(&app.agent), Some(low)).await;
     let (status, body) = app
         .call(
             "GET",
-            "/api/gate/requests/x?wait=61",
+            &format!(
+                "/api/gate/requests/{}?wait=3600",
+                allowed["id"].as_str().unwrap()
+            ),
             Some(&app.agent),
             None,
         )
         .await;
     assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("bad_request"))
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("allow"))
     );
     let (status, _) = app
         .call("GET", "/api/gate/requests/dec_nope", Some(&app.agent), None)

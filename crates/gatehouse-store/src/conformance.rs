@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use gatehouse_core::{
-    ids, ActionRequest, ApiShape, Decision, Review, ReviewChoice, Risk, Status, TaskEvent, Verdict,
+    ids, ActionRequest, Decision, Review, ReviewChoice, Risk, Status, TaskEvent, Verdict,
 };
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
@@ -79,7 +79,6 @@ pub fn sample_decision(
     task_id: &str,
 ) -> Decision {
     let request = ActionRequest {
-        shape: ApiShape::Gate,
         agent: "Customer Support".into(),
         action: "issue_refund".into(),
         subject: "cus_99".into(),

@@ -40,6 +40,9 @@ pub enum Command {
     /// Approval tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Print the OpenAPI 3.1 document of this version's HTTP API (the same
+    /// as GET /openapi.json), e.g. to generate a client.
+    Openapi,
     /// Verify a Decision Packet offline with a log key you trust.
     Verify {
         /// The packet (JSON from GET /api/decision/{id}/packet).

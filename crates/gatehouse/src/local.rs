@@ -263,7 +263,7 @@ pub fn policy(cmd: PolicyCommand) -> Result<ExitCode> {
                 parse_cases(&text).with_context(|| "cases file is not a JSON array of cases")?;
             let mut failed = 0;
             for case in &cases {
-                let result = run_case(&engine, case);
+                let result = run_case(&engine, case, gatehouse_api::requests::case_request);
                 if result.passed() {
                     println!("ok    {}", result.name);
                 } else {

@@ -45,6 +45,10 @@ fn main() -> ExitCode {
             Command::Log(cmd) => log::run(cmd).await,
             Command::Token(cmd) => token::run(cmd).await,
             Command::Verify { packet, log_key } => log::verify_packet(&packet, &log_key),
+            Command::Openapi => {
+                println!("{}", gatehouse_server::openapi::json());
+                Ok(ExitCode::SUCCESS)
+            }
         };
         result.unwrap_or_else(|e| {
             eprintln!("error: {e:#}");

@@ -1,46 +1,70 @@
+//! API keys over HTTP (the CLI's `gatehouse keys` works on the database).
+
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use gatehouse_api::bodies::NewKeyBody;
+use gatehouse_api::error::{AuthErrors, BodyErrors, NotFound, ServerErrors};
+use gatehouse_api::records::{KeyCreated, KeyList, KeyView};
 use gatehouse_app::App;
-use gatehouse_store::Role;
-use serde::Deserialize;
-use serde_json::{json, Value};
 
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewKeyBody {
-    role: Role,
-    #[serde(default)]
-    name: Option<String>,
-}
-
+/// Create an API key; its secret is in the answer, once.
+///
+/// Roles: admin.
+#[utoipa::path(post, path = "/api/keys", tag = "keys",
+    request_body = NewKeyBody,
+    responses(
+        (status = 201, description = "Created", body = KeyCreated),
+        BodyErrors, AuthErrors, ServerErrors),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn create_key(
     State(app): State<Arc<App>>,
     Auth(caller): Auth,
     ApiJson(body): ApiJson<NewKeyBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<KeyCreated>), ApiError> {
     let new = app.create_key(&caller, body.role, body.name).await?;
     Ok((
         StatusCode::CREATED,
-        Json(
-            json!({"key": new.key, "secret": new.secret, "note": "the secret is shown only once"}),
-        ),
+        Json(KeyCreated {
+            key: KeyView::from(&new.key),
+            secret: new.secret,
+            note: "the secret is shown only once".into(),
+        }),
     ))
 }
 
+/// List API keys (never their secrets).
+///
+/// Roles: admin.
+#[utoipa::path(get, path = "/api/keys", tag = "keys",
+    responses((status = 200, description = "Every key", body = KeyList), AuthErrors, ServerErrors),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn list_keys(
     State(app): State<Arc<App>>,
     Auth(caller): Auth,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({"items": app.list_keys(&caller).await?})))
+) -> Result<Json<KeyList>, ApiError> {
+    let items = app
+        .list_keys(&caller)
+        .await?
+        .iter()
+        .map(KeyView::from)
+        .collect();
+    Ok(Json(KeyList { items }))
 }
 
+/// Revoke an API key; every replica stops accepting it within seconds.
+///
+/// Roles: admin.
+#[utoipa::path(delete, path = "/api/keys/{id}", tag = "keys",
+    params(("id" = String, Path, description = "Key id")),
+    responses((status = 204, description = "Revoked"), NotFound, AuthErrors, ServerErrors),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn revoke_key(
     State(app): State<Arc<App>>,
     Auth(caller): Auth,

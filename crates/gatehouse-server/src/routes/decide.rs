@@ -1,22 +1,39 @@
-use std::collections::HashMap;
+//! The Decide API: Decision Records, review, verification, exact replay
+//! and Decision Packets.
+
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
+use gatehouse_api::bodies::ReviewBody;
+use gatehouse_api::error::{AuthErrors, BodyErrors, NotFound, ServerErrors};
+use gatehouse_api::queries::{PoliciesParam, ReplayQuery};
+use gatehouse_api::requests::DecideBody;
+use gatehouse_api::views::{RecordView, ReplayView, VerifyView};
+use gatehouse_api::ErrorBody;
 use gatehouse_app::evidence::ReplayPolicies;
-use gatehouse_app::App;
-use gatehouse_core::DecideBody;
+use gatehouse_app::{App, AppError};
 use gatehouse_log::packet::Packet;
-use serde_json::{json, Value};
 
-use super::{idempotency_key, ReviewBody};
+use super::idempotency_key;
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::extract::ApiJson;
-use crate::views::{RecordView, ReplayView};
-use gatehouse_app::AppError;
+use crate::extract::{ApiJson, ApiQuery};
 
+/// Ask for a decision (Decide API): a Decision Record v1.
+///
+/// Verdicts: `yes` (allow), `no` (reject), `review` (pending_review).
+/// Roles: agent, admin.
+#[utoipa::path(post, path = "/api/decide", tag = "decide",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retry safely: the same key and body return the original decision")),
+    request_body = DecideBody,
+    responses(
+        (status = 201, description = "Decided", body = RecordView),
+        (status = 200, description = "The decision an earlier request with this Idempotency-Key made", body = RecordView),
+        (status = 409, description = "`idempotency_conflict`: the key was used with another body", body = ErrorBody),
+        BodyErrors, AuthErrors, ServerErrors),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn decide(
     State(app): State<Arc<App>>,
     Auth(caller): Auth,
@@ -44,6 +61,15 @@ pub async fn decide(
     Ok((status, Json(view)))
 }
 
+/// Read a Decision Record with its current state.
+///
+/// Roles: any (agents: their own decisions).
+#[utoipa::path(get, path = "/api/decision/{id}", tag = "decide",
+    params(("id" = String, Path, description = "Decision id")),
+    responses(
+        (status = 200, description = "The record", body = RecordView),
+        NotFound, AuthErrors, ServerErrors),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn get_record(
     State(app): State<Arc<App>>,
     Auth(caller): Auth,
@@ -55,6 +81,17 @@ pub async fn get_record(
     Ok(Json(view))
 }
 
+/// Approve or reject a pending decision.
+///
+/// Roles: reviewer, never on a request its own key made.
+#[utoipa::path(post, path = "/api/decision/{id}/review", tag = "decide",
+    params(("id" = String, Path, description = "Decision id")),
+    request_body = ReviewBody,
+    responses(
+        (status = 200, description = "Reviewed", body = RecordView),
+        (status = 409, description = "`not_pending`: already resolved or expired", body = ErrorBody),
+        NotFound, BodyErrors, AuthErrors, ServerErrors),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn review(
     State(app): State<Arc<App>>,
     Auth(caller): Auth,
@@ -67,18 +104,39 @@ pub async fn review(
     Ok(Json(RecordView::new(&d, app.checkpoint().await?)))
 }
 
+/// Run the Decision Packet's checks on the server, with its own log key.
+///
+/// For a check you can trust, export the packet and verify it offline
+/// with a log key you obtained yourself. Roles: any (agents: their own).
+#[utoipa::path(get, path = "/api/decision/{id}/verify", tag = "evidence",
+    params(("id" = String, Path, description = "Decision id")),
+    responses(
+        (status = 200, description = "Every check and whether all passed", body = VerifyView),
+        NotFound, AuthErrors, ServerErrors),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn verify(
     State(app): State<Arc<App>>,
     Auth(caller): Auth,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<VerifyView>, ApiError> {
     let checks = app.verify(&caller, &id).await?;
-    let valid = checks.iter().all(|c| c.ok);
-    Ok(Json(
-        json!({"decision_id": id, "valid": valid, "checks": checks}),
-    ))
+    Ok(Json(VerifyView {
+        valid: checks.iter().all(|c| c.ok),
+        decision_id: id,
+        checks,
+    }))
 }
 
+/// Export the Decision Packet v1: everything about one decision, with
+/// the exact log leaves and inclusion proofs to one signed checkpoint.
+///
+/// Roles: any (agents: their own decisions).
+#[utoipa::path(get, path = "/api/decision/{id}/packet", tag = "evidence",
+    params(("id" = String, Path, description = "Decision id")),
+    responses(
+        (status = 200, description = "The packet", body = Packet),
+        NotFound, AuthErrors, ServerErrors),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn packet(
     State(app): State<Arc<App>>,
     Auth(caller): Auth,
@@ -87,22 +145,26 @@ pub async fn packet(
     Ok(Json(app.packet(&caller, &id).await?))
 }
 
+/// Evaluate a stored decision again: under the exact policy version that
+/// made it (default), or under the policies in force now.
+///
+/// Roles: any (agents: their own decisions).
+#[utoipa::path(get, path = "/api/decision/{id}/replay", tag = "evidence",
+    params(("id" = String, Path, description = "Decision id"), ReplayQuery),
+    responses(
+        (status = 200, description = "Both verdicts and whether they match", body = ReplayView),
+        (status = 400, description = "`bad_request`: policies is neither recorded nor current", body = ErrorBody),
+        NotFound, AuthErrors, ServerErrors),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn replay(
     State(app): State<Arc<App>>,
     Auth(caller): Auth,
     Path(id): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
+    ApiQuery(query): ApiQuery<ReplayQuery>,
 ) -> Result<Json<ReplayView>, ApiError> {
-    let policies = match query.get("policies").map(String::as_str) {
-        None | Some("recorded") => ReplayPolicies::Recorded,
-        Some("current") => ReplayPolicies::Current,
-        Some(other) => {
-            return Err(ApiError::BadRequest(format!(
-                "policies must be \"recorded\" or \"current\" (got {other:?})"
-            )))
-        }
+    let policies = match query.policies.unwrap_or_default() {
+        PoliciesParam::Recorded => ReplayPolicies::Recorded,
+        PoliciesParam::Current => ReplayPolicies::Current,
     };
-    Ok(Json(ReplayView::from(
-        app.replay(&caller, &id, policies).await?,
-    )))
+    Ok(Json(app.replay(&caller, &id, policies).await?.into()))
 }

@@ -1,122 +1,172 @@
-//! Execution receipts and outcomes, on both API shapes.
+//! Execution receipts and outcomes. Both API shapes have them: the same
+//! use case under `/api/decision/{id}/` and `/api/gate/requests/{id}/`.
 
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use gatehouse_app::executions::{ExecutionReport, OutcomeReport, TokenRef};
-use gatehouse_app::tokens::PresentedAction;
-use gatehouse_app::App;
-use gatehouse_core::execution::OutcomeStatus;
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use gatehouse_api::bodies::{ExecutionBody, OutcomeBody};
+use gatehouse_api::error::{AuthErrors, BodyErrors, NotFound, ServerErrors};
+use gatehouse_api::records::{ExecutionsView, OutcomeCreated, ReceiptCreated};
+use gatehouse_api::ErrorBody;
+use gatehouse_app::{App, AppError};
 
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 
-/// What an executor reports about an attempted mutation.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExecutionBody {
-    pub target_system: String,
-    pub target_object: String,
-    pub mutation: String,
-    pub executor: String,
-    #[serde(default)]
-    pub state_before_hash: Option<String>,
-    #[serde(default)]
-    pub state_after_hash: Option<String>,
-    #[serde(default)]
-    pub token_jti: Option<String>,
-    /// The action actually executed, in the fields the request carried.
-    #[serde(alias = "tool_name")]
-    pub action: String,
-    pub subject: String,
-    #[serde(default)]
-    pub payload: Map<String, Value>,
+async fn execution(
+    app: &App,
+    caller: &gatehouse_app::Caller,
+    id: &str,
+    body: ExecutionBody,
+) -> Result<(StatusCode, Json<ReceiptCreated>), ApiError> {
+    let report = body
+        .into_report()
+        .map_err(|e| AppError::Validation(e.to_string()))?;
+    let logged = app.record_execution(caller, id, report).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ReceiptCreated {
+            execution_hash: logged.record.hash(),
+            receipt: logged.record,
+            log_index: logged.log_index,
+        }),
+    ))
 }
 
-/// What came of the action.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OutcomeBody {
-    pub status: OutcomeStatus,
-    pub action_taken: String,
-    #[serde(default)]
-    pub observed_metrics: Value,
-    #[serde(default)]
-    pub target_system: Option<String>,
+async fn outcome(
+    app: &App,
+    caller: &gatehouse_app::Caller,
+    id: &str,
+    body: OutcomeBody,
+) -> Result<(StatusCode, Json<OutcomeCreated>), ApiError> {
+    let logged = app.record_outcome(caller, id, body.into()).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(OutcomeCreated {
+            outcome_hash: logged.record.hash(),
+            outcome: logged.record,
+            log_index: logged.log_index,
+        }),
+    ))
 }
 
+async fn listing(
+    app: &App,
+    caller: &gatehouse_app::Caller,
+    id: &str,
+) -> Result<Json<ExecutionsView>, ApiError> {
+    let (executions, outcomes) = app.executions(caller, id).await?;
+    Ok(Json(ExecutionsView::new(executions, outcomes)))
+}
+
+/// Report an executed action (Action Execution Receipt).
+///
+/// The executed action must be the approved one, on a decision that
+/// permits it, and a named token must be the decision's; otherwise the
+/// receipt is refused (409) and the decision flagged for owner review.
+/// Roles: agent, admin.
+#[utoipa::path(post, path = "/api/decision/{id}/executions", tag = "executions",
+    params(("id" = String, Path, description = "Decision id")),
+    request_body = ExecutionBody,
+    responses(
+        (status = 201, description = "Recorded and logged", body = ReceiptCreated),
+        (status = 409, description = "`execution_refused`: not bound to what was approved; the decision is flagged", body = ErrorBody),
+        NotFound, BodyErrors, AuthErrors, ServerErrors),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn record_execution(
     State(app): State<Arc<App>>,
     Auth(caller): Auth,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ExecutionBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let report = ExecutionReport {
-        target_system: body.target_system,
-        target_object: body.target_object,
-        mutation: body.mutation,
-        executor: body.executor,
-        state_before_hash: body.state_before_hash,
-        state_after_hash: body.state_after_hash,
-        token: body.token_jti.map(TokenRef::Jti),
-        action: PresentedAction {
-            action: body.action,
-            subject: body.subject,
-            payload: body.payload,
-        },
-    };
-    let logged = app.record_execution(&caller, &id, report).await?;
-    let hash = logged.record.hash();
-    Ok((
-        StatusCode::CREATED,
-        Json(
-            json!({"receipt": logged.record, "execution_hash": hash, "log_index": logged.log_index}),
-        ),
-    ))
+) -> Result<(StatusCode, Json<ReceiptCreated>), ApiError> {
+    execution(&app, &caller, &id, body).await
 }
 
+/// Report an executed action (Gate API path); see `/api/decision/{id}/executions`.
+#[utoipa::path(post, path = "/api/gate/requests/{id}/executions", tag = "executions",
+    params(("id" = String, Path, description = "Decision id")),
+    request_body = ExecutionBody,
+    responses(
+        (status = 201, description = "Recorded and logged", body = ReceiptCreated),
+        (status = 409, description = "`execution_refused`: not bound to what was approved; the decision is flagged", body = ErrorBody),
+        NotFound, BodyErrors, AuthErrors, ServerErrors),
+    security(("bearer" = []), ("apiKey" = [])))]
+pub async fn record_gate_execution(
+    State(app): State<Arc<App>>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ExecutionBody>,
+) -> Result<(StatusCode, Json<ReceiptCreated>), ApiError> {
+    execution(&app, &caller, &id, body).await
+}
+
+/// Report what came of the action (Outcome Record).
+///
+/// Roles: agent, admin.
+#[utoipa::path(post, path = "/api/decision/{id}/outcomes", tag = "executions",
+    params(("id" = String, Path, description = "Decision id")),
+    request_body = OutcomeBody,
+    responses(
+        (status = 201, description = "Recorded and logged", body = OutcomeCreated),
+        NotFound, BodyErrors, AuthErrors, ServerErrors),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn record_outcome(
     State(app): State<Arc<App>>,
     Auth(caller): Auth,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<OutcomeBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let report = OutcomeReport {
-        status: body.status,
-        action_taken: body.action_taken,
-        observed_metrics: body.observed_metrics,
-        target_system: body.target_system,
-    };
-    let logged = app.record_outcome(&caller, &id, report).await?;
-    let hash = logged.record.hash();
-    Ok((
-        StatusCode::CREATED,
-        Json(
-            json!({"outcome": logged.record, "outcome_hash": hash, "log_index": logged.log_index}),
-        ),
-    ))
+) -> Result<(StatusCode, Json<OutcomeCreated>), ApiError> {
+    outcome(&app, &caller, &id, body).await
 }
 
+/// Report what came of the action (Gate API path); see `/api/decision/{id}/outcomes`.
+#[utoipa::path(post, path = "/api/gate/requests/{id}/outcomes", tag = "executions",
+    params(("id" = String, Path, description = "Decision id")),
+    request_body = OutcomeBody,
+    responses(
+        (status = 201, description = "Recorded and logged", body = OutcomeCreated),
+        NotFound, BodyErrors, AuthErrors, ServerErrors),
+    security(("bearer" = []), ("apiKey" = [])))]
+pub async fn record_gate_outcome(
+    State(app): State<Arc<App>>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<OutcomeBody>,
+) -> Result<(StatusCode, Json<OutcomeCreated>), ApiError> {
+    outcome(&app, &caller, &id, body).await
+}
+
+/// A decision's receipts and outcomes, in the order they were recorded.
+///
+/// Roles: any (agents: their own decisions).
+#[utoipa::path(get, path = "/api/decision/{id}/executions", tag = "executions",
+    params(("id" = String, Path, description = "Decision id")),
+    responses(
+        (status = 200, description = "Receipts and outcomes", body = ExecutionsView),
+        NotFound, AuthErrors, ServerErrors),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn list(
     State(app): State<Arc<App>>,
     Auth(caller): Auth,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let (executions, outcomes) = app.executions(&caller, &id).await?;
-    let executions: Vec<Value> = executions
-        .into_iter()
-        .map(|r| json!({"execution_hash": r.hash(), "receipt": r}))
-        .collect();
-    let outcomes: Vec<Value> = outcomes
-        .into_iter()
-        .map(|o| json!({"outcome_hash": o.hash(), "outcome": o}))
-        .collect();
-    Ok(Json(
-        json!({"executions": executions, "outcomes": outcomes}),
-    ))
+) -> Result<Json<ExecutionsView>, ApiError> {
+    listing(&app, &caller, &id).await
+}
+
+/// A decision's receipts and outcomes (Gate API path).
+#[utoipa::path(get, path = "/api/gate/requests/{id}/executions", tag = "executions",
+    params(("id" = String, Path, description = "Decision id")),
+    responses(
+        (status = 200, description = "Receipts and outcomes", body = ExecutionsView),
+        NotFound, AuthErrors, ServerErrors),
+    security(("bearer" = []), ("apiKey" = [])))]
+pub async fn list_gate(
+    State(app): State<Arc<App>>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<ExecutionsView>, ApiError> {
+    listing(&app, &caller, &id).await
 }

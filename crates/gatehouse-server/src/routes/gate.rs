@@ -1,24 +1,29 @@
-use std::collections::HashMap;
+//! The Gate API: requests (task and SDK shapes), reading and waiting,
+//! review, the decision list, and task events.
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use gatehouse_core::{GateBody, SdkGateBody, Status, TaskEvent};
-use gatehouse_store::DecisionQuery;
-use serde::Deserialize;
-use serde_json::{json, Value};
-
-use super::{idempotency_key, ReviewBody};
+use gatehouse_api::bodies::{EventBody, ReviewBody};
+use gatehouse_api::error::{AuthErrors, BodyErrors, NotFound, ServerErrors};
+use gatehouse_api::queries::{ListQuery, WaitQuery};
+use gatehouse_api::requests::{GateBody, SdkGateBody};
+use gatehouse_api::views::{DecisionList, EventList, GateView};
+use gatehouse_api::ErrorBody;
 use gatehouse_app::decide::Decided;
 use gatehouse_app::tasks::NewTaskEvent;
 use gatehouse_app::{App, AppError, Caller, MAX_WAIT_SECONDS};
+use gatehouse_core::TaskEvent;
+use gatehouse_store::DecisionQuery;
+use serde_json::Value;
 
+use super::idempotency_key;
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::extract::ApiJson;
-use crate::views::GateView;
+use crate::extract::{ApiJson, ApiQuery};
 
 /// The Gate view, with the approval token when the caller may act on it.
 async fn view(
@@ -42,6 +47,20 @@ fn created(decided: Decided) -> (StatusCode, Json<GateView>) {
     (status, Json(view))
 }
 
+/// Ask for a decision (Gate API).
+///
+/// Answers `allow`, `reject` or `pending_review` from the policies in
+/// force. Roles: agent, admin.
+#[utoipa::path(post, path = "/api/agent/tasks/{task_id}/requests", tag = "gate",
+    params(("task_id" = String, Path, description = "Your task or run id"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Retry safely: the same key and body return the original decision")),
+    request_body = GateBody,
+    responses(
+        (status = 201, description = "Decided", body = GateView),
+        (status = 200, description = "The decision an earlier request with this Idempotency-Key made", body = GateView),
+        (status = 409, description = "`idempotency_conflict`: the key was used with another body", body = ErrorBody),
+        BodyErrors, AuthErrors, ServerErrors),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn create_for_task(
     State(app): State<Arc<App>>,
     Auth(caller): Auth,
@@ -56,6 +75,19 @@ pub async fn create_for_task(
     Ok(created(app.decide(&caller, request, key).await?))
 }
 
+/// Ask for a decision (SDK field names).
+///
+/// The same request as the Gate API with `agent`, `action`, `risk`,
+/// `subject` and `context`. Roles: agent, admin.
+#[utoipa::path(post, path = "/api/gate/requests", tag = "gate",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retry safely: the same key and body return the original decision")),
+    request_body = SdkGateBody,
+    responses(
+        (status = 201, description = "Decided", body = GateView),
+        (status = 200, description = "The decision an earlier request with this Idempotency-Key made", body = GateView),
+        (status = 409, description = "`idempotency_conflict`: the key was used with another body", body = ErrorBody),
+        BodyErrors, AuthErrors, ServerErrors),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn create_sdk(
     State(app): State<Arc<App>>,
     Auth(caller): Auth,
@@ -69,31 +101,45 @@ pub async fn create_sdk(
     Ok(created(app.decide(&caller, request, key).await?))
 }
 
+/// Read a decision; `?wait=N` long-polls while it is pending.
+///
+/// With `wait`, answers as soon as the decision leaves `pending_review`,
+/// or after `wait` seconds (at most 60) with the current state. Roles:
+/// any (agents: their own decisions).
+#[utoipa::path(get, path = "/api/gate/requests/{id}", tag = "gate",
+    params(("id" = String, Path, description = "Decision id"), WaitQuery),
+    responses(
+        (status = 200, description = "The decision now", body = GateView),
+        NotFound, (status = 400, description = "`bad_request`: wait is not a number", body = ErrorBody),
+        AuthErrors, ServerErrors),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn get_request(
     State(app): State<Arc<App>>,
     Auth(caller): Auth,
     Path(id): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
+    ApiQuery(query): ApiQuery<WaitQuery>,
 ) -> Result<Json<GateView>, ApiError> {
-    let d = match query.get("wait") {
+    let d = match query.wait {
         None => app.get(&caller, &id).await?,
-        Some(raw) => {
-            let secs: u64 = raw.parse().map_err(|_| {
-                ApiError::BadRequest(format!(
-                    "wait must be a whole number of seconds (got {raw:?})"
-                ))
-            })?;
-            if secs > MAX_WAIT_SECONDS {
-                return Err(ApiError::BadRequest(format!(
-                    "wait may be at most {MAX_WAIT_SECONDS} seconds"
-                )));
-            }
+        Some(secs) => {
+            let secs = secs.min(MAX_WAIT_SECONDS);
             app.wait(&caller, &id, Duration::from_secs(secs)).await?
         }
     };
     Ok(Json(view(&app, &caller, &d).await?))
 }
 
+/// Approve or reject a pending decision.
+///
+/// Roles: reviewer, never on a request its own key made.
+#[utoipa::path(post, path = "/api/gate/requests/{id}/review", tag = "gate",
+    params(("id" = String, Path, description = "Decision id")),
+    request_body = ReviewBody,
+    responses(
+        (status = 200, description = "Reviewed", body = GateView),
+        (status = 409, description = "`not_pending`: already resolved or expired", body = ErrorBody),
+        NotFound, BodyErrors, AuthErrors, ServerErrors),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn review(
     State(app): State<Arc<App>>,
     Auth(caller): Auth,
@@ -106,53 +152,51 @@ pub async fn review(
     Ok(Json(GateView::from(&d)))
 }
 
+/// List decisions, newest first.
+///
+/// Roles: reviewer, auditor, admin.
+#[utoipa::path(get, path = "/api/decisions", tag = "gate",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "One page", body = DecisionList),
+        (status = 400, description = "`bad_request`: a filter is malformed", body = ErrorBody),
+        AuthErrors, ServerErrors),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn list(
     State(app): State<Arc<App>>,
     Auth(caller): Auth,
-    Query(query): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
-    let status = match query.get("status") {
-        None => None,
-        Some(s) => Some(
-            Status::parse(s)
-                .ok_or_else(|| ApiError::BadRequest(format!("unknown status {s:?}")))?,
-        ),
-    };
-    let limit = match query.get("limit") {
-        None => 50,
-        Some(l) => l
-            .parse::<u32>()
-            .ok()
-            .filter(|l| (1..=500).contains(l))
-            .ok_or_else(|| ApiError::BadRequest("limit must be between 1 and 500".into()))?,
-    };
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<DecisionList>, ApiError> {
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::BadRequest(
+            "limit must be between 1 and 500".into(),
+        ));
+    }
     let q = DecisionQuery {
-        status,
-        task_id: query.get("task_id").cloned(),
-        before: query.get("before").cloned(),
+        status: query.status,
+        task_id: query.task_id,
+        before: query.before,
         limit,
     };
     let decisions = app.list(&caller, q).await?;
-    let next = (decisions.len() == limit as usize)
+    let next_before = (decisions.len() == limit as usize)
         .then(|| decisions.last().map(|d| d.id.clone()))
         .flatten();
-    let items: Vec<GateView> = decisions.iter().map(GateView::from).collect();
-    Ok(Json(json!({"items": items, "next_before": next})))
+    let items = decisions.iter().map(GateView::from).collect();
+    Ok(Json(DecisionList { items, next_before }))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EventBody {
-    #[serde(alias = "event", alias = "type")]
-    kind: String,
-    #[serde(default)]
-    message: Option<String>,
-    #[serde(default)]
-    decision_id: Option<String>,
-    #[serde(default)]
-    data: Option<Value>,
-}
-
+/// Record what happened around a task.
+///
+/// Roles: agent, admin.
+#[utoipa::path(post, path = "/api/agent/tasks/{task_id}/events", tag = "gate",
+    params(("task_id" = String, Path, description = "Your task or run id")),
+    request_body = EventBody,
+    responses(
+        (status = 201, description = "Recorded and logged", body = TaskEvent),
+        NotFound, BodyErrors, AuthErrors, ServerErrors),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn add_event(
     State(app): State<Arc<App>>,
     Auth(caller): Auth,
@@ -172,11 +216,20 @@ pub async fn add_event(
     ))
 }
 
+/// A task's events, in order.
+///
+/// Roles: any (agents: their own events).
+#[utoipa::path(get, path = "/api/agent/tasks/{task_id}/events", tag = "gate",
+    params(("task_id" = String, Path, description = "Your task or run id")),
+    responses(
+        (status = 200, description = "The events", body = EventList),
+        AuthErrors, ServerErrors),
+    security(("bearer" = []), ("apiKey" = [])))]
 pub async fn list_events(
     State(app): State<Arc<App>>,
     Auth(caller): Auth,
     Path(task_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let events = app.list_events(&caller, &task_id).await?;
-    Ok(Json(json!({"items": events})))
+) -> Result<Json<EventList>, ApiError> {
+    let items = app.list_events(&caller, &task_id).await?;
+    Ok(Json(EventList { items }))
 }

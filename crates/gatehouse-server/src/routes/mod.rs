@@ -10,61 +10,54 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderMap;
-use axum::routing::{delete, get, post};
 use axum::Router;
 use gatehouse_app::App;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::config::ServerConfig;
 use crate::error::ApiError;
 
+/// Every route with its OpenAPI description. Only routes registered here
+/// exist, so the document and the server cannot disagree.
+pub(crate) fn documented() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::with_openapi(crate::openapi::base())
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(health::openapi))
+        .routes(routes!(health::whoami))
+        .routes(routes!(gate::create_for_task))
+        .routes(routes!(gate::add_event, gate::list_events))
+        .routes(routes!(gate::create_sdk))
+        .routes(routes!(gate::get_request))
+        .routes(routes!(gate::review))
+        .routes(routes!(gate::list))
+        .routes(routes!(executions::record_execution, executions::list))
+        .routes(routes!(executions::record_outcome))
+        .routes(routes!(
+            executions::record_gate_execution,
+            executions::list_gate
+        ))
+        .routes(routes!(executions::record_gate_outcome))
+        .routes(routes!(decide::decide))
+        .routes(routes!(decide::get_record))
+        .routes(routes!(decide::review))
+        .routes(routes!(decide::verify))
+        .routes(routes!(decide::replay))
+        .routes(routes!(decide::packet))
+        .routes(routes!(tokens::jwks))
+        .routes(routes!(tokens::redeem))
+        .routes(routes!(log::checkpoint))
+        .routes(routes!(log::key))
+        .routes(routes!(log::inclusion))
+        .routes(routes!(log::consistency))
+        .routes(routes!(admin::list_keys, admin::create_key))
+        .routes(routes!(admin::revoke_key))
+}
+
 pub fn router(app: Arc<App>, config: ServerConfig) -> Router {
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/openapi.json", get(health::openapi))
-        .route("/api/whoami", get(health::whoami))
-        .route(
-            "/api/agent/tasks/{task_id}/requests",
-            post(gate::create_for_task),
-        )
-        .route(
-            "/api/agent/tasks/{task_id}/events",
-            post(gate::add_event).get(gate::list_events),
-        )
-        .route("/api/gate/requests", post(gate::create_sdk))
-        .route("/api/gate/requests/{id}", get(gate::get_request))
-        .route("/api/gate/requests/{id}/review", post(gate::review))
-        .route("/api/decisions", get(gate::list))
-        .route(
-            "/api/decision/{id}/executions",
-            post(executions::record_execution).get(executions::list),
-        )
-        .route(
-            "/api/decision/{id}/outcomes",
-            post(executions::record_outcome),
-        )
-        .route(
-            "/api/gate/requests/{id}/executions",
-            post(executions::record_execution).get(executions::list),
-        )
-        .route(
-            "/api/gate/requests/{id}/outcomes",
-            post(executions::record_outcome),
-        )
-        .route("/api/decide", post(decide::decide))
-        .route("/api/decision/{id}", get(decide::get_record))
-        .route("/api/decision/{id}/review", post(decide::review))
-        .route("/api/decision/{id}/verify", get(decide::verify))
-        .route("/api/decision/{id}/replay", get(decide::replay))
-        .route("/api/decision/{id}/packet", get(decide::packet))
-        .route("/.well-known/jwks.json", get(tokens::jwks))
-        .route("/api/tokens/redeem", post(tokens::redeem))
-        .route("/api/log/checkpoint", get(log::checkpoint))
-        .route("/api/log/key", get(log::key))
-        .route("/api/log/proof/inclusion", get(log::inclusion))
-        .route("/api/log/proof/consistency", get(log::consistency))
-        .route("/api/keys", get(admin::list_keys).post(admin::create_key))
-        .route("/api/keys/{id}", delete(admin::revoke_key))
+    let (routes, _) = documented().split_for_parts();
+    routes
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(config.body_limit))
@@ -95,13 +88,4 @@ fn idempotency_key(
         (Some(h), _) => Ok(Some(h)),
         (None, b) => Ok(b),
     }
-}
-
-/// Review bodies are the same on both API shapes.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReviewBody {
-    decision: gatehouse_core::ReviewChoice,
-    #[serde(default)]
-    comment: Option<String>,
 }

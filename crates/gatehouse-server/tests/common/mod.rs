@@ -2,7 +2,10 @@
 #![allow(dead_code)]
 
 //! In-process test app: a real SQLite store in a temporary directory, the
-//! real policy engine, and the router driven with `oneshot`.
+//! real policy engine, and the router driven with `oneshot`. Every response
+//! is checked against the generated OpenAPI document ([`contract`]).
+
+pub mod contract;
 
 use std::sync::Arc;
 
@@ -141,6 +144,8 @@ impl TestApp {
         } else {
             serde_json::from_slice(&bytes).unwrap_or(Value::Null)
         };
+        let content_type = headers.get("content-type").and_then(|v| v.to_str().ok());
+        contract::check(method, path, status.as_u16(), content_type, &json);
         (status, headers, json)
     }
 }

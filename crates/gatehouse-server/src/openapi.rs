@@ -1,0 +1,87 @@
+//! The OpenAPI 3.1 document, generated from the API types
+//! (`gatehouse-api`) and the routes' annotations. `/openapi.json` serves
+//! it; `gatehouse openapi` prints it; `openapi/gatehouse.json` in the
+//! repository is a copy a test keeps current.
+
+use std::sync::OnceLock;
+
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::OpenApi as Document;
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Gatehouse",
+        description = "A self-hosted decision gate for AI agents and automation: ask before a \
+                       side effect, get allow, reject or pending_review from versioned Cedar \
+                       policies, run only on allow or approved, prove it with a signed approval \
+                       token, and report what ran. Every error is `{\"error\": {\"code\", \
+                       \"message\"}}`; a failure never approves.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    components(schemas(
+        gatehouse_api::ErrorBody,
+        gatehouse_api::ErrorDetail,
+        gatehouse_api::queries::PoliciesParam
+    )),
+    modifiers(&Security),
+    tags(
+        (name = "gate", description = "The Gate API: requests, reads, long-polls, reviews, task events"),
+        (name = "decide", description = "The Decide API: Decision Records v1"),
+        (name = "executions", description = "Execution receipts and outcomes"),
+        (name = "tokens", description = "Signed approval tokens"),
+        (name = "evidence", description = "Replay, verification and Decision Packets"),
+        (name = "log", description = "The transparency log"),
+        (name = "keys", description = "API keys"),
+        (name = "service", description = "Health, readiness, this document"),
+    )
+)]
+struct Base;
+
+/// API keys go in `Authorization: Bearer …` or `x-api-key`.
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, doc: &mut Document) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API key: gh_<id>_<secret>"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "apiKey",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "x-api-key",
+                "An API key: gh_<id>_<secret>",
+            ))),
+        );
+    }
+}
+
+/// The base document the routes add their paths to.
+pub(crate) fn base() -> Document {
+    let mut doc = Base::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    doc
+}
+
+/// The whole document: the base plus every route.
+pub fn document() -> Document {
+    crate::routes::documented().into_openapi()
+}
+
+/// The document as pretty JSON, built once.
+pub fn json() -> &'static str {
+    static JSON: OnceLock<String> = OnceLock::new();
+    JSON.get_or_init(|| {
+        document()
+            .to_pretty_json()
+            .unwrap_or_else(|e| format!("{{\"error\": \"cannot render the document: {e}\"}}"))
+    })
+}
