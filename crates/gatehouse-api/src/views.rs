@@ -5,12 +5,12 @@
 use gatehouse_app::evidence::{Replay, Verdicts};
 use gatehouse_core::decision::rfc3339;
 use gatehouse_core::{
-    Decision, DecisionRecord, Reason, Review, ReviewChoice, Risk, Status, TaskEvent, Verdict,
+    Decision, DecisionRecord, Reason, Review, ReviewChoice, Status, SubmittedRequest, TaskEvent,
+    Verdict,
 };
 use gatehouse_log::entry::LogEntry;
 use gatehouse_log::packet::Check;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 /// The decision's leaf hash in the transparency log, hex: what an
@@ -39,76 +39,6 @@ impl From<&Review> for ReviewView {
             reviewer_name: r.reviewer_name.clone(),
             comment: r.comment.clone(),
             reviewed_at: rfc3339(r.reviewed_at),
-        }
-    }
-}
-
-/// The request as it was submitted, in the Gate API's names; a Decide
-/// request also carries its question and its whole context.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct SubmittedRequest {
-    pub workflow_name: String,
-    pub tool_name: String,
-    pub subject: String,
-    pub risk_level: Risk,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub task_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub task_label: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub preview: Option<String>,
-    #[serde(default)]
-    pub summary: Vec<String>,
-    /// The action's arguments: what the approval token binds.
-    #[serde(default)]
-    pub payload: Map<String, Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub question: Option<String>,
-    /// Decide requests only: the context as submitted (a risk the request
-    /// left out shows as the `medium` it was evaluated with).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub context: Option<Map<String, Value>>,
-}
-
-impl From<&Decision> for SubmittedRequest {
-    fn from(d: &Decision) -> Self {
-        let r = &d.request;
-        // Only the Decide API has a question; its context is the payload
-        // (the guardrail fields) plus the keys that have places of their own.
-        let context = r.question.as_ref().map(|_| {
-            let mut context = r.payload.clone();
-            let mut put = |key: &str, value: Option<Value>| {
-                if let Some(v) = value {
-                    context.insert(key.to_string(), v);
-                }
-            };
-            put("workflow", Some(Value::String(r.agent.clone())));
-            put("requested_action", Some(Value::String(r.action.clone())));
-            put("risk", Some(Value::String(r.risk.as_str().to_string())));
-            put(
-                "source_record_id",
-                r.source_record_id.clone().map(Value::String),
-            );
-            put("owner_rule", r.owner.clone().map(Value::String));
-            put("task_id", r.task_id.clone().map(Value::String));
-            put(
-                "evidence",
-                (!r.evidence.is_empty()).then(|| Value::Array(r.evidence.clone())),
-            );
-            context
-        });
-        SubmittedRequest {
-            workflow_name: r.agent.clone(),
-            tool_name: r.action.clone(),
-            subject: r.subject.clone(),
-            risk_level: r.risk,
-            task_id: r.task_id.clone(),
-            task_label: r.task_label.clone(),
-            preview: r.preview.clone(),
-            summary: r.summary.clone(),
-            payload: r.payload.clone(),
-            question: r.question.clone(),
-            context,
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use gatehouse_core::{Reason, Verdict};
+use gatehouse_core::{Reason, SubmittedRequest, Verdict};
 use gatehouse_log::packet::{
     AuditChain, ChainEntry, Check, Packet, PolicyIntelligence, PolicyText, TokenSummary,
     PACKET_VERSION,
@@ -174,6 +174,7 @@ impl App {
             decision_id: d.id.clone(),
             record: d.record(),
             record_hash: d.record_hash.clone(),
+            request: Some(SubmittedRequest::from(&d)),
             status: d.status.as_str().into(),
             reviews: d
                 .review

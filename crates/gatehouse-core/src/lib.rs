@@ -12,7 +12,8 @@ pub mod request;
 pub mod role;
 
 pub use decision::{
-    Decision, DecisionRecord, Reason, Review, ReviewChoice, Status, TaskEvent, Verdict,
+    Decision, DecisionRecord, Reason, Review, ReviewChoice, Status, SubmittedRequest, TaskEvent,
+    Verdict,
 };
 pub use error::ValidationError;
 pub use request::{action_hash, ActionRequest, Risk};

@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use gatehouse_core::canonical::canonical_sha256_hex;
 use gatehouse_core::execution::{ExecutionReceipt, OutcomeRecord};
-use gatehouse_core::DecisionRecord;
+use gatehouse_core::{DecisionRecord, SubmittedRequest};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
@@ -27,6 +27,10 @@ pub struct Packet {
     pub decision_id: String,
     pub record: DecisionRecord,
     pub record_hash: String,
+    /// The request as submitted (payload, preview, summary, and for the
+    /// Decide API its context); its action is bound by `record.action_hash`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<SubmittedRequest>,
     pub status: String,
     #[serde(default)]
     pub reviews: Vec<Value>,
@@ -217,6 +221,25 @@ pub fn verify(packet: &Packet, log_key: &str) -> Vec<Check> {
         packet.record.hash() == packet.record_hash && &packet.record.decision_id == id,
         "the record's canonical SHA-256 equals record_hash",
     );
+
+    // The request shown is the one decided: its action hashes to the
+    // record's action hash, and it names the record's workflow and subject.
+    if let Some(r) = &packet.request {
+        let hash = gatehouse_core::action_hash(&r.tool_name, &r.subject, &r.payload);
+        let bound = hash == packet.record.action_hash
+            && r.workflow_name == packet.record.workflow
+            && r.subject == packet.record.subject;
+        check(
+            &mut checks,
+            "request_binding",
+            bound,
+            if bound {
+                "the request's action hashes to the record's action_hash".to_string()
+            } else {
+                format!("the request's action hashes to {hash}, not the record's")
+            },
+        );
+    }
 
     // One action hash everywhere: decision, token, receipts.
     let approved = packet.record.action_hash.clone();

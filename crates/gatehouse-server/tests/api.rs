@@ -842,3 +842,116 @@ async fn hostile_inputs_never_produce_a_server_error() {
         }
     }
 }
+
+/// Whoever may read a decision sees the request as submitted: a reviewer
+/// never approves blind.
+#[tokio::test]
+async fn readers_see_the_whole_request_as_submitted() {
+    let app = app().await;
+    let body = seed_gate_body();
+    let (_, created) = app
+        .call(
+            "POST",
+            "/api/agent/tasks/t-42/requests",
+            Some(&app.agent),
+            Some(body.clone()),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap();
+    let (_, gate) = app
+        .call(
+            "GET",
+            &format!("/api/gate/requests/{id}"),
+            Some(&app.reviewer),
+            None,
+        )
+        .await;
+    for field in ["payload", "preview", "task_label", "summary"] {
+        assert_eq!(gate[field], body[field], "{field}");
+    }
+    let (_, record) = app
+        .call(
+            "GET",
+            &format!("/api/decision/{id}"),
+            Some(&app.reviewer),
+            None,
+        )
+        .await;
+    assert_eq!(record["request"]["payload"], body["payload"]);
+    assert_eq!(record["request"]["task_id"], "t-42");
+    assert!(
+        record["request"].get("context").is_none(),
+        "a Gate request has no Decide context"
+    );
+
+    let decide = json!({"question": "Approve the discount?", "mode": "single", "context": {
+        "workflow": "billing_discount_gate", "requested_action": "apply_discount",
+        "source_record_id": "sub_1", "owner_rule": "verified", "discount_percent": 15,
+        "margin_floor": "passed", "evidence": ["OWNER_RULE_VERIFIED"], "risk": "high"}});
+    let (_, record) = app
+        .call(
+            "POST",
+            "/api/decide",
+            Some(&app.agent),
+            Some(decide.clone()),
+        )
+        .await;
+    let id = record["decision_id"].as_str().unwrap();
+    let (_, gate) = app
+        .call(
+            "GET",
+            &format!("/api/gate/requests/{id}"),
+            Some(&app.auditor),
+            None,
+        )
+        .await;
+    assert_eq!(
+        gate["context"], decide["context"],
+        "the Decide context, whole"
+    );
+    assert_eq!(gate["question"], decide["question"]);
+    assert_eq!(
+        gate["payload"],
+        json!({"discount_percent": 15, "margin_floor": "passed"})
+    );
+}
+
+/// The packet carries the request as submitted, and the verifier checks it
+/// is the request that was decided.
+#[tokio::test]
+async fn the_packet_carries_the_request_and_binds_it() {
+    let app = app().await;
+    let (_, created) = app
+        .call(
+            "POST",
+            "/api/agent/tasks/t/requests",
+            Some(&app.agent),
+            Some(seed_gate_body()),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap();
+    let (_, packet) = app
+        .call(
+            "GET",
+            &format!("/api/decision/{id}/packet"),
+            Some(&app.auditor),
+            None,
+        )
+        .await;
+    assert_eq!(packet["request"]["payload"], seed_gate_body()["payload"]);
+    let key = app.store.log_verifier_key().to_string();
+    let mut parsed: gatehouse_log::packet::Packet = serde_json::from_value(packet).unwrap();
+    let checks = gatehouse_log::packet::verify(&parsed, &key);
+    assert!(checks.iter().all(|c| c.ok), "{checks:?}");
+    assert!(checks.iter().any(|c| c.name == "request_binding"));
+    // A payload shown to an auditor other than the one decided is caught.
+    let request = parsed.request.as_mut().unwrap();
+    request.payload.insert("amount".into(), json!(5));
+    let parsed = parsed.seal();
+    let failed: Vec<_> = gatehouse_log::packet::verify(&parsed, &key)
+        .into_iter()
+        .filter(|c| !c.ok)
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(failed, vec!["request_binding"]);
+}

@@ -203,3 +203,102 @@ async fn an_execution_not_bound_to_the_approved_action_is_refused_and_flagged() 
         .unwrap()
         .contains("pending_review"));
 }
+
+/// The action object a redemption takes is accepted by the receipt
+/// endpoints too, with the whole approval token instead of its id; a token
+/// of another decision is refused like any unbound receipt.
+#[tokio::test]
+async fn a_receipt_takes_the_redeem_shape_and_the_whole_token() {
+    let app = app().await;
+    let body = low_risk();
+    let create = |body: Value| {
+        let app = &app;
+        async move {
+            app.call(
+                "POST",
+                "/api/agent/tasks/t/requests",
+                Some(&app.agent),
+                Some(body),
+            )
+            .await
+            .1
+        }
+    };
+    let d = create(body.clone()).await;
+    let (id, token) = (
+        d["id"].as_str().unwrap(),
+        d["approval_token"].as_str().unwrap(),
+    );
+    let action = json!({"tool_name": body["tool_name"], "subject": body["subject"], "payload": body["payload"]});
+    // Redeem first, exactly as an executor does, then report with the same object.
+    let (status, redeemed) = app
+        .call(
+            "POST",
+            "/api/tokens/redeem",
+            Some(&app.agent),
+            Some(json!({"token": token, "action": action})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{redeemed}");
+    let receipt = json!({
+        "target_system": "stripe", "target_object": "re_1", "mutation": "create_refund",
+        "executor": "billing-worker", "token": token, "action": action
+    });
+    let (status, created) = app
+        .call(
+            "POST",
+            &format!("/api/gate/requests/{id}/executions"),
+            Some(&app.agent),
+            Some(receipt.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["receipt"]["token_jti"], redeemed["jti"]);
+    assert_eq!(created["receipt"]["action_hash"], redeemed["action_hash"]);
+
+    // Another decision's token names the wrong decision: refused and flagged.
+    let other = create(body.clone()).await;
+    let mut wrong = receipt;
+    wrong["token"] = other["approval_token"].clone();
+    let (status, refused) = app
+        .call(
+            "POST",
+            &format!("/api/decision/{id}/executions"),
+            Some(&app.agent),
+            Some(wrong),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert_eq!(refused["error"]["code"], "execution_refused");
+    let (_, flagged) = app
+        .call(
+            "GET",
+            &format!("/api/decision/{id}"),
+            Some(&app.agent),
+            None,
+        )
+        .await;
+    let flag = flagged["flagged_for_review"].as_str().unwrap();
+    assert!(
+        flag.contains(&format!(
+            "is for decision {}",
+            other["id"].as_str().unwrap()
+        )),
+        "{flag}"
+    );
+
+    // Both forms at once is a validation error, and nothing is flagged for it.
+    let (status, both) = app
+        .call(
+            "POST",
+            &format!("/api/decision/{}/executions", other["id"].as_str().unwrap()),
+            Some(&app.agent),
+            Some(json!({
+                "target_system": "s", "target_object": "o", "mutation": "m", "executor": "e",
+                "action": action, "subject": "x"
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{both}");
+    assert_eq!(both["error"]["code"], "validation_failed");
+}
