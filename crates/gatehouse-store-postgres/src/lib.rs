@@ -209,7 +209,7 @@ impl PostgresStore {
 #[async_trait]
 impl Store for PostgresStore {
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1")
+        sqlx::query(&gatehouse_store::schema_probe_sql(&gatehouse_store::TABLES))
             .execute(&self.pool)
             .await
             .map_err(backend)?;

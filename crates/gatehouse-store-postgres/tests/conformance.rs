@@ -67,3 +67,22 @@ async fn two_replicas_share_one_log() {
         .unwrap();
     gatehouse_store::conformance::two_writers_share_one_log(Arc::new(a), Arc::new(b)).await;
 }
+
+/// Readiness means the schema is usable: a missing table fails the ping.
+#[tokio::test]
+async fn ping_fails_when_a_table_is_missing() {
+    let schema = TestSchema::create().await;
+    let store = PostgresStore::connect_with(
+        schema.options(),
+        gatehouse_store::conformance::test_signer(),
+    )
+    .await
+    .unwrap();
+    store.ping().await.expect("a fresh schema is ready");
+    let admin = sqlx::PgPool::connect_with(schema.options()).await.unwrap();
+    sqlx::query("DROP TABLE outcomes")
+        .execute(&admin)
+        .await
+        .unwrap();
+    assert!(store.ping().await.is_err(), "a missing table is not ready");
+}

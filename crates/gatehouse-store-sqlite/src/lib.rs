@@ -271,8 +271,16 @@ fn json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
-        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(backend))
-            .await?;
+        self.read(|c| {
+            let mut tables = gatehouse_store::TABLES.to_vec();
+            tables.push("token_key_expiry");
+            // Stepped, not only prepared: a connection compiles against the
+            // schema it last read, and notices a change only when it runs.
+            c.prepare(&gatehouse_store::schema_probe_sql(&tables))
+                .and_then(|mut stmt| stmt.query([])?.next().map(|_| ()))
+                .map_err(backend)
+        })
+        .await?;
         self.writer.run(|_| Ok(())).await
     }
 
@@ -874,6 +882,20 @@ mod tests {
             !by_task.contains("TEMP B-TREE"),
             "sorts in memory: {by_task}"
         );
+    }
+
+    /// Readiness means the schema is usable: a missing table fails the ping.
+    #[tokio::test]
+    async fn ping_fails_when_a_table_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            SqliteStore::open(dir.path(), gatehouse_store::conformance::test_signer()).unwrap();
+        store.ping().await.expect("a fresh database is ready");
+        Connection::open(dir.path().join(DB_FILE))
+            .unwrap()
+            .execute_batch("DROP TABLE outcomes")
+            .unwrap();
+        assert!(store.ping().await.is_err(), "a missing table is not ready");
     }
 
     /// A log written before migration 0007 keeps its stored hashes in

@@ -38,6 +38,34 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// The tables both backends keep. A store is usable only while every one
+/// of them exists (see [`schema_probe_sql`]).
+pub const TABLES: [&str; 12] = [
+    "decisions",
+    "events",
+    "policy_versions",
+    "api_keys",
+    "log_entries",
+    "log_hashes",
+    "checkpoints",
+    "approval_tokens",
+    "token_redemptions",
+    "executions",
+    "outcomes",
+    "token_keys",
+];
+
+/// One statement that reads no row but fails unless every table in
+/// `tables` exists: readiness means the schema is usable, not just that
+/// the database answers. Valid SQL for SQLite and PostgreSQL alike.
+pub fn schema_probe_sql(tables: &[&str]) -> String {
+    tables
+        .iter()
+        .map(|t| format!("SELECT 1 FROM {t} WHERE 1 = 0"))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
+}
+
 /// Rebuilds a decision from its stored columns. Every backend keeps the
 /// decision as first written in `body`, and the mutable state (status,
 /// review, resolution time) in columns of its own.
@@ -65,7 +93,8 @@ pub fn decision_from_columns(
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Cheap round trip to the database, for `/readyz`.
+    /// Cheap round trip to the database that also fails when a table of the
+    /// schema is missing, for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;
 
     /// Stores a new decision. With an idempotency key, a second call with the

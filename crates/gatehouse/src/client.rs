@@ -4,6 +4,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use gatehouse_api::views::{DecisionList, GateView};
+use gatehouse_api::ErrorBody;
+use serde::de::DeserializeOwned;
 use serde_json::{json, Map, Value};
 
 use crate::cli::{DecisionsCommand, RemoteArgs, RequestArgs, ReviewCommand};
@@ -36,9 +39,14 @@ impl Client {
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
-            let code = body["error"]["code"].as_str().unwrap_or("unknown");
-            let message = body["error"]["message"].as_str().unwrap_or("no message");
-            bail!("server answered {status}: {code}: {message}");
+            match serde_json::from_value::<ErrorBody>(body) {
+                Ok(e) => bail!(
+                    "server answered {status}: {}: {}",
+                    e.error.code,
+                    e.error.message
+                ),
+                Err(_) => bail!("server answered {status} without an error body"),
+            }
         }
         Ok(body)
     }
@@ -125,39 +133,54 @@ pub async fn request(args: RequestArgs) -> ExitCode {
     }
 }
 
+/// The response as the API type, keeping the raw JSON for `--json`.
+fn typed<T: DeserializeOwned>(raw: &Value) -> Result<T> {
+    serde_json::from_value(raw.clone()).context("the server's answer is not the documented shape")
+}
+
 async fn request_inner(args: &RequestArgs) -> Result<ExitCode> {
     let (task, body) = build_request_body(args)?;
     let client = Client::new(&args.remote)?;
-    let mut decision = client
+    let mut raw = client
         .post(&format!("/api/agent/tasks/{task}/requests"), &body)
         .await?;
+    let mut decision: GateView = typed(&raw)?;
     if let Some(total) = args.wait {
+        if decision.status == gatehouse_core::Status::PendingReview {
+            // Say at once what is being waited for, so a CI log shows the
+            // decision id a reviewer needs while the step is still waiting.
+            eprintln!(
+                "{} {} (waiting up to {total} s)",
+                decision.id,
+                decision.status.as_str()
+            );
+            for reason in &decision.reasons {
+                eprintln!("  - {reason}");
+            }
+        }
         let started = Instant::now();
-        let id = decision["id"]
-            .as_str()
-            .context("response has no id")?
-            .to_string();
-        while decision["status"] == "pending_review" {
+        while decision.status == gatehouse_core::Status::PendingReview {
             let left = Duration::from_secs(total).saturating_sub(started.elapsed());
             if left.is_zero() {
                 break;
             }
             let wait = left.as_secs().clamp(1, 60);
-            decision = client
-                .get(&format!("/api/gate/requests/{id}?wait={wait}"))
+            raw = client
+                .get(&format!("/api/gate/requests/{}?wait={wait}", decision.id))
                 .await?;
+            decision = typed(&raw)?;
         }
     }
-    let status = decision["status"].as_str().unwrap_or("unknown").to_string();
+    let status = decision.status.as_str();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&decision)?);
+        println!("{}", serde_json::to_string_pretty(&raw)?);
     } else {
-        println!("{} {}", decision["id"].as_str().unwrap_or("?"), status);
-        for reason in decision["reasons"].as_array().into_iter().flatten() {
-            println!("  - {}", reason.as_str().unwrap_or_default());
+        println!("{} {}", decision.id, status);
+        for reason in &decision.reasons {
+            println!("  - {reason}");
         }
     }
-    Ok(match status.as_str() {
+    Ok(match status {
         "allow" | "approved" => ExitCode::SUCCESS,
         "reject" | "rejected" | "expired" => ExitCode::from(1),
         _ => {
@@ -182,10 +205,12 @@ pub async fn review(cmd: ReviewCommand) -> Result<()> {
     };
     let client = Client::new(&remote)?;
     let body = json!({"decision": decision, "comment": comment});
-    let result = client
-        .post(&format!("/api/gate/requests/{id}/review"), &body)
-        .await?;
-    println!("{} {}", id, result["status"].as_str().unwrap_or("?"));
+    let result: GateView = typed(
+        &client
+            .post(&format!("/api/gate/requests/{id}/review"), &body)
+            .await?,
+    )?;
+    println!("{} {}", id, result.status.as_str());
     Ok(())
 }
 
@@ -205,21 +230,23 @@ pub async fn decisions(cmd: DecisionsCommand) -> Result<()> {
             if let Some(t) = task {
                 query.push(format!("task_id={t}"));
             }
-            let list = client
-                .get(&format!("/api/decisions?{}", query.join("&")))
-                .await?;
+            let list: DecisionList = typed(
+                &client
+                    .get(&format!("/api/decisions?{}", query.join("&")))
+                    .await?,
+            )?;
             println!(
                 "{:<32} {:<15} {:<20} {:<7} SUBJECT",
                 "ID", "STATUS", "TOOL", "RISK"
             );
-            for d in list["items"].as_array().into_iter().flatten() {
+            for d in &list.items {
                 println!(
                     "{:<32} {:<15} {:<20} {:<7} {}",
-                    d["id"].as_str().unwrap_or_default(),
-                    d["status"].as_str().unwrap_or_default(),
-                    d["tool_name"].as_str().unwrap_or_default(),
-                    d["risk_level"].as_str().unwrap_or_default(),
-                    d["subject"].as_str().unwrap_or_default()
+                    d.id,
+                    d.status.as_str(),
+                    d.request.tool_name,
+                    d.request.risk_level.as_str(),
+                    d.request.subject
                 );
             }
         }

@@ -564,6 +564,102 @@ fn request_command_exit_codes_gate_a_ci_step() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("unauthorized"));
 }
 
+/// `request --wait` says at once which decision it waits for (on stderr),
+/// so a reviewer can act on the id while the CI step is still waiting.
+#[test]
+fn request_wait_names_the_decision_before_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_string();
+    let storage = ["--data", data.as_str()];
+    let agent = create_key(&storage, "agent");
+    let reviewer = create_key(&storage, "reviewer");
+    let server = Server::start(&storage, &[]);
+    let mut child = gatehouse(&[
+        "request",
+        "--url",
+        &server.url,
+        "--workflow",
+        "GitHub Actions",
+        "--tool",
+        "deploy_production",
+        "--subject",
+        "main",
+        "--risk",
+        "high",
+        "--wait",
+        "60",
+    ])
+    .env("GATEHOUSE_API_KEY", &agent)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    stderr.read_line(&mut first).unwrap();
+    assert!(first.contains("pending_review"), "{first}");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "still waiting after printing"
+    );
+    let id = first.split_whitespace().next().unwrap();
+    assert!(id.starts_with("dec_"), "{first}");
+    let (status, _) = call(
+        "POST",
+        &format!("{}/api/gate/requests/{id}/review", server.url),
+        Some(&reviewer),
+        Some(json!({"decision": "approve"})),
+    );
+    assert_eq!(status, 200);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("approved"));
+}
+
+/// SIGTERM answers open long-polls at once with the current state instead
+/// of holding the shutdown for up to a minute.
+#[test]
+fn sigterm_ends_open_long_polls_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_string();
+    let storage = ["--data", data.as_str()];
+    let agent = create_key(&storage, "agent");
+    let mut server = Server::start(&storage, &[]);
+    let (_, pending) = call(
+        "POST",
+        &format!("{}/api/agent/tasks/t/requests", server.url),
+        Some(&agent),
+        Some(deploy_body()),
+    );
+    let poll = format!(
+        "{}/api/gate/requests/{}?wait=60",
+        server.url,
+        pending["id"].as_str().unwrap()
+    );
+    let waiter = std::thread::spawn(move || {
+        let started = Instant::now();
+        let answer = call("GET", &poll, Some(&agent), None);
+        (answer, started.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let ((status, body), waited) = waiter.join().unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "pending_review");
+    assert!(
+        waited < Duration::from_secs(10),
+        "the poll waited {waited:?}"
+    );
+    let exit = server.child.wait().unwrap();
+    assert!(exit.success(), "a graceful stop exits 0: {exit:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
 #[test]
 fn seed_scenario_policies_served_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
