@@ -19,7 +19,10 @@ use gatehouse_store::{CreateOutcome, NewDecision, StoreError, StoreResult};
 use sqlx::{PgConnection, PgExecutor, PgPool};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{backend, decision_from_row, json, log, DECISION_COLUMNS};
+use gatehouse_store::sql::{decision_from_row, DECISION_COLUMNS};
+
+use crate::log;
+use crate::rows::{backend, json, Cols};
 
 mod insert;
 
@@ -288,7 +291,7 @@ async fn existing_by_key<'c>(
         .await
         .map_err(backend)?;
     for row in rows {
-        let d = decision_from_row(&row)?;
+        let d = decision_from_row(&Cols(&row))?;
         if let Some(key) = d.idempotency_key.clone() {
             found.insert((d.created_by.clone(), key), d);
         }
@@ -365,7 +368,8 @@ mod tests {
     use gatehouse_store::conformance::{
         assert_checkpoint_covers_every_leaf, sample_decision, test_signer,
     };
-    use gatehouse_store::{CreateOutcome, Store};
+    use gatehouse_store::prelude::*;
+    use gatehouse_store::CreateOutcome;
     use time::OffsetDateTime;
 
     use crate::testing::TestSchema;

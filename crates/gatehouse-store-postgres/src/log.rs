@@ -20,7 +20,7 @@ use gatehouse_store::{StoreError, StoreResult};
 use sqlx::{PgConnection, Row};
 use time::OffsetDateTime;
 
-use crate::backend;
+use crate::rows::backend;
 
 /// An arbitrary constant naming the log's advisory lock.
 pub(crate) const LOG_LOCK: i64 = 0x6761_7465_686f_7573; // "gatehous"

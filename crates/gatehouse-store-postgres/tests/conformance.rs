@@ -1,3 +1,4 @@
+use gatehouse_store::prelude::*;
 use std::sync::Arc;
 
 use gatehouse_store::{conformance_tests, Store};

@@ -5,12 +5,12 @@
 //!
 //!   cargo bench -p gatehouse-store-sqlite --bench proofs [-- SIZES...]
 
+use gatehouse_store::prelude::*;
 use std::time::Instant;
 
 use gatehouse_log::proof::{leaf_hash, verify_inclusion};
 use gatehouse_log::tree::{Op, Output};
 use gatehouse_log::Hash;
-use gatehouse_store::Store;
 use gatehouse_store_sqlite::SqliteStore;
 
 fn build(dir: &std::path::Path, n: u64) -> Hash {

@@ -13,7 +13,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use time::OffsetDateTime;
 
 use crate::rows::backend;
-use crate::writer::Tx;
+use crate::tx::Tx;
 
 pub fn size(conn: &Connection) -> StoreResult<u64> {
     conn.prepare_cached("SELECT COALESCE(MAX(idx) + 1, 0) FROM log_entries")

@@ -1,49 +1,86 @@
-//! Row ↔ domain conversions shared by the reader and the writer.
+//! Rows through the shared mapping (`gatehouse_store::sql`), and the small
+//! query helpers every capability uses.
 
-use gatehouse_core::decision::from_unix_millis;
-use gatehouse_core::Decision;
-use gatehouse_store::{decision_from_columns, ApiKey, Role, StoreError, StoreResult};
-use rusqlite::Row;
-
-pub const DECISION_COLUMNS: &str = "body, status, review, resolved_at_ms, log_index, flag_reason";
+use gatehouse_store::sql::Columns;
+use gatehouse_store::{StoreError, StoreResult};
+use rusqlite::{Connection, Params, Row};
 
 pub fn backend(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
-fn corrupt(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(e.to_string())
+pub fn json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-pub fn decision_from_row(row: &Row<'_>) -> rusqlite::Result<StoreResult<Decision>> {
-    let body: String = row.get(0)?;
-    let status: String = row.get(1)?;
-    let review: Option<String> = row.get(2)?;
-    let resolved_at: Option<i64> = row.get(3)?;
-    let log_index: Option<i64> = row.get(4)?;
-    let flag: Option<String> = row.get(5)?;
-    Ok(decision_from_columns(
-        &body,
-        &status,
-        review.as_deref(),
-        resolved_at,
-        log_index,
-        flag,
-    ))
+/// A row as the shared row mapping reads it.
+pub struct Cols<'a, 'b>(pub &'a Row<'b>);
+
+impl Columns for Cols<'_, '_> {
+    fn text(&self, i: usize) -> StoreResult<String> {
+        self.0.get(i).map_err(backend)
+    }
+    fn opt_text(&self, i: usize) -> StoreResult<Option<String>> {
+        self.0.get(i).map_err(backend)
+    }
+    fn int(&self, i: usize) -> StoreResult<i64> {
+        self.0.get(i).map_err(backend)
+    }
+    fn opt_int(&self, i: usize) -> StoreResult<Option<i64>> {
+        self.0.get(i).map_err(backend)
+    }
+    fn blob(&self, i: usize) -> StoreResult<Vec<u8>> {
+        self.0.get(i).map_err(backend)
+    }
 }
 
-pub fn key_from_row(row: &Row<'_>) -> rusqlite::Result<StoreResult<ApiKey>> {
-    let role: String = row.get(2)?;
-    let key = ApiKey {
-        id: row.get(0)?,
-        name: row.get(1)?,
-        role: Role::Agent,
-        secret_hash: row.get(3)?,
-        created_at: from_unix_millis(row.get(4)?),
-        revoked_at: row.get::<_, Option<i64>>(5)?.map(from_unix_millis),
-    };
-    Ok(match Role::parse(&role) {
-        Some(role) => Ok(ApiKey { role, ..key }),
-        None => Err(corrupt(format!("role {role:?}"))),
+/// Every row `sql` selects, through `map`.
+pub fn query_all<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+    map: impl Fn(&dyn Columns) -> StoreResult<T>,
+) -> StoreResult<Vec<T>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
+    let mut rows = stmt.query(params).map_err(backend)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(backend)? {
+        out.push(map(&Cols(row))?);
+    }
+    Ok(out)
+}
+
+/// The first row `sql` selects, if any, through `map`.
+pub fn query_one<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+    map: impl Fn(&dyn Columns) -> StoreResult<T>,
+) -> StoreResult<Option<T>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
+    let mut rows = stmt.query(params).map_err(backend)?;
+    rows.next()
+        .map_err(backend)?
+        .map(|r| map(&Cols(r)))
+        .transpose()
+}
+
+/// JSON bodies (the first column) selected by one id parameter, decoded.
+pub fn bodies<T: serde::de::DeserializeOwned>(
+    conn: &Connection,
+    sql: &str,
+    id: &str,
+) -> StoreResult<Vec<T>> {
+    query_all(conn, sql, [id], |r| {
+        serde_json::from_str(&r.text(0)?).map_err(|e| StoreError::Corrupt(e.to_string()))
     })
+}
+
+/// `(index, leaf bytes)` rows of the log.
+pub fn leaves(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+) -> StoreResult<Vec<(u64, Vec<u8>)>> {
+    query_all(conn, sql, params, |r| Ok((r.int(0)? as u64, r.blob(1)?)))
 }

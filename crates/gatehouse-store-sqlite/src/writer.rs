@@ -1,7 +1,5 @@
 //! The single writer thread and its group commit.
 
-use std::cell::{Cell, RefCell};
-use std::ops::Deref;
 use std::sync::mpsc;
 use std::sync::Arc;
 
@@ -10,6 +8,8 @@ use gatehouse_log::frontier::Frontier;
 use gatehouse_store::{StoreError, StoreResult};
 use rusqlite::Connection;
 use tokio::sync::oneshot;
+
+use crate::tx::Tx;
 
 /// How many waiting jobs one transaction may take; bounds commit latency.
 const MAX_BATCH: usize = 1024;
@@ -23,24 +23,6 @@ const GATHER_GAP: std::time::Duration = std::time::Duration::from_micros(100);
 /// checkpoint signed in the batch if it appended to the log.
 type Reply = Box<dyn FnOnce(StoreResult<Option<Arc<str>>>) + Send>;
 type Job = Box<dyn FnOnce(&Tx) -> Reply + Send>;
-
-/// What a job sees: the writer's connection inside the batch's transaction
-/// (through `Deref`) and the log's in-memory right edge, which
-/// [`crate::log::append`] extends.
-pub struct Tx<'a> {
-    conn: &'a Connection,
-    pub(crate) log: RefCell<Frontier>,
-    /// Set when a job without a savepoint failed after writing: only
-    /// rolling back the whole batch can undo its writes.
-    poisoned: Cell<bool>,
-}
-
-impl Deref for Tx<'_> {
-    type Target = Connection;
-    fn deref(&self) -> &Connection {
-        self.conn
-    }
-}
 
 pub struct Writer {
     jobs: mpsc::Sender<Job>,
@@ -201,11 +183,7 @@ fn run_writer(conn: Connection, rx: mpsc::Receiver<Job>, signer: &LogSigner) {
             }
         };
         let size_before = frontier.size();
-        let t = Tx {
-            conn: &conn,
-            log: RefCell::new(frontier),
-            poisoned: Cell::new(false),
-        };
+        let t = Tx::new(&conn, frontier);
         let replies: Vec<Reply> = batch.into_iter().map(|job| job(&t)).collect();
         let poisoned = t.poisoned.get();
         let frontier = t.log.into_inner();

@@ -8,7 +8,8 @@ use sqlx::{PgExecutor, Row};
 use time::OffsetDateTime;
 
 use super::Job;
-use crate::{backend, log};
+use crate::log;
+use crate::rows::backend;
 
 /// The rows of a batch's new decisions and tokens, column by column.
 #[derive(Default)]
@@ -92,7 +93,7 @@ pub(super) enum Written {
 /// already: the caller's mistake, not the database's. On the log's tables it
 /// means another writer took those indexes first.
 fn refused(e: sqlx::Error) -> StoreResult<Written> {
-    if !crate::is_unique_violation(&e) {
+    if !crate::rows::is_unique_violation(&e) {
         return Err(backend(e));
     }
     let table = match &e {

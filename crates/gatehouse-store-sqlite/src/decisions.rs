@@ -1,0 +1,165 @@
+//! Storing and reading decisions.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use gatehouse_core::decision::to_unix_millis;
+use gatehouse_core::Decision;
+use gatehouse_store::sql::{decision_from_row, list_decisions_sql, Dialect, DECISION_COLUMNS};
+use gatehouse_store::{
+    CreateOutcome, DecisionQuery, DecisionStore, NewDecision, StoreError, StoreResult,
+};
+use rusqlite::{params, Connection};
+
+use crate::rows::{backend, json, query_all, query_one};
+use crate::tokens::insert_token;
+use crate::{log, SqliteStore};
+
+pub(crate) fn find_decision(conn: &Connection, id: &str) -> StoreResult<Option<Decision>> {
+    let sql = format!("SELECT {DECISION_COLUMNS} FROM decisions WHERE id = ?1");
+    query_one(conn, &sql, [id], decision_from_row)
+}
+
+#[async_trait]
+impl DecisionStore for SqliteStore {
+    async fn insert_decision(&self, new: Arc<NewDecision>) -> StoreResult<CreateOutcome> {
+        // Serialised here, off the single writer thread.
+        let body = json(&new.decision)?;
+        let (outcome, checkpoint) = self
+            .writer
+            .run_logged_unguarded(move |conn| {
+                let NewDecision {
+                    decision: d,
+                    leaf,
+                    token,
+                } = &*new;
+                if let Some(key) = &d.idempotency_key {
+                    let sql = format!(
+                        "SELECT {DECISION_COLUMNS} FROM decisions WHERE created_by = ?1 AND idempotency_key = ?2"
+                    );
+                    if let Some(existing) =
+                        query_one(conn, &sql, params![d.created_by, key], decision_from_row)?
+                    {
+                        return Ok(CreateOutcome::Existing(Box::new(existing)));
+                    }
+                }
+                // The decision goes first, at the index its entry will take:
+                // if it is refused, nothing has been written (this job has no
+                // savepoint), and if anything after it fails, the writer rolls
+                // back the whole batch.
+                let log_index = conn.log.borrow().size();
+                let inserted = conn
+                    .prepare_cached(
+                        "INSERT INTO decisions (id, created_by, idempotency_key, task_id, status, deadline_ms, created_at_ms, body, log_index)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    )
+                    .map_err(backend)?
+                    .execute(params![
+                        d.id,
+                        d.created_by,
+                        d.idempotency_key,
+                        d.request.task_id,
+                        d.status.as_str(),
+                        d.deadline.map(to_unix_millis),
+                        to_unix_millis(d.created_at),
+                        body,
+                        log_index as i64
+                    ]);
+                match inserted {
+                    Ok(_) => {
+                        if log::append_leaf(conn, leaf)? != log_index {
+                            return Err(StoreError::Corrupt("log index moved mid-job".into()));
+                        }
+                        if let Some((t, leaf)) = token {
+                            insert_token(conn, t)?;
+                            log::append_leaf(conn, leaf)?;
+                        }
+                        Ok(CreateOutcome::Created {
+                            log_index,
+                            checkpoint: None,
+                        })
+                    }
+                    Err(rusqlite::Error::SqliteFailure(e, _))
+                        if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                    {
+                        Err(StoreError::Duplicate)
+                    }
+                    Err(e) => Err(backend(e)),
+                }
+            })
+            .await?;
+        Ok(match outcome {
+            CreateOutcome::Created { log_index, .. } => CreateOutcome::Created {
+                log_index,
+                checkpoint: checkpoint.map(|c| c.to_string()),
+            },
+            existing => existing,
+        })
+    }
+
+    async fn get_decision(&self, id: &str) -> StoreResult<Option<Decision>> {
+        let id = id.to_string();
+        self.read(move |c| find_decision(c, &id)).await
+    }
+
+    async fn list_decisions(&self, query: &DecisionQuery) -> StoreResult<Vec<Decision>> {
+        let q = query.clone();
+        self.read(move |c| {
+            let mut args: Vec<&dyn rusqlite::ToSql> = Vec::new();
+            let filters = q.filters();
+            for (_, value) in &filters {
+                args.push(value);
+            }
+            args.push(&q.limit);
+            let sql = list_decisions_sql(&q, Dialect::Sqlite);
+            query_all(c, &sql, args.as_slice(), decision_from_row)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use gatehouse_core::Status;
+    use gatehouse_store::sql::{list_decisions_sql, Dialect};
+    use gatehouse_store::DecisionQuery;
+    use rusqlite::Connection;
+
+    use crate::tests::fresh_database;
+
+    #[test]
+    fn decision_lists_use_the_status_and_task_indexes() {
+        let (_dir, path) = fresh_database();
+        let conn = Connection::open(path).unwrap();
+        let plan = |q: DecisionQuery| -> String {
+            let filters = q.filters();
+            let mut args: Vec<&dyn rusqlite::ToSql> = filters
+                .iter()
+                .map(|(_, v)| v as &dyn rusqlite::ToSql)
+                .collect();
+            args.push(&q.limit);
+            let sql = list_decisions_sql(&q, Dialect::Sqlite);
+            conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap()
+                .query_map(args.as_slice(), |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap()
+                .join("; ")
+        };
+        let query = |status: Option<Status>, task: Option<&str>| DecisionQuery {
+            status,
+            task_id: task.map(str::to_string),
+            before: Some("dec_zzz".into()),
+            limit: 50,
+        };
+        let by_status = plan(query(Some(Status::PendingReview), None));
+        assert!(by_status.contains("decisions_status"), "{by_status}");
+        let by_task = plan(query(None, Some("task_1")));
+        assert!(by_task.contains("decisions_task"), "{by_task}");
+        assert!(
+            !by_task.contains("TEMP B-TREE"),
+            "sorts in memory: {by_task}"
+        );
+    }
+}

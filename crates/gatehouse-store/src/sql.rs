@@ -1,0 +1,213 @@
+//! What both backends compute the same way, written once: column lists,
+//! row mapping, the decision list query, and the review rule. The two
+//! differ only in how they spell bind parameters ([`Dialect`]) and how a
+//! row hands out its columns ([`Columns`]).
+
+use gatehouse_core::decision::from_unix_millis;
+use gatehouse_core::execution::{ExecutionReceipt, OutcomeRecord};
+use gatehouse_core::{Decision, Review, Role, Status};
+use gatehouse_log::entry::LogEntry;
+use time::OffsetDateTime;
+
+use crate::{ApiKey, DecisionQuery, IssuedToken, PolicyVersion, StoreError, StoreResult};
+
+/// A decision as first written (`body`) and its mutable state.
+pub const DECISION_COLUMNS: &str = "body, status, review, resolved_at_ms, log_index, flag_reason";
+pub const KEY_COLUMNS: &str = "id, name, role, secret_hash, created_at_ms, revoked_at_ms";
+pub const TOKEN_COLUMNS: &str = "decision_id, jti, kid, token, expires_at_ms, created_at_ms";
+pub const POLICY_VERSION_COLUMNS: &str = "version, files_json, first_used_at_ms";
+
+/// How a backend spells the n-th (1-based) bind parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    pub fn param(self, n: usize) -> String {
+        match self {
+            Dialect::Sqlite => format!("?{n}"),
+            Dialect::Postgres => format!("${n}"),
+        }
+    }
+}
+
+/// A row's columns by position, as a backend's driver hands them out.
+pub trait Columns {
+    fn text(&self, i: usize) -> StoreResult<String>;
+    fn opt_text(&self, i: usize) -> StoreResult<Option<String>>;
+    fn int(&self, i: usize) -> StoreResult<i64>;
+    fn opt_int(&self, i: usize) -> StoreResult<Option<i64>>;
+    fn blob(&self, i: usize) -> StoreResult<Vec<u8>>;
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+/// A decision from a row of [`DECISION_COLUMNS`]: the body as first
+/// written, with the mutable state from its own columns.
+pub fn decision_from_row(row: &dyn Columns) -> StoreResult<Decision> {
+    let mut d: Decision = serde_json::from_str(&row.text(0)?).map_err(corrupt)?;
+    let status = row.text(1)?;
+    d.status = Status::parse(&status).ok_or_else(|| corrupt(format!("status {status:?}")))?;
+    d.review = row
+        .opt_text(2)?
+        .map(|r| serde_json::from_str::<Review>(&r))
+        .transpose()
+        .map_err(corrupt)?;
+    d.resolved_at = row.opt_int(3)?.map(from_unix_millis);
+    d.log_index = row.opt_int(4)?.map(|i| i as u64);
+    d.flag = row.opt_text(5)?;
+    Ok(d)
+}
+
+/// A key from a row of [`KEY_COLUMNS`].
+pub fn key_from_row(row: &dyn Columns) -> StoreResult<ApiKey> {
+    let role = row.text(2)?;
+    Ok(ApiKey {
+        id: row.text(0)?,
+        name: row.text(1)?,
+        role: Role::parse(&role).ok_or_else(|| corrupt(format!("role {role:?}")))?,
+        secret_hash: row.blob(3)?,
+        created_at: from_unix_millis(row.int(4)?),
+        revoked_at: row.opt_int(5)?.map(from_unix_millis),
+    })
+}
+
+/// A token from a row of [`TOKEN_COLUMNS`].
+pub fn token_from_row(row: &dyn Columns) -> StoreResult<IssuedToken> {
+    Ok(IssuedToken {
+        decision_id: row.text(0)?,
+        jti: row.text(1)?,
+        kid: row.text(2)?,
+        token: row.text(3)?,
+        expires_at: from_unix_millis(row.int(4)?),
+        created_at: from_unix_millis(row.int(5)?),
+    })
+}
+
+/// A policy version from a row of [`POLICY_VERSION_COLUMNS`].
+pub fn policy_version_from_row(row: &dyn Columns) -> StoreResult<PolicyVersion> {
+    Ok(PolicyVersion {
+        version: row.text(0)?,
+        files_json: row.text(1)?,
+        first_used_at: from_unix_millis(row.int(2)?),
+    })
+}
+
+/// The decision list for the filters `query` sets (see
+/// [`DecisionQuery::filters`]), newest first. Bind the filters' values in
+/// order, then the limit.
+pub fn list_decisions_sql(query: &DecisionQuery, dialect: Dialect) -> String {
+    let filters = query.filters();
+    let mut sql = format!("SELECT {DECISION_COLUMNS} FROM decisions WHERE 1 = 1");
+    for (i, (condition, _)) in filters.iter().enumerate() {
+        sql.push_str(&format!(" AND {condition} {}", dialect.param(i + 1)));
+    }
+    sql.push_str(&format!(
+        " ORDER BY id DESC LIMIT {}",
+        dialect.param(filters.len() + 1)
+    ));
+    sql
+}
+
+/// Applies a review in one conditional statement, atomically on either
+/// backend: only a pending decision whose deadline (if any) is after the
+/// review's time changes. Binds: id, the resulting status, the review as
+/// JSON, the review's time in ms. Returns the row as [`DECISION_COLUMNS`].
+pub fn review_sql(dialect: Dialect) -> String {
+    let p = |n| dialect.param(n);
+    format!(
+        "UPDATE decisions SET status = {p2}, review = {p3}, resolved_at_ms = {p4}
+         WHERE id = {p1} AND status = 'pending_review' AND (deadline_ms IS NULL OR deadline_ms > {p4})
+         RETURNING {DECISION_COLUMNS}",
+        p1 = p(1),
+        p2 = p(2),
+        p3 = p(3),
+        p4 = p(4),
+    )
+}
+
+/// Why [`review_sql`] changed nothing for `current`: it is final already,
+/// or still pending but past its deadline (so expired, whether or not the
+/// sweeper has run yet).
+pub fn why_not_reviewable(current: &Decision) -> StoreError {
+    let status = match current.status {
+        Status::PendingReview => Status::Expired,
+        other => other,
+    };
+    StoreError::NotPending(status.as_str().into())
+}
+
+/// A receipt or an outcome as stored: its table, ids, JSON body, and the
+/// log entry appended with it.
+pub struct EvidenceRow {
+    pub table: &'static str,
+    pub id: String,
+    pub decision_id: String,
+    pub body: String,
+    pub entry: LogEntry,
+}
+
+impl EvidenceRow {
+    pub fn execution(r: &ExecutionReceipt, at: OffsetDateTime) -> StoreResult<Self> {
+        Ok(EvidenceRow {
+            table: "executions",
+            id: r.execution_id.clone(),
+            decision_id: r.decision_id.clone(),
+            body: serde_json::to_string(r).map_err(corrupt)?,
+            entry: LogEntry::execution(r, at),
+        })
+    }
+
+    pub fn outcome(o: &OutcomeRecord, at: OffsetDateTime) -> StoreResult<Self> {
+        Ok(EvidenceRow {
+            table: "outcomes",
+            id: o.outcome_id.clone(),
+            decision_id: o.decision_id.clone(),
+            body: serde_json::to_string(o).map_err(corrupt)?,
+            entry: LogEntry::outcome(o, at),
+        })
+    }
+
+    /// Binds: id, decision id, body, log index.
+    pub fn insert_sql(&self, dialect: Dialect) -> String {
+        let p = |n| dialect.param(n);
+        format!(
+            "INSERT INTO {} (id, decision_id, body, log_index) VALUES ({}, {}, {}, {})",
+            self.table,
+            p(1),
+            p(2),
+            p(3),
+            p(4)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_dialects_get_the_same_statements_but_for_parameters() {
+        let q = DecisionQuery {
+            status: Some(Status::PendingReview),
+            task_id: None,
+            before: Some("dec_9".into()),
+            limit: 10,
+        };
+        let sqlite = list_decisions_sql(&q, Dialect::Sqlite);
+        let postgres = list_decisions_sql(&q, Dialect::Postgres);
+        assert!(
+            sqlite.ends_with("AND status = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"),
+            "{sqlite}"
+        );
+        assert_eq!(sqlite.replace('?', "$"), postgres);
+        assert_eq!(
+            review_sql(Dialect::Sqlite).replace('?', "$"),
+            review_sql(Dialect::Postgres)
+        );
+    }
+}
