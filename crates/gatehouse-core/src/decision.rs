@@ -343,7 +343,8 @@ impl From<&Decision> for SubmittedRequest {
     }
 }
 
-/// Something that happened around an action (seed 000, step 5).
+/// Something the caller reports happened around an action (before or after
+/// it ran), so reviewers and auditors see the whole story.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskEvent {
     pub id: String,

@@ -1,4 +1,4 @@
-//! Action Execution Receipts and Outcome Records (seed page 004): what was
+//! Action Execution Receipts and Outcome Records: what was
 //! attempted against the target system, and what came of it. Both are
 //! hashed over their RFC 8785 canonical form.
 

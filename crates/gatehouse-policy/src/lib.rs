@@ -8,6 +8,8 @@
 
 mod annotations;
 pub mod cases;
+mod compile;
+mod context;
 mod engine;
 mod error;
 mod load;

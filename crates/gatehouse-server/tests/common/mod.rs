@@ -162,3 +162,16 @@ pub fn seed_gate_body() -> Value {
         "payload": {"amount": 500, "currency": "usd", "customer_id": "cus_99"}
     })
 }
+
+/// A pending decision (the seed request under the starter policies).
+pub async fn pending(app: &TestApp) -> String {
+    let (_, body) = app
+        .call(
+            "POST",
+            "/api/agent/tasks/t/requests",
+            Some(&app.agent),
+            Some(seed_gate_body()),
+        )
+        .await;
+    body["id"].as_str().unwrap().to_string()
+}

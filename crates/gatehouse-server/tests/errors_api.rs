@@ -1,0 +1,242 @@
+//! Bad and hostile input, health, readiness and the API document.
+
+mod common;
+use axum::http::StatusCode;
+
+use common::{app, app_with, app_with_http, seed_gate_body, seed_policies};
+use gatehouse_app::AppConfig;
+use gatehouse_policy::starter_files;
+use serde_json::json;
+
+#[tokio::test]
+async fn bad_inputs_get_stable_error_codes() {
+    let app = app_with_http(
+        starter_files(),
+        AppConfig {
+            rate_limit_per_second: 0,
+            ..Default::default()
+        },
+        gatehouse_server::ServerConfig { body_limit: 1024 },
+    )
+    .await;
+    let path = "/api/agent/tasks/t/requests";
+    let (status, _, body) = app
+        .call_raw(
+            "POST",
+            path,
+            Some(&app.agent),
+            Some("{not json".into()),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_json"))
+    );
+    let mut req = seed_gate_body();
+    req["risk_level"] = json!("extreme");
+    let (status, body) = app.call("POST", path, Some(&app.agent), Some(req)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("validation_failed"))
+    );
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("risk_level"));
+    let (status, body) = app
+        .call(
+            "POST",
+            path,
+            Some(&app.agent),
+            Some(json!({"workflow_name": "w"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let mut big = seed_gate_body();
+    big["payload"]["blob"] = json!("x".repeat(4096));
+    let (status, body) = app.call("POST", path, Some(&app.agent), Some(big)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large"))
+    );
+    // A wait that is not a number, or an unknown parameter, is refused.
+    for query in ["wait=soon", "wait=-1", "wiat=5"] {
+        let (status, body) = app
+            .call(
+                "GET",
+                &format!("/api/gate/requests/x?{query}"),
+                Some(&app.agent),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("bad_request")),
+            "{query}: {body}"
+        );
+    }
+    // A wait above 60 s is capped, not refused: a final decision answers at once.
+    let mut low = seed_gate_body();
+    low["risk_level"] = "low".into();
+    let (_, allowed) = app.call("POST", path, Some(&app.agent), Some(low)).await;
+    let (status, body) = app
+        .call(
+            "GET",
+            &format!(
+                "/api/gate/requests/{}?wait=3600",
+                allowed["id"].as_str().unwrap()
+            ),
+            Some(&app.agent),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("allow"))
+    );
+    let (status, _) = app
+        .call("GET", "/api/gate/requests/dec_nope", Some(&app.agent), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // A wrong method is a 405 in the JSON error shape, saying what is allowed.
+    let (status, headers, body) = app
+        .call_raw("PUT", "/api/decide", Some(&app.agent), None, &[])
+        .await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+    assert_eq!(body["error"]["code"], "method_not_allowed");
+    assert_eq!(headers["allow"], "POST");
+    assert_eq!(
+        app.call("GET", "/nowhere", None, None).await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let app = app().await;
+    assert_eq!(
+        app.call("GET", "/healthz", None, None).await.0,
+        StatusCode::OK
+    );
+    let (status, ready) = app.call("GET", "/readyz", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ready["policy_version"], app.app.engine().version());
+}
+
+#[tokio::test]
+async fn openapi_documents_every_route() {
+    let app = app().await;
+    let (status, doc) = app.call("GET", "/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let paths = doc["paths"].as_object().expect("paths");
+    let routes = [
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+        ("/openapi.json", "get"),
+        ("/api/whoami", "get"),
+        ("/api/agent/tasks/{task_id}/requests", "post"),
+        ("/api/agent/tasks/{task_id}/events", "post"),
+        ("/api/agent/tasks/{task_id}/events", "get"),
+        ("/api/gate/requests", "post"),
+        ("/api/gate/requests/{id}", "get"),
+        ("/api/gate/requests/{id}/review", "post"),
+        ("/api/decisions", "get"),
+        ("/api/decide", "post"),
+        ("/api/decision/{id}", "get"),
+        ("/api/decision/{id}/review", "post"),
+        ("/api/decision/{id}/verify", "get"),
+        ("/api/decision/{id}/replay", "get"),
+        ("/api/keys", "get"),
+        ("/api/keys", "post"),
+        ("/api/keys/{id}", "delete"),
+        ("/api/log/checkpoint", "get"),
+        ("/api/log/key", "get"),
+        ("/api/log/proof/inclusion", "get"),
+        ("/api/log/proof/consistency", "get"),
+        ("/.well-known/jwks.json", "get"),
+        ("/api/tokens/redeem", "post"),
+        ("/api/decision/{id}/executions", "post"),
+        ("/api/decision/{id}/executions", "get"),
+        ("/api/decision/{id}/outcomes", "post"),
+        ("/api/gate/requests/{id}/executions", "post"),
+        ("/api/gate/requests/{id}/executions", "get"),
+        ("/api/gate/requests/{id}/outcomes", "post"),
+        ("/api/decision/{id}/packet", "get"),
+    ];
+    for (path, method) in routes {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} undocumented"
+        );
+    }
+    assert_eq!(
+        paths
+            .values()
+            .map(|p| p.as_object().unwrap().len())
+            .sum::<usize>(),
+        routes.len()
+    );
+}
+
+#[tokio::test]
+async fn hostile_inputs_never_produce_a_server_error() {
+    let app = app_with(
+        seed_policies(),
+        AppConfig {
+            rate_limit_per_second: 0,
+            ..Default::default()
+        },
+    )
+    .await;
+    let deep = format!("{}{}", "[".repeat(300), "]".repeat(300));
+    let bodies: Vec<(&str, String)> = vec![
+        ("/api/agent/tasks/t/requests", "null".into()),
+        ("/api/agent/tasks/t/requests", "[]".into()),
+        ("/api/agent/tasks/t/requests", "\"str\"".into()),
+        ("/api/agent/tasks/t/requests", format!(r#"{{"workflow_name":"w","tool_name":"t","subject":"s","risk_level":"low","payload":{deep}}}"#)),
+        ("/api/agent/tasks/t/requests", r#"{"workflow_name":"w","tool_name":"issue_refund","subject":"s","risk_level":"low","payload":{"amount":1e400,"currency":"usd"}}"#.into()),
+        ("/api/agent/tasks/t/requests", r#"{"workflow_name":"w","tool_name":"issue_refund","subject":"s","risk_level":"low","payload":{"amount":-9223372036854775808,"currency":"usd"}}"#.into()),
+        ("/api/agent/tasks/t/requests", r#"{"workflow_name":"\u0000","tool_name":"t","subject":"s","risk_level":"low"}"#.into()),
+        ("/api/agent/tasks/t/requests", r#"{"workflow_name":"w","tool_name":"Action::\"x\"","subject":"\"};","risk_level":"low"}"#.into()),
+        ("/api/agent/tasks/t/requests", format!(r#"{{"workflow_name":"{}","tool_name":"t","subject":"s","risk_level":"low"}}"#, "w".repeat(5000))),
+        ("/api/agent/tasks/t/requests", r#"{"workflow_name":"w","tool_name":"t","subject":"s","risk_level":"low","summary":[1,2]}"#.into()),
+        ("/api/agent/tasks/t/requests", r#"{"workflow_name":"w","tool_name":"t","subject":"s","risk_level":"low","extra":1}"#.into()),
+        ("/api/agent/tasks/%20/requests", r#"{"workflow_name":"w","tool_name":"t","subject":"s","risk_level":"low"}"#.into()),
+        ("/api/agent/tasks/%E2%9C%93/requests", r#"{"workflow_name":"w","tool_name":"t","subject":"s","risk_level":"low"}"#.into()),
+        ("/api/gate/requests", r#"{"agent":"a","action":"delete_record","risk":"low","subject":"s","context":{"local_hour":"x"}}"#.into()),
+        ("/api/decide", r#"{"question":"q","context":{"workflow":"w","requested_action":"apply_discount","discount_percent":"15"}}"#.into()),
+        ("/api/decide", r#"{"question":"q","context":{"workflow":"w","requested_action":"apply_discount","discount_percent":null}}"#.into()),
+        ("/api/decide", r#"{"question":"q","context":{"workflow":1,"requested_action":"a"}}"#.into()),
+        ("/api/decide", r#"{"question":"q","context":[]}"#.into()),
+        ("/api/decide", r#"{"question":"q","context":{"workflow":"w","requested_action":"a","evidence":"x"}}"#.into()),
+        ("/api/decide", "{\"question\": \"\u{fffd}\", \"context\": {}}".into()),
+        ("/api/gate/requests/dec_x/review", r#"{"decision":"approve","comment":null}"#.into()),
+        ("/api/agent/tasks/t/events", r#"{"kind":"","data":{}}"#.into()),
+        ("/api/agent/tasks/t/events", r#"{"kind":"k","decision_id":"dec_missing"}"#.into()),
+        ("/api/keys", r#"{"role":"superuser"}"#.into()),
+    ];
+    for (path, body) in bodies {
+        for key in [&app.agent, &app.reviewer, &app.admin] {
+            let (status, _, response) = app
+                .call_raw("POST", path, Some(key), Some(body.clone()), &[])
+                .await;
+            assert!(
+                !status.is_server_error(),
+                "{path} {body:.80} → {status} {response}"
+            );
+            if !status.is_success() {
+                assert!(
+                    response["error"]["code"].is_string(),
+                    "{path} {body:.80} → {response}"
+                );
+            }
+            if status.is_success() && body.contains("\"amount\"") {
+                assert_ne!(
+                    response["status"], "allow",
+                    "hostile amount was allowed: {body:.80}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,489 @@
+//! The evidence chain: log verification against edits behind the server's
+//! back, tokens verified offline and redeemed once, Decision Packets and
+//! their tampering, and log consistency.
+
+use serde_json::{json, Value};
+use std::path::Path;
+
+use crate::*;
+
+fn some_activity(url: &str, agent: &str, reviewer: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    for risk in ["low", "high", "low"] {
+        let mut body = deploy_body();
+        body["risk_level"] = json!(risk);
+        let (_, d) = call(
+            "POST",
+            &format!("{url}/api/agent/tasks/t/requests"),
+            Some(agent),
+            Some(body),
+        );
+        ids.push(d["id"].as_str().unwrap().to_string());
+    }
+    let (code, _) = call(
+        "POST",
+        &format!("{url}/api/gate/requests/{}/review", ids[1]),
+        Some(reviewer),
+        Some(json!({"decision": "approve"})),
+    );
+    assert_eq!(code, 200);
+    ids
+}
+
+#[test]
+fn log_verify_finds_rows_edited_behind_the_servers_back_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_string();
+    let storage = ["--data", data.as_str()];
+    let agent = create_key(&storage, "agent");
+    let reviewer = create_key(&storage, "reviewer");
+    let server = Server::start(&storage, &[]);
+    let ids = some_activity(&server.url, &agent, &reviewer);
+    drop(server);
+    let (code, out) = log_verify(&storage, &[]);
+    assert_eq!(code, 0, "{out}");
+
+    // Another log's key does not verify this log's checkpoints.
+    let other = String::from_utf8(run(&["log", "keygen"]).stderr).unwrap();
+    let other_key = other
+        .trim()
+        .strip_prefix("public key: ")
+        .unwrap()
+        .to_string();
+    let (code, out) = log_verify(&storage, &["--log-key", &other_key]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("not signed by the given key"), "{out}");
+
+    let db = rusqlite::Connection::open(dir.path().join("gatehouse.db")).unwrap();
+    // Turn a decision that needed review into an allow by editing its row.
+    db.execute(
+        "UPDATE decisions SET body = replace(body, '\"verdict\":\"pending_review\"', '\"verdict\":\"allow\"') WHERE id = ?1",
+        [&ids[1]],
+    )
+    .unwrap();
+    let (code, out) = log_verify(&storage, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("decision {}", ids[1])),
+        "the edited decision is named: {out}"
+    );
+
+    // Editing the log entry itself breaks the signed root and is named too.
+    db.execute("UPDATE log_entries SET leaf = CAST(replace(CAST(leaf AS TEXT), 'pending_review', 'allow') AS BLOB) WHERE ref_id = ?1 AND kind = 'decision'", [&ids[1]])
+        .unwrap();
+    let (code, out) = log_verify(&storage, &[]);
+    assert_eq!(code, 1);
+    assert!(out.contains("do not produce the signed root"), "{out}");
+    assert!(out.contains("log entry"), "{out}");
+
+    // Deleting an entry leaves a gap that is found.
+    db.execute("DELETE FROM log_entries WHERE idx = 1", [])
+        .unwrap();
+    let (code, out) = log_verify(&storage, &[]);
+    assert_eq!(code, 1);
+    assert!(out.contains("log entry 1 is missing"), "{out}");
+}
+
+#[test]
+fn log_verify_finds_edited_rows_on_postgres() {
+    let schema = fresh_schema();
+    let db_url = schema.url();
+    let dir = tempfile::tempdir().unwrap();
+    let keys = shared_keys(dir.path());
+    let mut storage = vec!["--database-url", db_url.as_str()];
+    storage.extend(keys.iter().map(String::as_str));
+    let agent = create_key(&storage, "agent");
+    let reviewer = create_key(&storage, "reviewer");
+    let server = Server::start(&storage, &[]);
+    let ids = some_activity(&server.url, &agent, &reviewer);
+    drop(server);
+    assert_eq!(log_verify(&storage, &[]).0, 0);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let pool = sqlx::PgPool::connect(&db_url).await.unwrap();
+        sqlx::query("UPDATE decisions SET body = replace(body, '\"subject\":\"Deploy main to production\"', '\"subject\":\"Deploy evil\"') WHERE id = $1")
+            .bind(&ids[0])
+            .execute(&pool)
+            .await
+            .unwrap();
+    });
+    let (code, out) = log_verify(&storage, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("decision {}", ids[0])), "{out}");
+}
+
+#[test]
+fn executor_verifies_a_token_offline_then_redeems_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let storage = ["--data", data];
+    let agent = create_key(&storage, "agent");
+    let server = Server::start(&storage, &[]);
+    let mut body = deploy_body();
+    body["risk_level"] = json!("low");
+    let (_, d) = call(
+        "POST",
+        &format!("{}/api/agent/tasks/t/requests", server.url),
+        Some(&agent),
+        Some(body.clone()),
+    );
+    let token = d["approval_token"]
+        .as_str()
+        .expect("allow carries a token")
+        .to_string();
+    let action = json!({"tool_name": body["tool_name"], "subject": body["subject"], "payload": body["payload"]});
+    let action_file = dir.path().join("action.json");
+    std::fs::write(&action_file, action.to_string()).unwrap();
+    let jwks = format!("{}/.well-known/jwks.json", server.url);
+
+    let ok = run(&[
+        "token",
+        "verify",
+        &token,
+        "--action",
+        action_file.to_str().unwrap(),
+        "--jwks",
+        &jwks,
+    ]);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+
+    let mut changed = action.clone();
+    changed["payload"]["sha"] = json!("evil");
+    let changed_file = dir.path().join("changed.json");
+    std::fs::write(&changed_file, changed.to_string()).unwrap();
+    let bad = run(&[
+        "token",
+        "verify",
+        &token,
+        "--action",
+        changed_file.to_str().unwrap(),
+        "--jwks",
+        &jwks,
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("action differs"));
+
+    let redeem = json!({"token": token, "action": action});
+    let url = format!("{}/api/tokens/redeem", server.url);
+    assert_eq!(
+        call("POST", &url, Some(&agent), Some(redeem.clone())).0,
+        200
+    );
+    assert_eq!(
+        call("POST", &url, Some(&agent), Some(redeem)).0,
+        409,
+        "a token is single use"
+    );
+    // The token key was created beside the data with owner-only access.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for key in ["token-signing.pem", "log-signing.key"] {
+            let mode = std::fs::metadata(dir.path().join("data").join(key))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{key}");
+        }
+    }
+}
+
+/// decide → review → token → redeem → receipt → outcome → packet → offline
+/// verify, then every tamper case must fail verification.
+fn evidence_lifecycle(storage: &[&str], work: &Path) {
+    let agent = create_key(storage, "agent");
+    let reviewer = create_key(storage, "reviewer");
+    let server = Server::start(storage, &[]);
+    let url = &server.url;
+    let body = json!({"workflow_name": "Customer Support", "tool_name": "issue_refund", "subject": "cus_99",
+                      "risk_level": "high", "payload": {"amount": 500, "currency": "usd"}});
+    let (_, d) = call(
+        "POST",
+        &format!("{url}/api/agent/tasks/r1/requests"),
+        Some(&agent),
+        Some(body.clone()),
+    );
+    assert_eq!(d["status"], "pending_review");
+    let id = d["id"].as_str().unwrap().to_string();
+    call(
+        "POST",
+        &format!("{url}/api/gate/requests/{id}/review"),
+        Some(&reviewer),
+        Some(json!({"decision": "approve"})),
+    );
+    let (_, approved) = call(
+        "GET",
+        &format!("{url}/api/gate/requests/{id}"),
+        Some(&agent),
+        None,
+    );
+    let token = approved["approval_token"]
+        .as_str()
+        .expect("token once approved")
+        .to_string();
+    let action = json!({"tool_name": "issue_refund", "subject": "cus_99", "payload": {"amount": 500, "currency": "usd"}});
+    let (code, redeemed) = call(
+        "POST",
+        &format!("{url}/api/tokens/redeem"),
+        Some(&agent),
+        Some(json!({"token": token, "action": action})),
+    );
+    assert_eq!(code, 200, "{redeemed}");
+    let (code, _) = call(
+        "POST",
+        &format!("{url}/api/tokens/redeem"),
+        Some(&agent),
+        Some(json!({"token": token, "action": action})),
+    );
+    assert_eq!(code, 409, "a replayed token is refused");
+    let (code, exe) = call(
+        "POST",
+        &format!("{url}/api/decision/{id}/executions"),
+        Some(&agent),
+        Some(
+            json!({"target_system": "stripe", "target_object": "re_1", "mutation": "create_refund", "executor": "worker",
+                    "token_jti": redeemed["jti"], "action": "issue_refund", "subject": "cus_99",
+                    "payload": {"amount": 500, "currency": "usd"}}),
+        ),
+    );
+    assert_eq!(code, 201, "{exe}");
+    let (code, _) = call(
+        "POST",
+        &format!("{url}/api/decision/{id}/outcomes"),
+        Some(&agent),
+        Some(
+            json!({"status": "succeeded", "action_taken": "refund sent", "observed_metrics": {"amount": 500}}),
+        ),
+    );
+    assert_eq!(code, 201);
+    let (code, packet) = call(
+        "GET",
+        &format!("{url}/api/decision/{id}/packet"),
+        Some(&reviewer),
+        None,
+    );
+    assert_eq!(code, 200, "{packet}");
+    assert!(
+        packet.get("approval_token").is_none() && !packet.to_string().contains(&token),
+        "a packet never carries the token"
+    );
+    let (_, server_verify) = call(
+        "GET",
+        &format!("{url}/api/decision/{id}/verify"),
+        Some(&reviewer),
+        None,
+    );
+    assert_eq!(server_verify["valid"], true, "{server_verify}");
+
+    let mut key_args = vec!["log", "key"];
+    key_args.extend_from_slice(storage);
+    let key = String::from_utf8(run(&key_args).stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    let verify_packet = |p: &Value, key: &str| {
+        let path = work.join("packet.json");
+        std::fs::write(&path, serde_json::to_vec_pretty(p).unwrap()).unwrap();
+        let out = run(&["verify", path.to_str().unwrap(), "--log-key", key]);
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    let (code, out) = verify_packet(&packet, &key);
+    assert_eq!(code, 0, "{out}");
+    for expected in [
+        "checkpoint_signature",
+        "record_logged",
+        "action_binding",
+        "receipt_",
+        "outcome_",
+        "single_redemption",
+        "token_logged",
+    ] {
+        assert!(out.contains(expected), "missing check {expected}: {out}");
+    }
+
+    // Another log's key.
+    let other = String::from_utf8(run(&["log", "keygen"]).stderr).unwrap();
+    let (code, out) = verify_packet(&packet, other.trim().strip_prefix("public key: ").unwrap());
+    assert_eq!(code, 1);
+    assert!(out.contains("FAIL  checkpoint_signature"), "{out}");
+
+    // A flipped byte in fields across the packet; each must fail, even with
+    // packet_hash recomputed, because the signed log disagrees.
+    let tampers: Vec<(&str, Tamper)> = vec![
+        (
+            "record subject",
+            Box::new(|p: &mut Value| p["record"]["subject"] = json!("cus_98")),
+        ),
+        (
+            "record verdict",
+            Box::new(|p: &mut Value| p["record"]["verdict"] = json!("yes")),
+        ),
+        (
+            "receipt target",
+            Box::new(|p: &mut Value| p["executions"][0]["target_object"] = json!("re_2")),
+        ),
+        (
+            "outcome status",
+            Box::new(|p: &mut Value| p["outcomes"][0]["status"] = json!("failed")),
+        ),
+        (
+            "token act",
+            Box::new(|p: &mut Value| p["token"]["claims"]["act"] = json!("sha256:00")),
+        ),
+        (
+            "leaf byte",
+            Box::new(|p: &mut Value| {
+                let leaf = p["audit_chain"]["entries"][0]["leaf"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+                let mut bytes = base64_decode(&leaf);
+                bytes[10] ^= 1;
+                p["audit_chain"]["entries"][0]["leaf"] = json!(base64_encode(&bytes));
+            }),
+        ),
+        (
+            "removed receipt entry",
+            Box::new(|p: &mut Value| {
+                let entries = p["audit_chain"]["entries"].as_array_mut().unwrap();
+                let at = entries
+                    .iter()
+                    .position(|e| {
+                        String::from_utf8_lossy(&base64_decode(e["leaf"].as_str().unwrap()))
+                            .contains("\"type\":\"execution\"")
+                    })
+                    .unwrap();
+                entries.remove(at);
+            }),
+        ),
+    ];
+    for (name, tamper) in tampers {
+        let mut changed = packet.clone();
+        tamper(&mut changed);
+        let (code, out) = verify_packet(&changed, &key);
+        assert_eq!(code, 1, "{name} must fail: {out}");
+        // Recomputing packet_hash does not help.
+        let sealed = reseal(&changed);
+        let (code, out) = verify_packet(&sealed, &key);
+        assert_eq!(
+            code, 1,
+            "{name} must fail even with a recomputed packet_hash: {out}"
+        );
+    }
+}
+
+/// An edit an attacker might make to a packet.
+type Tamper = Box<dyn Fn(&mut Value)>;
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+}
+
+fn base64_encode(b: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+fn reseal(p: &Value) -> Value {
+    let packet: gatehouse_log::packet::Packet = serde_json::from_value(p.clone()).unwrap();
+    serde_json::to_value(packet.seal()).unwrap()
+}
+
+#[test]
+fn evidence_lifecycle_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    evidence_lifecycle(&["--data", data.to_str().unwrap()], dir.path());
+}
+
+#[test]
+fn evidence_lifecycle_on_postgres() {
+    let schema = fresh_schema();
+    let url = schema.url();
+    let dir = tempfile::tempdir().unwrap();
+    let keys = shared_keys(dir.path());
+    let mut storage = vec!["--database-url", url.as_str()];
+    storage.extend(keys.iter().map(String::as_str));
+    evidence_lifecycle(&storage, dir.path());
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn log_consistency_proves_growth_and_detects_a_fork() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    let a_str = a.to_str().unwrap().to_string();
+    let agent = create_key(&["--data", &a_str], "agent");
+    let reviewer = create_key(&["--data", &a_str], "reviewer");
+    let server = Server::start(&["--data", &a_str], &[]);
+    some_activity(&server.url, &agent, &reviewer);
+    let checkpoint = |url: &str| {
+        reqwest::blocking::get(format!("{url}/api/log/checkpoint"))
+            .unwrap()
+            .text()
+            .unwrap()
+    };
+    let shared = dir.path().join("shared.checkpoint");
+    std::fs::write(&shared, checkpoint(&server.url)).unwrap();
+    drop(server);
+
+    // A fork: a copy of the same log, with the same key, that diverges.
+    let b = dir.path().join("b");
+    copy_dir(&a, &b);
+    let b_str = b.to_str().unwrap().to_string();
+
+    let server = Server::start(&["--data", &a_str], &[]);
+    some_activity(&server.url, &agent, &reviewer);
+    let diverged = dir.path().join("diverged.checkpoint");
+    std::fs::write(&diverged, checkpoint(&server.url)).unwrap();
+    drop(server);
+    let server = Server::start(&["--data", &b_str], &[]);
+    some_activity(&server.url, &agent, &reviewer);
+    some_activity(&server.url, &agent, &reviewer);
+    drop(server);
+
+    let consistency = |saved: &Path, data: &str| {
+        let out = run(&[
+            "log",
+            "consistency",
+            saved.to_str().unwrap(),
+            "--data",
+            data,
+        ]);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    // Each log extends what was saved before the split...
+    for data in [&a_str, &b_str] {
+        let (code, out) = consistency(&shared, data);
+        assert_eq!(code, Some(0), "{out}");
+        assert!(out.contains("extends the saved checkpoint"), "{out}");
+    }
+    assert_eq!(consistency(&diverged, &a_str).0, Some(0));
+    // ...but the copy cannot extend what A logged after the split.
+    let (code, out) = consistency(&diverged, &b_str);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("does not extend"), "{out}");
+}
