@@ -71,9 +71,21 @@ pub(crate) fn base() -> Document {
     doc
 }
 
-/// The whole document: the base plus every route.
+/// The whole document: the base plus every route, with each alias path
+/// described as its original is (operation ids suffixed, so they stay
+/// unique).
 pub fn document() -> Document {
-    crate::routes::documented().into_openapi()
+    let mut doc = crate::routes::documented().into_openapi();
+    for (alias, original) in crate::routes::ALIASES {
+        let Some(mut item) = doc.paths.paths.get(original).cloned() else {
+            continue;
+        };
+        for op in [&mut item.get, &mut item.post].into_iter().flatten() {
+            op.operation_id = op.operation_id.take().map(|id| format!("{id}_gate"));
+        }
+        doc.paths.paths.insert(alias.to_string(), item);
+    }
+    doc
 }
 
 /// The document as pretty JSON, built once.

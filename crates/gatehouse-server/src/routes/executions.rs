@@ -1,5 +1,6 @@
-//! Execution receipts and outcomes. Both API shapes have them: the same
-//! use case under `/api/decision/{id}/` and `/api/gate/requests/{id}/`.
+//! Execution receipts and outcomes. Both API shapes have them: these
+//! handlers serve `/api/decision/{id}/…` and, as aliases with the same
+//! description, `/api/gate/requests/{id}/…` (see `routes::ALIASES`).
 
 use std::sync::Arc;
 
@@ -15,52 +16,6 @@ use gatehouse_app::{App, AppError};
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-
-async fn execution(
-    app: &App,
-    caller: &gatehouse_app::Caller,
-    id: &str,
-    body: ExecutionBody,
-) -> Result<(StatusCode, Json<ReceiptCreated>), ApiError> {
-    let report = body
-        .into_report()
-        .map_err(|e| AppError::Validation(e.to_string()))?;
-    let logged = app.record_execution(caller, id, report).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(ReceiptCreated {
-            execution_hash: logged.record.hash(),
-            receipt: logged.record,
-            log_index: logged.log_index,
-        }),
-    ))
-}
-
-async fn outcome(
-    app: &App,
-    caller: &gatehouse_app::Caller,
-    id: &str,
-    body: OutcomeBody,
-) -> Result<(StatusCode, Json<OutcomeCreated>), ApiError> {
-    let logged = app.record_outcome(caller, id, body.into()).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(OutcomeCreated {
-            outcome_hash: logged.record.hash(),
-            outcome: logged.record,
-            log_index: logged.log_index,
-        }),
-    ))
-}
-
-async fn listing(
-    app: &App,
-    caller: &gatehouse_app::Caller,
-    id: &str,
-) -> Result<Json<ExecutionsView>, ApiError> {
-    let (executions, outcomes) = app.executions(caller, id).await?;
-    Ok(Json(ExecutionsView::new(executions, outcomes)))
-}
 
 /// Report an executed action (Action Execution Receipt).
 ///
@@ -82,25 +37,18 @@ pub async fn record_execution(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ExecutionBody>,
 ) -> Result<(StatusCode, Json<ReceiptCreated>), ApiError> {
-    execution(&app, &caller, &id, body).await
-}
-
-/// Report an executed action (Gate API path); see `/api/decision/{id}/executions`.
-#[utoipa::path(post, path = "/api/gate/requests/{id}/executions", tag = "executions",
-    params(("id" = String, Path, description = "Decision id")),
-    request_body = ExecutionBody,
-    responses(
-        (status = 201, description = "Recorded and logged", body = ReceiptCreated),
-        (status = 409, description = "`execution_refused`: not bound to what was approved; the decision is flagged", body = ErrorBody),
-        NotFound, BodyErrors, AuthErrors, ServerErrors),
-    security(("bearer" = []), ("apiKey" = [])))]
-pub async fn record_gate_execution(
-    State(app): State<Arc<App>>,
-    Auth(caller): Auth,
-    Path(id): Path<String>,
-    ApiJson(body): ApiJson<ExecutionBody>,
-) -> Result<(StatusCode, Json<ReceiptCreated>), ApiError> {
-    execution(&app, &caller, &id, body).await
+    let report = body
+        .into_report()
+        .map_err(|e| AppError::Validation(e.to_string()))?;
+    let logged = app.record_execution(&caller, &id, report).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ReceiptCreated {
+            execution_hash: logged.record.hash(),
+            receipt: logged.record,
+            log_index: logged.log_index,
+        }),
+    ))
 }
 
 /// Report what came of the action (Outcome Record).
@@ -119,24 +67,15 @@ pub async fn record_outcome(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<OutcomeBody>,
 ) -> Result<(StatusCode, Json<OutcomeCreated>), ApiError> {
-    outcome(&app, &caller, &id, body).await
-}
-
-/// Report what came of the action (Gate API path); see `/api/decision/{id}/outcomes`.
-#[utoipa::path(post, path = "/api/gate/requests/{id}/outcomes", tag = "executions",
-    params(("id" = String, Path, description = "Decision id")),
-    request_body = OutcomeBody,
-    responses(
-        (status = 201, description = "Recorded and logged", body = OutcomeCreated),
-        NotFound, BodyErrors, AuthErrors, ServerErrors),
-    security(("bearer" = []), ("apiKey" = [])))]
-pub async fn record_gate_outcome(
-    State(app): State<Arc<App>>,
-    Auth(caller): Auth,
-    Path(id): Path<String>,
-    ApiJson(body): ApiJson<OutcomeBody>,
-) -> Result<(StatusCode, Json<OutcomeCreated>), ApiError> {
-    outcome(&app, &caller, &id, body).await
+    let logged = app.record_outcome(&caller, &id, body.into()).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(OutcomeCreated {
+            outcome_hash: logged.record.hash(),
+            outcome: logged.record,
+            log_index: logged.log_index,
+        }),
+    ))
 }
 
 /// A decision's receipts and outcomes, in the order they were recorded.
@@ -153,20 +92,6 @@ pub async fn list(
     Auth(caller): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<ExecutionsView>, ApiError> {
-    listing(&app, &caller, &id).await
-}
-
-/// A decision's receipts and outcomes (Gate API path).
-#[utoipa::path(get, path = "/api/gate/requests/{id}/executions", tag = "executions",
-    params(("id" = String, Path, description = "Decision id")),
-    responses(
-        (status = 200, description = "Receipts and outcomes", body = ExecutionsView),
-        NotFound, AuthErrors, ServerErrors),
-    security(("bearer" = []), ("apiKey" = [])))]
-pub async fn list_gate(
-    State(app): State<Arc<App>>,
-    Auth(caller): Auth,
-    Path(id): Path<String>,
-) -> Result<Json<ExecutionsView>, ApiError> {
-    listing(&app, &caller, &id).await
+    let (executions, outcomes) = app.executions(&caller, &id).await?;
+    Ok(Json(ExecutionsView::new(executions, outcomes)))
 }

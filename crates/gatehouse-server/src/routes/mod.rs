@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderMap;
+use axum::routing::post;
 use axum::Router;
 use gatehouse_app::App;
 use utoipa_axum::router::OpenApiRouter;
@@ -17,6 +18,20 @@ use utoipa_axum::routes;
 
 use crate::config::ServerConfig;
 use crate::error::ApiError;
+
+/// Paths that serve exactly what another path serves (alias, original):
+/// the Gate API's receipt and outcome endpoints. The document describes
+/// them by copying the original's description (see `crate::openapi`).
+pub(crate) const ALIASES: [(&str, &str); 2] = [
+    (
+        "/api/gate/requests/{id}/executions",
+        "/api/decision/{id}/executions",
+    ),
+    (
+        "/api/gate/requests/{id}/outcomes",
+        "/api/decision/{id}/outcomes",
+    ),
+];
 
 /// Every route with its OpenAPI description. Only routes registered here
 /// exist, so the document and the server cannot disagree.
@@ -34,11 +49,11 @@ pub(crate) fn documented() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(gate::list))
         .routes(routes!(executions::record_execution, executions::list))
         .routes(routes!(executions::record_outcome))
-        .routes(routes!(
-            executions::record_gate_execution,
-            executions::list_gate
-        ))
-        .routes(routes!(executions::record_gate_outcome))
+        .route(
+            ALIASES[0].0,
+            post(executions::record_execution).get(executions::list),
+        )
+        .route(ALIASES[1].0, post(executions::record_outcome))
         .routes(routes!(decide::decide))
         .routes(routes!(decide::get_record))
         .routes(routes!(decide::review))
