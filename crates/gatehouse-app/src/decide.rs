@@ -9,6 +9,7 @@ use gatehouse_policy::Clock;
 use gatehouse_store::{CreateOutcome, NewDecision, Role};
 
 use crate::error::{AppError, AppResult};
+use crate::telemetry;
 use crate::tokens::receipt_hash;
 use crate::{now, App, Caller};
 
@@ -108,6 +109,7 @@ impl App {
                 checkpoint,
             } => {
                 self.events.appended();
+                telemetry::decided(decision.verdict, &decision.request.action);
                 Ok(Decided {
                     decision: Decision {
                         log_index: Some(log_index),

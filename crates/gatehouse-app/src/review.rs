@@ -7,6 +7,8 @@ use gatehouse_core::{Decision, Review, ReviewChoice, Status};
 use gatehouse_store::{DecisionQuery, Role, StoreError};
 
 use crate::error::{AppError, AppResult};
+use crate::events::Resolution;
+use crate::telemetry;
 use crate::{now, App, Caller};
 
 /// The longest review comment accepted.
@@ -90,12 +92,13 @@ impl App {
         if d.created_by == caller.key_id {
             return Err(AppError::SelfReview);
         }
+        let review_time = now();
         let review = Review {
             decision: choice,
             reviewer_key_id: caller.key_id.clone(),
             reviewer_name: Some(caller.name.clone()),
             comment,
-            reviewed_at: now(),
+            reviewed_at: review_time,
         };
         let updated = match self.store.review_decision(id, &review).await {
             Err(StoreError::NotPending(s)) if s == "expired" => {
@@ -107,6 +110,14 @@ impl App {
             other => other?,
         };
         self.events.appended();
+        let resolution = match choice {
+            ReviewChoice::Approve => Resolution::Approved,
+            ReviewChoice::Reject => Resolution::Rejected,
+        };
+        let waited = (review_time - updated.created_at)
+            .try_into()
+            .unwrap_or_default();
+        telemetry::resolved(resolution, waited);
         Ok(updated)
     }
 
@@ -120,6 +131,7 @@ impl App {
                 }
                 if !ids.is_empty() {
                     self.events.appended();
+                    telemetry::expired(ids.len());
                 }
             }
             Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),

@@ -12,6 +12,7 @@ use jsonwebtoken::jwk::{Jwk, JwkSet};
 use serde_json::{Map, Value};
 
 use crate::error::{AppError, AppResult};
+use crate::telemetry;
 use crate::{now, App, Caller};
 
 /// The decision's leaf hash in the transparency log, hex: what an
@@ -139,6 +140,21 @@ impl App {
     /// time window, audience, action binding, the decision's state, and
     /// single use.
     pub async fn redeem(
+        &self,
+        caller: &Caller,
+        token: &str,
+        action: &PresentedAction,
+    ) -> AppResult<Redeemed> {
+        let result = self.redeem_checked(caller, token, action).await;
+        telemetry::redemption(match &result {
+            Ok(_) => "redeemed",
+            Err(AppError::TokenAlreadyRedeemed) => "already_redeemed",
+            Err(_) => "rejected",
+        });
+        result
+    }
+
+    async fn redeem_checked(
         &self,
         caller: &Caller,
         token: &str,

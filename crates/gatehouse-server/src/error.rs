@@ -75,11 +75,11 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let mut response = (
-            status,
-            Json(json!({"error": {"code": code, "message": message}})),
-        )
-            .into_response();
+        let mut error = json!({"code": code, "message": message});
+        if let Some(id) = crate::observe::current_request_id() {
+            error["request_id"] = id.into();
+        }
+        let mut response = (status, Json(json!({ "error": error }))).into_response();
         if let ApiError::App(AppError::RateLimited(secs)) = self {
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, v);

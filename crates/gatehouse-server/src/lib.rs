@@ -8,8 +8,11 @@ pub mod auth;
 pub mod config;
 pub mod error;
 mod extract;
+pub mod metrics;
+mod observe;
 pub mod openapi;
 mod routes;
 
 pub use config::ServerConfig;
+pub use metrics::metrics_router;
 pub use routes::router;

@@ -163,6 +163,7 @@ async fn openapi_documents_every_route() {
         ("/api/gate/requests/{id}/executions", "get"),
         ("/api/gate/requests/{id}/outcomes", "post"),
         ("/api/decision/{id}/packet", "get"),
+        ("/metrics", "get"),
     ];
     for (path, method) in routes {
         assert!(

@@ -75,8 +75,10 @@ async fn run(pool: PgPool, signer: Arc<LogSigner>, mut rx: mpsc::UnboundedReceiv
                 Err(_) => break,
             }
         }
+        let started = std::time::Instant::now();
         match commit_batch(&pool, &signer, &batch, cached.take()).await {
             Ok((results, checkpoint, frontier)) => {
+                gatehouse_store::record_batch("postgres", batch.len(), started.elapsed());
                 cached = Some(frontier);
                 for (job, result) in batch.into_iter().zip(results) {
                     let result = result.map(|outcome| match outcome {

@@ -4,8 +4,10 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use gatehouse_core::Decision;
-use gatehouse_store::sql::{decision_from_row, list_decisions_sql, Dialect, DECISION_COLUMNS};
+use gatehouse_core::{Decision, Status};
+use gatehouse_store::sql::{
+    count_decisions_sql, decision_from_row, list_decisions_sql, Dialect, DECISION_COLUMNS,
+};
 use gatehouse_store::{CreateOutcome, DecisionQuery, DecisionStore, NewDecision, StoreResult};
 
 use crate::rows::{backend, map_all, map_one};
@@ -65,5 +67,14 @@ impl DecisionStore for PostgresStore {
             .await
             .map_err(backend)?;
         map_all(&rows, decision_from_row)
+    }
+
+    async fn count_decisions(&self, status: Status) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar(&count_decisions_sql(Dialect::Postgres))
+            .bind(status.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(n as u64)
     }
 }

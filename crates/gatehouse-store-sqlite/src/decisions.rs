@@ -4,8 +4,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use gatehouse_core::decision::to_unix_millis;
-use gatehouse_core::Decision;
-use gatehouse_store::sql::{decision_from_row, list_decisions_sql, Dialect, DECISION_COLUMNS};
+use gatehouse_core::{Decision, Status};
+use gatehouse_store::sql::{
+    count_decisions_sql, decision_from_row, list_decisions_sql, Dialect, DECISION_COLUMNS,
+};
 use gatehouse_store::{
     CreateOutcome, DecisionQuery, DecisionStore, NewDecision, StoreError, StoreResult,
 };
@@ -113,6 +115,19 @@ impl DecisionStore for SqliteStore {
             args.push(&q.limit);
             let sql = list_decisions_sql(&q, Dialect::Sqlite);
             query_all(c, &sql, args.as_slice(), decision_from_row)
+        })
+        .await
+    }
+
+    async fn count_decisions(&self, status: Status) -> StoreResult<u64> {
+        self.read(move |c| {
+            let n = query_one(
+                c,
+                &count_decisions_sql(Dialect::Sqlite),
+                [status.as_str()],
+                |r| r.int(0),
+            )?;
+            Ok(n.unwrap_or(0) as u64)
         })
         .await
     }

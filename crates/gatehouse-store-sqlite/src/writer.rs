@@ -167,6 +167,7 @@ fn run_writer(conn: Connection, rx: mpsc::Receiver<Job>, signer: &LogSigner) {
             // never waits.
             gather(&rx, &mut batch);
         }
+        let started = std::time::Instant::now();
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             // None of these jobs ran. Dropping them drops their reply
             // channels, which each caller sees as a failed write.
@@ -205,7 +206,10 @@ fn run_writer(conn: Connection, rx: mpsc::Receiver<Job>, signer: &LogSigner) {
                 .map_err(|e| e.to_string())
         });
         match committed {
-            Ok(_) => cached = Some(frontier),
+            Ok(_) => {
+                gatehouse_store::record_batch("sqlite", replies.len(), started.elapsed());
+                cached = Some(frontier);
+            }
             Err(_) => {
                 let _ = conn.execute_batch("ROLLBACK");
             }

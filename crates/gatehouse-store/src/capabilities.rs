@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use gatehouse_core::execution::{ExecutionReceipt, OutcomeRecord};
-use gatehouse_core::{Decision, Review, TaskEvent};
+use gatehouse_core::{Decision, Review, Status, TaskEvent};
 use gatehouse_log::Hash;
 use time::OffsetDateTime;
 
@@ -51,6 +51,9 @@ pub trait DecisionStore: Send + Sync {
 
     /// Newest first, filtered and paged as `query` says.
     async fn list_decisions(&self, query: &DecisionQuery) -> StoreResult<Vec<Decision>>;
+
+    /// How many decisions have `status` now (for the pending-review gauge).
+    async fn count_decisions(&self, status: Status) -> StoreResult<u64>;
 }
 
 /// Resolving pending decisions.

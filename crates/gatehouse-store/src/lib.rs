@@ -63,3 +63,12 @@ pub fn schema_probe_sql(tables: &[&str]) -> String {
         .collect::<Vec<_>>()
         .join(" UNION ALL ")
 }
+
+/// Records one committed group commit: how many jobs it held and how long
+/// its transaction took, by backend (`sqlite`, `postgres`). Stores call it
+/// so both report the same metrics.
+pub fn record_batch(store: &'static str, jobs: usize, took: std::time::Duration) {
+    metrics::histogram!("gatehouse_store_batch_size", "store" => store).record(jobs as f64);
+    metrics::histogram!("gatehouse_store_commit_seconds", "store" => store)
+        .record(took.as_secs_f64());
+}

@@ -113,6 +113,14 @@ pub fn list_decisions_sql(query: &DecisionQuery, dialect: Dialect) -> String {
     sql
 }
 
+/// How many decisions have a status; binds the status.
+pub fn count_decisions_sql(dialect: Dialect) -> String {
+    format!(
+        "SELECT COUNT(*) FROM decisions WHERE status = {}",
+        dialect.param(1)
+    )
+}
+
 /// Applies a review in one conditional statement, atomically on either
 /// backend: only a pending decision whose deadline (if any) is after the
 /// review's time changes. Binds: id, the resulting status, the review as

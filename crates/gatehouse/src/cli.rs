@@ -199,6 +199,21 @@ pub struct ServeArgs {
     /// e.g. +02:00.
     #[arg(long, env = "GATEHOUSE_UTC_OFFSET", default_value = "+00:00")]
     pub utc_offset: String,
+    /// A second address that serves GET /metrics without a key, for a
+    /// Prometheus on a private network (e.g. 127.0.0.1:9090). On the main
+    /// address /metrics needs an admin or auditor key.
+    #[arg(long, env = "GATEHOUSE_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+    /// Server log format: `text` (colours only on a terminal) or `json`
+    /// (one object per line, with the request id and span fields).
+    #[arg(long, env = "GATEHOUSE_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]

@@ -8,7 +8,7 @@ use gatehouse_policy::{read_policy_dir, starter_files, Engine, EngineOptions, Un
 use gatehouse_server::{router, ServerConfig};
 use time::UtcOffset;
 
-use crate::cli::{ServeArgs, UnknownAction};
+use crate::cli::{LogFormat, ServeArgs, UnknownAction};
 use crate::key_reload;
 use crate::local::{load_token_signer, open_store, token_key_path};
 
@@ -18,14 +18,28 @@ fn parse_offset(raw: &str) -> Result<UtcOffset> {
         .with_context(|| format!("--utc-offset {raw:?} is not like +02:00"))
 }
 
+/// Logs to stderr: text, with colours only when stderr is a terminal, or
+/// one JSON object per line; either way every line about a request
+/// carries its request id (the `request` span's fields).
+fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG")
+        .unwrap_or_else(|_| "info,sqlx=warn".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
+}
+
 pub async fn run(args: ServeArgs) -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG")
-                .unwrap_or_else(|_| "info,sqlx=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(args.log_format);
 
     // Validate every setting before touching storage or the network.
     let review_timeout = gatehouse_policy_duration(&args.review_timeout)?;
@@ -63,6 +77,16 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let metrics_listener = match &args.metrics_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} for metrics"))?,
+        ),
+        None => None,
+    };
+    // Installed before anything records, so no early metric is lost.
+    gatehouse_server::metrics::handle();
 
     let store = open_store(&args.storage).await?;
     let tokens = load_token_signer(&args.storage)?;
@@ -84,6 +108,23 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let key_watcher = token_key_path(&args.storage)
         .map(|path| key_reload::spawn(app.clone(), path, token_key_reload));
     let routes = router(app.clone(), http);
+    let upkeep = tokio::spawn(async {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            gatehouse_server::metrics::upkeep();
+        }
+    });
+    let metrics_server = match metrics_listener {
+        Some(l) => {
+            let addr = l.local_addr()?;
+            println!("gatehouse metrics on http://{addr}/metrics");
+            tracing::info!(%addr, "serving /metrics without authentication");
+            let routes = gatehouse_server::metrics_router(app.clone());
+            Some(tokio::spawn(async move { axum::serve(l, routes).await }))
+        }
+        None => None,
+    };
     let addr = listener.local_addr()?;
     // Tests and scripts read this line to find a port chosen by the OS.
     println!("gatehouse listening on http://{addr}");
@@ -99,6 +140,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .await
         .context("server failed")?;
     sweeper.abort();
+    upkeep.abort();
+    if let Some(m) = metrics_server {
+        m.abort();
+    }
     if let Some(watcher) = key_watcher {
         watcher.abort();
     }

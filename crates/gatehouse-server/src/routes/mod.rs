@@ -41,6 +41,7 @@ pub(crate) fn documented() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(health::readyz))
         .routes(routes!(health::openapi))
         .routes(routes!(health::whoami))
+        .routes(routes!(crate::metrics::metrics))
         .routes(routes!(gate::create_for_task))
         .routes(routes!(gate::add_event, gate::list_events))
         .routes(routes!(gate::create_sdk))
@@ -71,14 +72,17 @@ pub(crate) fn documented() -> OpenApiRouter<Arc<App>> {
 }
 
 pub fn router(app: Arc<App>, config: ServerConfig) -> Router {
+    // Metrics recorded from now on are collected for /metrics.
+    crate::metrics::handle();
     let (routes, _) = documented().split_for_parts();
     routes
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(config.body_limit))
-        // Method, path, status and latency at debug level (GATEHOUSE_LOG);
-        // headers, and so API keys, are never recorded.
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        // A request id on every log line, header and error body; method,
+        // route, status and latency as metrics and (at debug level) in the
+        // log. Headers, and so API keys, are never recorded.
+        .layer(axum::middleware::from_fn(crate::observe::observe))
         .with_state(app)
 }
 

@@ -192,3 +192,20 @@ pub async fn keys_create_list_revoke(store: Arc<dyn Store>) {
     );
     assert!(!store.revoke_key("missing", at).await.unwrap());
 }
+
+pub async fn decisions_are_counted_by_status(store: Arc<dyn Store>) {
+    for (verdict, task) in [
+        (Verdict::PendingReview, "t-count-1"),
+        (Verdict::PendingReview, "t-count-2"),
+        (Verdict::Allow, "t-count-3"),
+    ] {
+        let d = sample_decision(verdict, "k1", None, task);
+        store.create_decision(&d, None).await.unwrap();
+    }
+    assert_eq!(
+        store.count_decisions(Status::PendingReview).await.unwrap(),
+        2
+    );
+    assert_eq!(store.count_decisions(Status::Allow).await.unwrap(), 1);
+    assert_eq!(store.count_decisions(Status::Expired).await.unwrap(), 0);
+}

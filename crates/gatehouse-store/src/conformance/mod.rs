@@ -44,6 +44,7 @@ macro_rules! conformance_tests {
             concurrent_reviews_apply_once,
             expire_due_moves_only_due_pending,
             list_filters_and_pages,
+            decisions_are_counted_by_status,
             events_are_listed_in_order,
             policy_versions_are_write_once,
             keys_create_list_revoke,

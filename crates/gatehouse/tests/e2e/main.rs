@@ -6,6 +6,7 @@ mod cli;
 mod evidence;
 mod keys;
 mod lifecycle;
+mod operations;
 mod replicas;
 
 use std::io::{BufRead, BufReader};
@@ -42,6 +43,9 @@ fn run(args: &[&str]) -> Output {
 struct Server {
     child: Child,
     url: String,
+    /// What the server printed on stdout before its address (e.g. the
+    /// metrics address).
+    early: Vec<String>,
 }
 
 impl Server {
@@ -53,25 +57,40 @@ impl Server {
     }
 
     /// Starts a prepared `serve` command and waits for its address.
-    fn spawn(mut cmd: Command) -> Server {
+    fn spawn(cmd: Command) -> Server {
+        Server::spawn_logging(cmd, Stdio::null())
+    }
+
+    /// [`Server::spawn`] with the server's log (stderr) going to `log`.
+    fn spawn_logging(mut cmd: Command, log: impl Into<Stdio>) -> Server {
         let mut child = cmd
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("spawn server");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("gatehouse listening on ") {
-                    let _ = tx.send(url.to_string());
-                }
+                let _ = tx.send(line);
             }
         });
-        let url = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("server did not start");
-        Server { child, url }
+        let mut early = Vec::new();
+        loop {
+            let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) else {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("server did not start");
+            };
+            if let Some(url) = line.strip_prefix("gatehouse listening on ") {
+                return Server {
+                    child,
+                    url: url.to_string(),
+                    early,
+                };
+            }
+            early.push(line);
+        }
     }
 
     /// SIGKILL: no graceful shutdown, like a crash or a power cut.
