@@ -239,9 +239,10 @@ impl DecideBody {
         debug_assert!(DECIDE_KNOWN_KEYS.iter().all(|k| !context.contains_key(*k)));
         // The subject is the source record when one is named; otherwise the
         // workflow itself is what the action touches.
-        let subject = source_record_id.clone().unwrap_or_else(|| workflow.clone());
+        let agent = name("context.workflow", workflow)?;
+        let subject = source_record_id.clone().unwrap_or_else(|| agent.clone());
         Ok(ActionRequest {
-            agent: name("context.workflow", workflow)?,
+            agent,
             action: name("context.requested_action", requested_action)?,
             subject,
             risk,
