@@ -140,9 +140,15 @@ done
 sep='?'; [[ "$PG_URL" == *\?* ]] && sep='&'
 "$BIN" log keygen > "$work/log.key" 2>/dev/null
 "$BIN" log keygen --token > "$work/token.pem" 2>/dev/null
+keys="--log-key-file $work/log.key --token-key-file $work/token.pem"
+# A baseline from before the log (e1c1eaf) takes no key files.
+base_keys=""
+if [ -n "$BASE_BIN" ] && "$BASE_BIN" serve --help | grep -q -- --log-key-file; then
+    base_keys=$keys
+fi
 bench_backend postgres \
-    "--database-url ${PG_URL}${sep}options=-c%20search_path%3D${schema} --log-key-file $work/log.key --token-key-file $work/token.pem" \
-    "--database-url ${PG_URL}${sep}options=-c%20search_path%3D${base_schema}"
+    "--database-url ${PG_URL}${sep}options=-c%20search_path%3D${schema} $keys" \
+    "--database-url ${PG_URL}${sep}options=-c%20search_path%3D${base_schema} $base_keys"
 for s in "$schema" "$base_schema"; do
     psql "$PG_URL" -qc "DROP SCHEMA $s CASCADE" >/dev/null 2>&1
 done
