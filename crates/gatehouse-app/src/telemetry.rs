@@ -1,7 +1,7 @@
 //! The application's metrics, through the `metrics` facade: whichever
 //! recorder the process installs (the server's Prometheus one) collects
 //! them; without one they cost nothing. Names and labels are part of the
-//! operator's contract (docs/OPERATIONS.md).
+//! operator's contract (README, "Operations").
 
 use gatehouse_core::{Status, Verdict};
 
