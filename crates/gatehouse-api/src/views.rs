@@ -136,17 +136,24 @@ pub struct RecordView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved_at: Option<String>,
     /// The request as submitted (outside the record hash, which binds its
-    /// action through `action_hash`).
-    pub request: SubmittedRequest,
+    /// action through `action_hash`). On reads; the answer to the request
+    /// itself does not repeat what the caller just sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<SubmittedRequest>,
 }
 
 impl RecordView {
+    /// The record as a reader sees it, with the request as submitted.
     pub fn new(d: &Decision, checkpoint: Option<String>) -> Self {
-        Self::with_receipt(d, checkpoint, receipt_hash(d))
+        RecordView {
+            request: Some(SubmittedRequest::from(d)),
+            ..Self::created(d, checkpoint, receipt_hash(d))
+        }
     }
 
-    /// [`RecordView::new`] with the receipt hash already computed.
-    pub fn with_receipt(d: &Decision, checkpoint: Option<String>, receipt_hash: String) -> Self {
+    /// The answer to the request that made the decision, with the receipt
+    /// hash already computed.
+    pub fn created(d: &Decision, checkpoint: Option<String>, receipt_hash: String) -> Self {
         RecordView {
             record: d.record(),
             record_hash: d.record_hash.clone(),
@@ -160,7 +167,7 @@ impl RecordView {
             status: d.status,
             review: d.review.as_ref().map(ReviewView::from),
             resolved_at: d.resolved_at.map(rfc3339),
-            request: SubmittedRequest::from(d),
+            request: None,
         }
     }
 }

@@ -8,6 +8,7 @@
 //! `event_poll_interval`. Nothing is read while nobody listens, so the
 //! decide path pays only an atomic load when no one subscribes.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -182,23 +183,48 @@ impl Subscription {
     }
 }
 
-struct Subscriber {
-    /// Only events about this decision, or all of them.
-    decision: Option<String>,
-    tx: mpsc::Sender<Arc<Published>>,
-}
+type Sender = mpsc::Sender<Arc<Published>>;
 
 struct State {
     /// The next log index to read.
     cursor: u64,
-    subscribers: Vec<Subscriber>,
+    /// Subscribers to every event.
+    all: Vec<Sender>,
+    /// Subscribers to one decision's events, by decision id: delivering an
+    /// event costs one lookup however many decisions are watched.
+    by_decision: HashMap<String, Vec<Sender>>,
+}
+
+impl State {
+    fn is_empty(&self) -> bool {
+        self.all.is_empty() && self.by_decision.is_empty()
+    }
+
+    fn count(&self) -> usize {
+        self.all.len() + self.by_decision.values().map(Vec::len).sum::<usize>()
+    }
+
+    /// Drops subscribers whose stream was dropped.
+    fn prune(&mut self) {
+        self.all.retain(|tx| !tx.is_closed());
+        self.by_decision.retain(|_, txs| {
+            txs.retain(|tx| !tx.is_closed());
+            !txs.is_empty()
+        });
+    }
+}
+
+/// Hands `p` to each of `txs`. A full buffer cuts the subscriber off rather
+/// than block everyone else; its stream ends and it starts over.
+fn send_all(txs: &mut Vec<Sender>, p: &Arc<Published>) {
+    txs.retain(|tx| tx.try_send(p.clone()).is_ok());
 }
 
 struct Shared {
     store: Arc<dyn Store>,
     state: Mutex<State>,
-    /// Mirrors `subscribers.len()`, so committing code can skip waking the
-    /// reader without taking the lock.
+    /// Mirrors how many subscribers there are, so committing code can skip
+    /// waking the reader without taking the lock.
     listening: AtomicUsize,
     wake: Notify,
     poll: Duration,
@@ -217,7 +243,8 @@ impl Events {
                 store,
                 state: Mutex::new(State {
                     cursor: 0,
-                    subscribers: Vec::new(),
+                    all: Vec::new(),
+                    by_decision: HashMap::new(),
                 }),
                 listening: AtomicUsize::new(0),
                 wake: Notify::new(),
@@ -252,14 +279,15 @@ impl Events {
         let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
         {
             let mut state = self.shared.lock();
-            if state.subscribers.is_empty() {
+            if state.is_empty() {
                 // Nobody listened, so nothing past the cursor was owed to anyone.
                 state.cursor = state.cursor.max(size);
             }
-            state.subscribers.push(Subscriber { decision, tx });
-            self.shared
-                .listening
-                .store(state.subscribers.len(), Ordering::Release);
+            match decision {
+                Some(id) => state.by_decision.entry(id).or_default().push(tx),
+                None => state.all.push(tx),
+            }
+            self.shared.listening.store(state.count(), Ordering::Release);
         }
         if !self.reader_started.swap(true, Ordering::AcqRel) {
             tokio::spawn(read_log(Arc::downgrade(&self.shared)));
@@ -277,10 +305,9 @@ impl Shared {
     /// Drops subscribers that went away; true if anyone is left.
     fn anyone_listening(&self) -> bool {
         let mut state = self.lock();
-        state.subscribers.retain(|s| !s.tx.is_closed());
-        self.listening
-            .store(state.subscribers.len(), Ordering::Release);
-        !state.subscribers.is_empty()
+        state.prune();
+        self.listening.store(state.count(), Ordering::Release);
+        !state.is_empty()
     }
 
     /// Reads the log from the cursor to its end and delivers what it finds.
@@ -325,20 +352,17 @@ impl Shared {
         }
         state.cursor = index + 1;
         for p in published.into_iter().map(Arc::new) {
-            state.subscribers.retain(|s| {
-                if s.decision
-                    .as_deref()
-                    .is_some_and(|id| id != p.event.decision_id())
-                {
-                    return true;
+            send_all(&mut state.all, &p);
+            let id = p.event.decision_id();
+            if let Some(txs) = state.by_decision.get_mut(id) {
+                send_all(txs, &p);
+                if txs.is_empty() {
+                    state.by_decision.remove(id);
                 }
-                // A full buffer cuts the subscriber off rather than block
-                // everyone else; its stream ends and it starts over.
-                s.tx.try_send(p.clone()).is_ok()
-            });
+            }
         }
-        self.listening
-            .store(state.subscribers.len(), Ordering::Release);
+        let count = state.count();
+        self.listening.store(count, Ordering::Release);
     }
 }
 

@@ -3,6 +3,8 @@
 //! the `x-request-id` response header and in every error body; and the
 //! HTTP metrics (requests and latency by route and status).
 
+use std::collections::HashSet;
+use std::sync::{OnceLock, RwLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
@@ -20,6 +22,32 @@ tokio::task_local! {
 /// The id of the request being answered, if any (for error bodies).
 pub fn current_request_id() -> Option<String> {
     REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// The one `'static` copy of a label value. Route templates and status
+/// codes are few, so each is leaked once; labels then cost no allocation
+/// per request.
+fn intern(value: &str) -> &'static str {
+    static SEEN: OnceLock<RwLock<HashSet<&'static str>>> = OnceLock::new();
+    let seen = SEEN.get_or_init(Default::default);
+    if let Some(v) = seen.read().ok().and_then(|s| s.get(value).copied()) {
+        return v;
+    }
+    let mut set = match seen.write() {
+        Ok(set) => set,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    // Only route templates and status codes come here, so the set
+    // stays small; the bound is a guard against a bug, not a limit in use.
+    if set.len() >= 4096 {
+        return "other";
+    }
+    if let Some(v) = set.get(value) {
+        return v;
+    }
+    let leaked: &'static str = Box::leak(value.to_string().into_boxed_str());
+    set.insert(leaked);
+    leaked
 }
 
 /// A caller's id is kept only if it is short and plain, so it cannot forge
@@ -41,33 +69,45 @@ pub async fn observe(request: Request, next: Next) -> Response {
         .unwrap_or_else(|| ulid::Ulid::new().to_string());
     // The route's template, never the raw path: ids would make every
     // request a metric series of its own.
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".to_string());
-    let method = request.method().clone();
-    let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
+    let route = intern(
+        request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("unmatched", |p| p.as_str()),
+    );
+    // Extension methods are the caller's to invent: one label for them all.
+    let method = match request.method().as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    };
+    // Only the id: the span's fields are formatted for every request.
+    let span = tracing::info_span!("request", request_id = %id);
     let started = Instant::now();
     let mut response = REQUEST_ID
         .scope(id.clone(), next.run(request))
         .instrument(span.clone())
         .await;
     let took = started.elapsed();
-    let status = response.status().as_u16().to_string();
+    let status = intern(response.status().as_str());
     span.in_scope(|| {
-        tracing::debug!(status = %status, micros = took.as_micros() as u64, "answered");
+        tracing::debug!(method, route, status, micros = took.as_micros() as u64, "answered");
     });
     metrics::counter!(
         "gatehouse_http_requests_total",
-        "method" => method.to_string(),
-        "route" => route.clone(),
-        "status" => status.clone()
+        "method" => method,
+        "route" => route,
+        "status" => status
     )
     .increment(1);
     metrics::histogram!(
         "gatehouse_http_request_duration_seconds",
-        "method" => method.to_string(),
+        "method" => method,
         "route" => route,
         "status" => status
     )

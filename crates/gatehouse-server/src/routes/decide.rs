@@ -56,7 +56,7 @@ pub async fn decide(
         Some(c) => Some(c),
         None => app.checkpoint().await?,
     };
-    let mut view = RecordView::with_receipt(&decided.decision, checkpoint, decided.receipt_hash);
+    let mut view = RecordView::created(&decided.decision, checkpoint, decided.receipt_hash);
     view.approval_token = decided.approval_token;
     Ok((status, Json(view)))
 }
