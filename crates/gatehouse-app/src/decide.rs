@@ -109,7 +109,7 @@ impl App {
                 checkpoint,
             } => {
                 self.events.appended();
-                telemetry::decided(decision.verdict, &decision.request.action);
+                telemetry::decided(decision.verdict, &decision.evaluated_action);
                 Ok(Decided {
                     decision: Decision {
                         log_index: Some(log_index),

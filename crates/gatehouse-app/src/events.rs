@@ -287,7 +287,9 @@ impl Events {
                 Some(id) => state.by_decision.entry(id).or_default().push(tx),
                 None => state.all.push(tx),
             }
-            self.shared.listening.store(state.count(), Ordering::Release);
+            self.shared
+                .listening
+                .store(state.count(), Ordering::Release);
         }
         if !self.reader_started.swap(true, Ordering::AcqRel) {
             tokio::spawn(read_log(Arc::downgrade(&self.shared)));

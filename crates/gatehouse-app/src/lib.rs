@@ -20,7 +20,7 @@ pub mod executions;
 mod policies;
 pub mod review;
 pub mod tasks;
-mod telemetry;
+pub mod telemetry;
 pub mod tokens;
 
 use std::sync::Arc;

@@ -3,16 +3,50 @@
 //! them; without one they cost nothing. Names and labels are part of the
 //! operator's contract (README, "Operations").
 
+use std::collections::HashSet;
+use std::sync::{OnceLock, RwLock};
+
 use gatehouse_core::{Status, Verdict};
 
 use crate::events::Resolution;
 use crate::{App, AppResult};
 
+/// The one `'static` copy of a metric label value: labels then cost no
+/// allocation per event. Values come from small sets (route templates,
+/// status codes, the actions a policy schema declares); past
+/// [`MAX_LABELS`] distinct values, new ones are counted as `other`, so a
+/// caller inventing names cannot grow memory or the metric series.
+pub fn intern(value: &str) -> &'static str {
+    static SEEN: OnceLock<RwLock<HashSet<&'static str>>> = OnceLock::new();
+    let seen = SEEN.get_or_init(Default::default);
+    if let Some(v) = seen.read().ok().and_then(|s| s.get(value).copied()) {
+        return v;
+    }
+    let mut set = match seen.write() {
+        Ok(set) => set,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if let Some(v) = set.get(value) {
+        return v;
+    }
+    if set.len() >= MAX_LABELS {
+        return "other";
+    }
+    let leaked: &'static str = Box::leak(value.to_string().into_boxed_str());
+    set.insert(leaked);
+    leaked
+}
+
+/// How many distinct label values [`intern`] keeps.
+pub const MAX_LABELS: usize = 2048;
+
+/// `action` is the action the policies evaluated: one the schema declares,
+/// or `default` for undeclared ones when the schema has it.
 pub(crate) fn decided(verdict: Verdict, action: &str) {
     metrics::counter!(
         "gatehouse_decisions_total",
         "verdict" => verdict_label(verdict),
-        "action" => action.to_string()
+        "action" => intern(action)
     )
     .increment(1);
 }

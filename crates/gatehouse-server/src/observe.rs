@@ -3,14 +3,13 @@
 //! the `x-request-id` response header and in every error body; and the
 //! HTTP metrics (requests and latency by route and status).
 
-use std::collections::HashSet;
-use std::sync::{OnceLock, RwLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
+use gatehouse_app::telemetry::intern;
 use tracing::Instrument;
 
 const HEADER: &str = "x-request-id";
@@ -22,32 +21,6 @@ tokio::task_local! {
 /// The id of the request being answered, if any (for error bodies).
 pub fn current_request_id() -> Option<String> {
     REQUEST_ID.try_with(Clone::clone).ok()
-}
-
-/// The one `'static` copy of a label value. Route templates and status
-/// codes are few, so each is leaked once; labels then cost no allocation
-/// per request.
-fn intern(value: &str) -> &'static str {
-    static SEEN: OnceLock<RwLock<HashSet<&'static str>>> = OnceLock::new();
-    let seen = SEEN.get_or_init(Default::default);
-    if let Some(v) = seen.read().ok().and_then(|s| s.get(value).copied()) {
-        return v;
-    }
-    let mut set = match seen.write() {
-        Ok(set) => set,
-        Err(poisoned) => poisoned.into_inner(),
-    };
-    // Only route templates and status codes come here, so the set
-    // stays small; the bound is a guard against a bug, not a limit in use.
-    if set.len() >= 4096 {
-        return "other";
-    }
-    if let Some(v) = set.get(value) {
-        return v;
-    }
-    let leaked: &'static str = Box::leak(value.to_string().into_boxed_str());
-    set.insert(leaked);
-    leaked
 }
 
 /// A caller's id is kept only if it is short and plain, so it cannot forge
@@ -96,7 +69,13 @@ pub async fn observe(request: Request, next: Next) -> Response {
     let took = started.elapsed();
     let status = intern(response.status().as_str());
     span.in_scope(|| {
-        tracing::debug!(method, route, status, micros = took.as_micros() as u64, "answered");
+        tracing::debug!(
+            method,
+            route,
+            status,
+            micros = took.as_micros() as u64,
+            "answered"
+        );
     });
     metrics::counter!(
         "gatehouse_http_requests_total",

@@ -67,8 +67,8 @@ async fn metrics_need_an_admin_or_auditor_key_and_count_what_happened() {
     assert_eq!(status, StatusCode::OK);
     let text = metrics_text(&app, &app.admin).await;
     for line in [
-        "gatehouse_decisions_total{verdict=\"pending_review\",action=\"issue_refund\"}",
-        "gatehouse_decisions_total{verdict=\"allow\",action=\"issue_refund\"}",
+        "gatehouse_decisions_total{verdict=\"pending_review\",action=\"default\"}",
+        "gatehouse_decisions_total{verdict=\"allow\",action=\"default\"}",
         "gatehouse_time_to_review_seconds_count{resolution=\"approved\"}",
         "gatehouse_http_requests_total{method=\"POST\",route=\"/api/agent/tasks/{task_id}/requests\",status=\"201\"}",
         "gatehouse_http_request_duration_seconds_bucket{method=\"GET\",route=\"/metrics\",status=\"401\"",

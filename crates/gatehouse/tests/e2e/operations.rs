@@ -62,7 +62,7 @@ fn metrics_on_a_private_address_and_json_logs_with_request_ids() {
     let text = page.text().unwrap();
     assert!(
         text.contains(
-            "gatehouse_decisions_total{verdict=\"pending_review\",action=\"deploy_production\"} 1"
+            "gatehouse_decisions_total{verdict=\"pending_review\",action=\"default\"} 1"
         ),
         "{text}"
     );
