@@ -61,9 +61,7 @@ fn metrics_on_a_private_address_and_json_logs_with_request_ids() {
     assert_eq!(page.status(), 200);
     let text = page.text().unwrap();
     assert!(
-        text.contains(
-            "gatehouse_decisions_total{verdict=\"pending_review\",action=\"default\"} 1"
-        ),
+        text.contains("gatehouse_decisions_total{verdict=\"pending_review\",action=\"default\"} 1"),
         "{text}"
     );
     assert!(text.contains("gatehouse_pending_reviews 1"), "{text}");
