@@ -93,9 +93,13 @@ impl Caller {
     }
 
     /// Reviewers, auditors and admins read everything; agents read what
-    /// they created.
+    /// they created; executors read nothing (they redeem tokens).
     pub fn may_read(&self, created_by: &str) -> bool {
-        self.role != Role::Agent || self.key_id == created_by
+        match self.role {
+            Role::Reviewer | Role::Auditor | Role::Admin => true,
+            Role::Agent => self.key_id == created_by,
+            Role::Executor => false,
+        }
     }
 }
 

@@ -160,7 +160,10 @@ impl App {
         token: &str,
         action: &PresentedAction,
     ) -> AppResult<Redeemed> {
-        caller.require(&[Role::Agent, Role::Admin], "redeem approval tokens")?;
+        caller.require(
+            &[Role::Agent, Role::Admin, Role::Executor],
+            "redeem approval tokens",
+        )?;
         let presented = action.hash();
         let claims = gatehouse_token::verify(
             token,
@@ -178,6 +181,16 @@ impl App {
             .get_decision(&claims.sub)
             .await?
             .ok_or_else(|| reject(format!("decision {} does not exist", claims.sub)))?;
+        // Redemption belongs to whoever runs the action: the key that asked,
+        // or an executor key named for the token's audience.
+        let entitled = d.created_by == caller.key_id
+            || (caller.role == Role::Executor && caller.name == claims.aud);
+        if !entitled {
+            return Err(AppError::Forbidden {
+                role: caller.role.as_str(),
+                action: "redeem an approval token issued to another key (only the key that asked, or an executor key named for the token's audience, may)",
+            });
+        }
         if !d.status.permits_action() {
             return Err(reject(format!(
                 "decision {} is {}",

@@ -9,6 +9,9 @@ pub enum Role {
     Reviewer,
     Admin,
     Auditor,
+    /// Runs approved actions for agents: may redeem the approval tokens
+    /// whose audience (`aud`) is the key's name, and nothing else.
+    Executor,
 }
 
 impl Role {
@@ -18,6 +21,7 @@ impl Role {
             Role::Reviewer => "reviewer",
             Role::Admin => "admin",
             Role::Auditor => "auditor",
+            Role::Executor => "executor",
         }
     }
 
@@ -27,6 +31,7 @@ impl Role {
             "reviewer" => Role::Reviewer,
             "admin" => Role::Admin,
             "auditor" => Role::Auditor,
+            "executor" => Role::Executor,
             _ => return None,
         })
     }

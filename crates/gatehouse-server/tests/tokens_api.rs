@@ -311,3 +311,68 @@ async fn a_policy_can_shorten_the_token_lifetime() {
         "@token_ttl(\"5m\")"
     );
 }
+
+/// Redemption belongs to whoever runs the action: the key that asked, or an
+/// executor key named for the token's audience. Anyone else gets 403 and
+/// nothing is written.
+#[tokio::test]
+async fn only_the_asking_key_or_the_audiences_executor_may_redeem() {
+    let app = app().await;
+    let body = low_risk();
+    let issue = || async {
+        let (_, d) = app
+            .call(
+                "POST",
+                "/api/agent/tasks/t/requests",
+                Some(&app.agent),
+                Some(body.clone()),
+            )
+            .await;
+        d["approval_token"].as_str().unwrap().to_string()
+    };
+    let redeem = |key: String, token: String| {
+        let app = &app;
+        let action = action_of(&body);
+        async move {
+            app.call(
+                "POST",
+                "/api/tokens/redeem",
+                Some(&key),
+                Some(json!({"token": token, "action": action})),
+            )
+            .await
+        }
+    };
+    let token = issue().await;
+    let size = app.store.log_size().await.unwrap();
+    for (who, key) in [
+        ("another agent", app.agent2.clone()),
+        (
+            "an executor for another audience",
+            app.other_executor.clone(),
+        ),
+        ("an admin that did not ask", app.admin.clone()),
+        ("a reviewer", app.reviewer.clone()),
+    ] {
+        let (status, answer) = redeem(key, token.clone()).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{who}: {answer}");
+        assert_eq!(answer["error"]["code"], "forbidden", "{who}");
+    }
+    assert_eq!(
+        app.store.log_size().await.unwrap(),
+        size,
+        "nothing was written"
+    );
+    // The audience's executor redeems it, once.
+    let (status, answer) = redeem(app.executor.clone(), token.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (status, _) = redeem(app.agent.clone(), token).await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "single use holds for the asking key too"
+    );
+    // And the key that asked redeems its own.
+    let (status, answer) = redeem(app.agent.clone(), issue().await).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+}

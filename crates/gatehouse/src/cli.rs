@@ -220,7 +220,7 @@ pub enum LogFormat {
 pub enum KeysCommand {
     /// Create a key; its secret is the last line of output and is shown once.
     Create {
-        #[arg(long, value_parser = ["agent", "reviewer", "admin", "auditor"])]
+        #[arg(long, value_parser = ["agent", "reviewer", "admin", "auditor", "executor"])]
         role: String,
         #[arg(long)]
         name: Option<String>,

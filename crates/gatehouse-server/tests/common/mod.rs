@@ -31,6 +31,10 @@ pub struct TestApp {
     pub reviewer_id: String,
     pub admin: String,
     pub auditor: String,
+    /// An executor key named for the default token audience.
+    pub executor: String,
+    /// An executor key for some other audience.
+    pub other_executor: String,
     _dir: tempfile::TempDir,
 }
 
@@ -72,6 +76,8 @@ pub async fn app_with_http(
         (Role::Reviewer, "Rita"),
         (Role::Admin, "admin"),
         (Role::Auditor, "auditor"),
+        (Role::Executor, "gatehouse-executor"),
+        (Role::Executor, "billing-executor"),
     ] {
         let new = access::generate_key(role, name, time::OffsetDateTime::now_utc());
         store.create_key(&new.key).await.unwrap();
@@ -96,6 +102,8 @@ pub async fn app_with_http(
         reviewer_id,
         admin: secrets[3].clone(),
         auditor: secrets[4].clone(),
+        executor: secrets[5].clone(),
+        other_executor: secrets[6].clone(),
         _dir: dir,
     }
 }
