@@ -79,13 +79,17 @@ pub enum LogCommand {
         #[command(flatten)]
         storage: StorageArgs,
     },
-    /// Print a new private log key, e.g. for replicas sharing PostgreSQL.
+    /// Make a new private log key, e.g. for replicas sharing PostgreSQL.
     Keygen {
         #[arg(long, default_value = "gatehouse.local/log")]
         origin: String,
-        /// Print a new approval-token key (PKCS#8 PEM) instead.
+        /// Make a new approval-token key (PKCS#8 PEM) instead.
         #[arg(long)]
         token: bool,
+        /// Write the key to this file, created with mode 0600 (it must not
+        /// exist yet); without it the key is printed, e.g. for a secret store.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Prove that today's log extends a checkpoint saved earlier (a file
     /// holding the signed note from GET /api/log/checkpoint).

@@ -82,7 +82,7 @@ fn log_key_file(storage: &StorageArgs) -> KeyFile<'_> {
         env: "GATEHOUSE_LOG_SIGNING_KEY",
         default_name: "log-signing.key",
         flag: "--log-key-file (GATEHOUSE_LOG_KEY_FILE)",
-        keygen: "gatehouse log keygen > log-signing.key",
+        keygen: "gatehouse log keygen --out log-signing.key",
     }
 }
 
@@ -92,7 +92,7 @@ fn token_key_file(storage: &StorageArgs) -> KeyFile<'_> {
         env: "GATEHOUSE_TOKEN_SIGNING_KEY",
         default_name: "token-signing.pem",
         flag: "--token-key-file (GATEHOUSE_TOKEN_KEY_FILE)",
-        keygen: "gatehouse log keygen --token > token-signing.pem",
+        keygen: "gatehouse log keygen --token --out token-signing.pem",
     }
 }
 

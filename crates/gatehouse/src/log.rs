@@ -9,7 +9,7 @@ use gatehouse_app::audit;
 use gatehouse_log::checkpoint::LogSigner;
 
 use crate::cli::LogCommand;
-use crate::local::{load_signer, open_store};
+use crate::local::{load_signer, open_store, write_private};
 
 pub async fn run(cmd: LogCommand) -> Result<ExitCode> {
     match cmd {
@@ -17,17 +17,23 @@ pub async fn run(cmd: LogCommand) -> Result<ExitCode> {
             println!("{}", load_signer(&storage)?.verifier_key());
             Ok(ExitCode::SUCCESS)
         }
-        LogCommand::Keygen { token: true, .. } => {
-            let (pem, signer) = gatehouse_token::TokenSigner::generate()?;
-            eprintln!("key id: {}", signer.kid());
-            print!("{pem}");
-            Ok(ExitCode::SUCCESS)
-        }
-        LogCommand::Keygen { origin, .. } => {
-            let (skey, signer) = LogSigner::generate(&origin)
-                .with_context(|| format!("{origin:?} is not a valid log name"))?;
-            eprintln!("public key: {}", signer.verifier_key());
-            println!("{skey}");
+        LogCommand::Keygen { origin, token, out } => {
+            let (secret, public) = if token {
+                let (pem, signer) = gatehouse_token::TokenSigner::generate()?;
+                (pem, format!("key id: {}", signer.kid()))
+            } else {
+                let (skey, signer) = LogSigner::generate(&origin)
+                    .with_context(|| format!("{origin:?} is not a valid log name"))?;
+                (skey, format!("public key: {}", signer.verifier_key()))
+            };
+            eprintln!("{public}");
+            match out {
+                Some(path) => {
+                    write_private(&path, secret.trim_end())?;
+                    eprintln!("wrote {} (mode 0600)", path.display());
+                }
+                None => println!("{}", secret.trim_end()),
+            }
             Ok(ExitCode::SUCCESS)
         }
         LogCommand::Consistency {

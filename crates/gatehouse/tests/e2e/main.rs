@@ -162,10 +162,21 @@ fn shared_keys(dir: &Path) -> Vec<String> {
             vec!["log", "keygen", "--token"],
         ),
     ] {
-        let out = run(&args);
-        assert!(out.status.success());
         let path = dir.join(name);
-        std::fs::write(&path, &out.stdout).unwrap();
+        let mut args = args;
+        args.extend(["--out", path.to_str().unwrap()]);
+        let out = run(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Private keys are written for their owner only.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}");
+        // An existing key is never overwritten.
+        assert!(!run(&args).status.success(), "{name} written twice");
         flags.push(flag.to_string());
         flags.push(path.to_str().unwrap().to_string());
     }

@@ -107,3 +107,21 @@ fn text_logs_have_no_colour_codes_when_not_on_a_terminal() {
     assert!(text.contains("listening"), "{text}");
     assert!(!text.contains('\u{1b}'), "colour codes in a file:\n{text}");
 }
+
+/// Keys the binary creates by itself (SQLite's default key files) are for
+/// their owner only.
+#[test]
+fn key_files_the_binary_creates_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_string();
+    let server = Server::start(&["--data", &data], &[]);
+    drop(server);
+    for name in ["log-signing.key", "token-signing.pem"] {
+        let mode = std::fs::metadata(dir.path().join(name))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}");
+    }
+}
