@@ -40,6 +40,13 @@ impl PolicyRegistry {
             .save_policy_version(&PolicyVersion {
                 version: self.current.version().to_string(),
                 files_json,
+                // Each policy's text is logged by hash, so a packet's
+                // policy texts can be checked against the log.
+                policy_hashes: self
+                    .current
+                    .policy_texts()
+                    .map(|(id, text)| (id.to_string(), gatehouse_log::entry::text_hash(text)))
+                    .collect(),
                 first_used_at: gatehouse_core::decision::truncate_to_millis(now),
             })
             .await?;

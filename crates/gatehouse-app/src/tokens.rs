@@ -127,6 +127,7 @@ impl App {
         let signer = self.tokens.load();
         let token = signer.issue(&claims).map_err(AppError::internal)?;
         Ok(IssuedToken {
+            claims_hash: gatehouse_log::entry::claims_hash(&claims),
             decision_id: d.id.clone(),
             jti: claims.jti,
             kid: signer.kid().to_string(),

@@ -10,10 +10,18 @@ use gatehouse_core::canonical::{canonical_sha256_hex, to_canonical_vec};
 use gatehouse_core::decision::rfc3339;
 use gatehouse_core::execution::{ExecutionReceipt, OutcomeRecord, OutcomeStatus};
 use gatehouse_core::{Decision, Review, ReviewChoice, Role, TaskEvent, Verdict};
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-pub const ENTRY_VERSION: u64 = 1;
+/// The version of the entries written now. Version 2 chains every entry
+/// about a decision to the one before it (`prev`) and binds the content
+/// version 1 left out (the reviewer's name, the token's claims, each
+/// policy's text).
+pub const ENTRY_VERSION: u64 = 2;
+/// The oldest version still read (logs written before version 2).
+pub const FIRST_VERSION: u64 = 1;
 
 /// What happened, with the fields its leaf carries besides `v`, `type`,
 /// `id` and `ts`. Optional fields are written as `null`, never left out,
@@ -34,6 +42,9 @@ pub enum LogEvent {
     Review {
         decision: ReviewChoice,
         reviewer: String,
+        /// Version 2: the reviewer's name as shown with the review.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reviewer_name: Option<String>,
         comment_hash: Option<String>,
     },
     /// A pending decision passed its deadline; `id` is the decision id.
@@ -48,12 +59,21 @@ pub enum LogEvent {
         created_by: String,
     },
     /// A policy set was first used; `id` is its version.
-    PolicyVersion { files_hash: String },
+    PolicyVersion {
+        files_hash: String,
+        /// Version 2: `sha256:` of each policy's text, by policy id, so a
+        /// packet's policy texts can be checked one by one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        policies: Option<BTreeMap<String, String>>,
+    },
     /// An approval token was issued; `id` is the decision id.
     TokenIssued {
         jti: String,
         kid: String,
         exp: String,
+        /// Version 2: `sha256:` of the canonical JSON of all its claims.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        claims_hash: Option<String>,
     },
     /// An approval token was redeemed; `id` is the decision id.
     TokenRedeemed { jti: String, redeemed_by: String },
@@ -96,6 +116,12 @@ pub struct LogEntry {
     /// The record the entry is about (decision id, key id, event id, …).
     pub id: String,
     pub ts: String,
+    /// Version 2, on every entry about a decision after its first: the leaf
+    /// hash (hex) of the previous entry about the same decision. The entries
+    /// about a decision form a chain inside the log, so none can be removed
+    /// from the middle unnoticed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev: Option<String>,
     #[serde(flatten)]
     pub event: LogEvent,
 }
@@ -109,10 +135,38 @@ pub enum EntryError {
     Version(u64),
     #[error("the bytes are not the canonical JSON of the entry they encode")]
     NotCanonical,
+    #[error("a version {0} entry of type {1} lacks or has fields of another version")]
+    Incomplete(u64, &'static str),
 }
 
 fn digest(value: &impl Serialize) -> String {
     format!("sha256:{}", canonical_sha256_hex(value).unwrap_or_default())
+}
+
+/// `sha256:` of a text's UTF-8 bytes (policy files, one policy's text).
+pub fn text_hash(text: &str) -> String {
+    format!(
+        "sha256:{}",
+        gatehouse_core::canonical::sha256_hex(text.as_bytes())
+    )
+}
+
+/// `sha256:` of the canonical JSON of an approval token's claims: what a
+/// `token_issued` entry binds.
+pub fn claims_hash(claims: &impl Serialize) -> String {
+    digest(claims)
+}
+
+/// [`claims_hash`] of the claims inside a compact JWT, read without
+/// checking its signature (the hash is compared with a logged one).
+pub fn claims_hash_of_jwt(token: &str) -> Option<String> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    Some(claims_hash(&claims))
 }
 
 /// An entry serialised once: its exact leaf bytes and the columns a store
@@ -133,6 +187,31 @@ impl Leaf {
 }
 
 impl LogEvent {
+    /// Whether the entry is about a decision and follows an earlier entry
+    /// about it (everything but the decision itself): these carry `prev`.
+    pub fn is_chained(&self) -> bool {
+        matches!(
+            self,
+            LogEvent::Review { .. }
+                | LogEvent::Expiry {}
+                | LogEvent::TokenIssued { .. }
+                | LogEvent::TokenRedeemed { .. }
+                | LogEvent::Execution { .. }
+                | LogEvent::Outcome { .. }
+                | LogEvent::Flag { .. }
+        )
+    }
+
+    /// Whether the version-2 fields are all present (`v2`) or all absent.
+    fn fields_of_version(&self, v2: bool) -> bool {
+        match self {
+            LogEvent::Review { reviewer_name, .. } => reviewer_name.is_some() == v2,
+            LogEvent::TokenIssued { claims_hash, .. } => claims_hash.is_some() == v2,
+            LogEvent::PolicyVersion { policies, .. } => policies.is_some() == v2,
+            _ => true,
+        }
+    }
+
     /// The entry's `type`, also stored beside the leaf as its kind.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -157,8 +236,16 @@ impl LogEntry {
             v: ENTRY_VERSION,
             id: id.to_string(),
             ts: rfc3339(ts),
+            prev: None,
             event,
         }
+    }
+
+    /// This entry, chained after the entry whose leaf hash (hex) is `prev`:
+    /// the last entry about the same decision.
+    pub fn after(mut self, prev: String) -> LogEntry {
+        self.prev = Some(prev);
+        self
     }
 
     /// The exact leaf bytes and the columns stored beside them: the one
@@ -182,8 +269,13 @@ impl LogEntry {
     pub fn parse(bytes: &[u8]) -> Result<LogEntry, EntryError> {
         let entry: LogEntry =
             serde_json::from_slice(bytes).map_err(|e| EntryError::Malformed(e.to_string()))?;
-        if entry.v != ENTRY_VERSION {
+        if !(FIRST_VERSION..=ENTRY_VERSION).contains(&entry.v) {
             return Err(EntryError::Version(entry.v));
+        }
+        let v2 = entry.v >= 2;
+        let chain_ok = entry.prev.is_some() == (v2 && entry.event.is_chained());
+        if !chain_ok || !entry.event.fields_of_version(v2) {
+            return Err(EntryError::Incomplete(entry.v, entry.event.kind()));
         }
         if entry.to_bytes() != bytes {
             return Err(EntryError::NotCanonical);
@@ -213,6 +305,7 @@ impl LogEntry {
             LogEvent::Review {
                 decision: r.decision,
                 reviewer: r.reviewer_key_id.clone(),
+                reviewer_name: Some(r.reviewer_name.clone().unwrap_or_default()),
                 comment_hash: r.comment.as_ref().map(digest),
             },
         )
@@ -237,19 +330,32 @@ impl LogEntry {
         )
     }
 
-    pub fn policy_version(version: &str, files_json: &str, at: OffsetDateTime) -> LogEntry {
-        let files_hash = format!(
-            "sha256:{}",
-            gatehouse_core::canonical::sha256_hex(files_json.as_bytes())
-        );
-        LogEntry::new(version, at, LogEvent::PolicyVersion { files_hash })
+    /// A policy version, with `sha256:` of each policy's text by id (see
+    /// [`text_hash`]).
+    pub fn policy_version(
+        version: &str,
+        files_json: &str,
+        policies: BTreeMap<String, String>,
+        at: OffsetDateTime,
+    ) -> LogEntry {
+        let files_hash = text_hash(files_json);
+        LogEntry::new(
+            version,
+            at,
+            LogEvent::PolicyVersion {
+                files_hash,
+                policies: Some(policies),
+            },
+        )
     }
 
+    /// An approval token; `claims_hash` is [`claims_hash`] of its claims.
     pub fn token_issued(
         decision_id: &str,
         jti: &str,
         kid: &str,
         expires_at: OffsetDateTime,
+        claims_hash: &str,
         at: OffsetDateTime,
     ) -> LogEntry {
         LogEntry::new(
@@ -259,6 +365,7 @@ impl LogEntry {
                 jti: jti.to_string(),
                 kid: kid.to_string(),
                 exp: rfc3339(expires_at),
+                claims_hash: Some(claims_hash.to_string()),
             },
         )
     }
@@ -343,6 +450,10 @@ impl LogEntry {
 mod tests {
     use super::*;
 
+    fn v1(entry: LogEntry) -> LogEntry {
+        LogEntry { v: 1, ..entry }
+    }
+
     #[test]
     fn leaf_bytes_are_canonical_and_carry_no_payload() {
         let e = LogEntry::api_key(
@@ -354,38 +465,51 @@ mod tests {
         let text = String::from_utf8(e.to_bytes()).unwrap();
         assert_eq!(
             text,
-            r#"{"event":"created","id":"k1","role":"agent","ts":"1970-01-01T00:00:00Z","type":"key_event","v":1}"#
+            r#"{"event":"created","id":"k1","role":"agent","ts":"1970-01-01T00:00:00Z","type":"key_event","v":2}"#
         );
         assert_eq!(LogEntry::parse(text.as_bytes()).unwrap(), e);
     }
 
-    /// Known answers: the bytes every earlier release wrote for these
-    /// entries. A change here would make existing logs unverifiable.
+    /// Known answers: the bytes version 1 wrote for these entries. Logs
+    /// written before version 2 must stay readable and verifiable.
     #[test]
-    fn leaves_keep_the_bytes_earlier_releases_wrote() {
+    fn version_1_leaves_still_read() {
         let at = OffsetDateTime::UNIX_EPOCH;
-        let review = Review {
-            decision: ReviewChoice::Approve,
-            reviewer_key_id: "k2".into(),
-            reviewer_name: None,
-            comment: None,
-            reviewed_at: at,
-        };
+        let v1_review = v1(LogEntry::new(
+            "dec_1",
+            at,
+            LogEvent::Review {
+                decision: ReviewChoice::Approve,
+                reviewer: "k2".into(),
+                reviewer_name: None,
+                comment_hash: None,
+            },
+        ));
+        let v1_token = v1(LogEntry::new(
+            "dec_1",
+            at,
+            LogEvent::TokenIssued {
+                jti: "tok_1".into(),
+                kid: "kid1".into(),
+                exp: rfc3339(at),
+                claims_hash: None,
+            },
+        ));
         let cases = [
             (
-                LogEntry::review("dec_1", &review),
+                v1_review,
                 r#"{"comment_hash":null,"decision":"approve","id":"dec_1","reviewer":"k2","ts":"1970-01-01T00:00:00Z","type":"review","v":1}"#,
             ),
             (
-                LogEntry::expiry("dec_1", at),
+                v1(LogEntry::expiry("dec_1", at)),
                 r#"{"id":"dec_1","ts":"1970-01-01T00:00:00Z","type":"expiry","v":1}"#,
             ),
             (
-                LogEntry::token_key_retired("kid1", at),
+                v1(LogEntry::token_key_retired("kid1", at)),
                 r#"{"event":"retired","id":"kid1","role":"token-signing","ts":"1970-01-01T00:00:00Z","type":"key_event","v":1}"#,
             ),
             (
-                LogEntry::token_issued("dec_1", "tok_1", "kid1", at, at),
+                v1_token,
                 r#"{"exp":"1970-01-01T00:00:00Z","id":"dec_1","jti":"tok_1","kid":"kid1","ts":"1970-01-01T00:00:00Z","type":"token_issued","v":1}"#,
             ),
         ];
@@ -395,18 +519,71 @@ mod tests {
         }
     }
 
+    /// Known answers for version 2: entries about a decision name the
+    /// previous one, and carry what version 1 left out.
     #[test]
-    fn parse_refuses_other_versions_and_non_canonical_bytes() {
+    fn version_2_leaves_chain_and_bind_content() {
+        let at = OffsetDateTime::UNIX_EPOCH;
+        let review = Review {
+            decision: ReviewChoice::Reject,
+            reviewer_key_id: "k2".into(),
+            reviewer_name: Some("Rita".into()),
+            comment: Some("no".into()),
+            reviewed_at: at,
+        };
+        let entry = LogEntry::review("dec_1", &review).after("ab".repeat(32));
+        let bytes = entry.to_bytes();
+        assert_eq!(
+            String::from_utf8(bytes.clone()).unwrap(),
+            format!(
+                r#"{{"comment_hash":"{}","decision":"reject","id":"dec_1","prev":"{}","reviewer":"k2","reviewer_name":"Rita","ts":"1970-01-01T00:00:00Z","type":"review","v":2}}"#,
+                digest(&"no"),
+                "ab".repeat(32)
+            )
+        );
+        assert_eq!(LogEntry::parse(&bytes).unwrap(), entry);
+        let token = LogEntry::token_issued("dec_1", "tok_1", "kid1", at, "sha256:cc", at);
+        assert!(String::from_utf8(token.to_bytes())
+            .unwrap()
+            .contains(r#""claims_hash":"sha256:cc""#));
+    }
+
+    #[test]
+    fn parse_refuses_other_versions_broken_chains_and_non_canonical_bytes() {
         let spaced = br#"{"id":"dec_1", "ts":"1970-01-01T00:00:00Z","type":"expiry","v":1}"#;
         assert_eq!(LogEntry::parse(spaced), Err(EntryError::NotCanonical));
-        let v2 = br#"{"id":"dec_1","ts":"1970-01-01T00:00:00Z","type":"expiry","v":2}"#;
-        assert_eq!(LogEntry::parse(v2), Err(EntryError::Version(2)));
+        let v3 = br#"{"id":"dec_1","ts":"1970-01-01T00:00:00Z","type":"expiry","v":3}"#;
+        assert_eq!(LogEntry::parse(v3), Err(EntryError::Version(3)));
         let extra =
             br#"{"extra":1,"id":"dec_1","ts":"1970-01-01T00:00:00Z","type":"expiry","v":1}"#;
         assert_eq!(LogEntry::parse(extra), Err(EntryError::NotCanonical));
+        // A version 2 entry about a decision must name the previous one...
+        let unchained = br#"{"id":"dec_1","ts":"1970-01-01T00:00:00Z","type":"expiry","v":2}"#;
+        assert_eq!(
+            LogEntry::parse(unchained),
+            Err(EntryError::Incomplete(2, "expiry"))
+        );
+        // ...and a version 1 entry cannot.
+        let chained_v1 =
+            br#"{"id":"dec_1","prev":"ab","ts":"1970-01-01T00:00:00Z","type":"expiry","v":1}"#;
+        assert_eq!(
+            LogEntry::parse(chained_v1),
+            Err(EntryError::Incomplete(1, "expiry"))
+        );
         assert!(matches!(
             LogEntry::parse(br#"{"type":"unknown"}"#),
             Err(EntryError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn the_claims_hash_of_a_jwt_is_the_hash_of_its_claims() {
+        use base64::Engine as _;
+        let claims = serde_json::json!({"sub": "dec_1", "exp": 5, "aud": "x"});
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(serde_json::to_vec(&claims).unwrap());
+        let jwt = format!("h.{payload}.s");
+        assert_eq!(claims_hash_of_jwt(&jwt), Some(claims_hash(&claims)));
+        assert_eq!(claims_hash_of_jwt("garbage"), None);
     }
 }

@@ -7,6 +7,8 @@ pub mod entry;
 pub mod frontier;
 pub mod packet;
 pub mod proof;
+pub mod rules;
+pub mod state;
 pub mod tree;
 
 pub use tlog_tiles::tlog::Hash;

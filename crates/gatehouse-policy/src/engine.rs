@@ -92,6 +92,13 @@ impl Engine {
         self.meta.len()
     }
 
+    /// Every policy's id and text, as reports quote them.
+    pub fn policy_texts(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.meta
+            .iter()
+            .map(|(id, m)| (id.as_str(), m.text.as_str()))
+    }
+
     /// Text of one policy, for reports that explain a verdict.
     pub fn policy_text(&self, id: &str) -> Option<&str> {
         self.meta.get(id).map(|m| m.text.as_str())

@@ -20,6 +20,8 @@ use gatehouse_store::{StoreError, StoreResult};
 use sqlx::{PgConnection, Row};
 use time::OffsetDateTime;
 
+use gatehouse_store::sql::{chained, last_leaf_sql, Dialect};
+
 use crate::rows::backend;
 
 /// An arbitrary constant naming the log's advisory lock.
@@ -144,6 +146,16 @@ impl Pending {
 
 /// Appends one entry (the caller holds the lock); returns its index.
 pub async fn append(conn: &mut PgConnection, entry: &LogEntry) -> StoreResult<u64> {
+    let last: Option<Vec<u8>> = if entry.event.is_chained() && entry.prev.is_none() {
+        sqlx::query_scalar(&last_leaf_sql(Dialect::Postgres))
+            .bind(&entry.id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(backend)?
+    } else {
+        None
+    };
+    let entry = chained(entry, last.as_deref());
     let mut log = frontier(conn, None).await?;
     let mut pending = Pending::default();
     let n = pending.append(&mut log, &entry.leaf())?;

@@ -26,7 +26,12 @@ impl PolicyStore for PostgresStore {
         if inserted.rows_affected() == 0 {
             return tx.commit().await.map_err(backend);
         }
-        let entry = LogEntry::policy_version(&v.version, &v.files_json, v.first_used_at);
+        let entry = LogEntry::policy_version(
+            &v.version,
+            &v.files_json,
+            v.policy_hashes.clone(),
+            v.first_used_at,
+        );
         log::append(&mut tx, &entry).await?;
         self.commit_logged(tx).await.map(drop)
     }

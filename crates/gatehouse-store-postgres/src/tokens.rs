@@ -35,8 +35,7 @@ impl TokenStore for PostgresStore {
                 .await?
                 .ok_or_else(|| StoreError::Corrupt("token vanished".into()));
         }
-        let entry =
-            LogEntry::token_issued(&t.decision_id, &t.jti, &t.kid, t.expires_at, t.created_at);
+        let entry = t.log_entry();
         log::append(&mut tx, &entry).await?;
         self.commit_logged(tx).await?;
         Ok(t.clone())

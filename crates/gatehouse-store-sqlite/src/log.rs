@@ -8,6 +8,7 @@ use gatehouse_log::entry::{Leaf, LogEntry};
 use gatehouse_log::frontier::Frontier;
 use gatehouse_log::proof::leaf_hash;
 use gatehouse_log::Hash;
+use gatehouse_store::sql::{chained, last_leaf_sql, Dialect};
 use gatehouse_store::{StoreError, StoreResult};
 use rusqlite::{params, Connection, OptionalExtension};
 use time::OffsetDateTime;
@@ -108,7 +109,16 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
 /// savepoint, so the entry commits or rolls back with the record it
 /// describes (the writer rolls the right edge back with it).
 pub fn append(t: &Tx, entry: &LogEntry) -> StoreResult<u64> {
-    append_leaf(t, &entry.leaf())
+    let last: Option<Vec<u8>> = if entry.event.is_chained() && entry.prev.is_none() {
+        t.prepare_cached(&last_leaf_sql(Dialect::Sqlite))
+            .map_err(backend)?
+            .query_row([&entry.id], |r| r.get(0))
+            .optional()
+            .map_err(backend)?
+    } else {
+        None
+    };
+    append_leaf(t, &chained(entry, last.as_deref()).leaf())
 }
 
 /// [`append`] for an entry serialised before the job reached the writer.

@@ -24,7 +24,12 @@ impl PolicyStore for SqliteStore {
                     )
                     .map_err(backend)?;
                 if inserted > 0 {
-                    let entry = LogEntry::policy_version(&v.version, &v.files_json, v.first_used_at);
+                    let entry = LogEntry::policy_version(
+                        &v.version,
+                        &v.files_json,
+                        v.policy_hashes.clone(),
+                        v.first_used_at,
+                    );
                     log::append(conn, &entry)?;
                 }
                 Ok(())

@@ -52,8 +52,7 @@ fn find_token(conn: &Connection, decision_id: &str) -> StoreResult<Option<Issued
 impl TokenStore for SqliteStore {
     async fn issue_token(&self, token: &IssuedToken) -> StoreResult<IssuedToken> {
         let t = token.clone();
-        let entry =
-            LogEntry::token_issued(&t.decision_id, &t.jti, &t.kid, t.expires_at, t.created_at);
+        let entry = t.log_entry();
         self.writer
             .run(move |conn| {
                 if insert_token(conn, &t)? {

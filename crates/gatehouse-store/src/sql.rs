@@ -78,11 +78,13 @@ pub fn key_from_row(row: &dyn Columns) -> StoreResult<ApiKey> {
 
 /// A token from a row of [`TOKEN_COLUMNS`].
 pub fn token_from_row(row: &dyn Columns) -> StoreResult<IssuedToken> {
+    let token = row.text(3)?;
     Ok(IssuedToken {
         decision_id: row.text(0)?,
         jti: row.text(1)?,
         kid: row.text(2)?,
-        token: row.text(3)?,
+        claims_hash: gatehouse_log::entry::claims_hash_of_jwt(&token).unwrap_or_default(),
+        token,
         expires_at: from_unix_millis(row.int(4)?),
         created_at: from_unix_millis(row.int(5)?),
     })
@@ -93,6 +95,7 @@ pub fn policy_version_from_row(row: &dyn Columns) -> StoreResult<PolicyVersion> 
     Ok(PolicyVersion {
         version: row.text(0)?,
         files_json: row.text(1)?,
+        policy_hashes: Default::default(),
         first_used_at: from_unix_millis(row.int(2)?),
     })
 }
@@ -111,6 +114,28 @@ pub fn list_decisions_sql(query: &DecisionQuery, dialect: Dialect) -> String {
         dialect.param(filters.len() + 1)
     ));
     sql
+}
+
+/// The newest leaf about a record; binds the record's id (`ref_id`). A new
+/// entry about a decision names this leaf's hash as its `prev`.
+pub fn last_leaf_sql(dialect: Dialect) -> String {
+    format!(
+        "SELECT leaf FROM log_entries WHERE ref_id = {} ORDER BY idx DESC LIMIT 1",
+        dialect.param(1)
+    )
+}
+
+/// `entry` as it is appended: an entry about a decision is chained after
+/// `last_leaf`, the newest leaf about the same decision (an entry with no
+/// leaf before it names none, which every verifier reports).
+pub fn chained(entry: &LogEntry, last_leaf: Option<&[u8]>) -> LogEntry {
+    if !entry.event.is_chained() || entry.prev.is_some() {
+        return entry.clone();
+    }
+    let prev = last_leaf
+        .map(|leaf| hex::encode(gatehouse_log::proof::leaf_hash(leaf).0))
+        .unwrap_or_default();
+    entry.clone().after(prev)
 }
 
 /// How many decisions have a status; binds the status.

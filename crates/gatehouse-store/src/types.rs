@@ -47,6 +47,10 @@ pub struct PolicyVersion {
     pub version: String,
     /// The files as JSON (`[{"name","text"}]`), exactly as hashed.
     pub files_json: String,
+    /// `sha256:` of each policy's text by policy id, logged with the
+    /// version (not stored in its row; empty when read back).
+    #[serde(default)]
+    pub policy_hashes: std::collections::BTreeMap<String, String>,
     #[serde(with = "time::serde::rfc3339")]
     pub first_used_at: OffsetDateTime,
 }
@@ -85,11 +89,10 @@ impl NewDecision {
         }
     }
 
-    /// Adds the approval token to store and log in the same transaction.
+    /// Adds the approval token to store and log in the same transaction;
+    /// its entry follows the decision's in the decision's chain.
     pub fn with_token(mut self, t: IssuedToken) -> Self {
-        let leaf =
-            LogEntry::token_issued(&t.decision_id, &t.jti, &t.kid, t.expires_at, t.created_at)
-                .leaf();
+        let leaf = t.log_entry().after(self.leaf.hash_hex()).leaf();
         self.token = Some((t, leaf));
         self
     }
@@ -109,6 +112,23 @@ pub struct IssuedToken {
     pub token: String,
     pub expires_at: OffsetDateTime,
     pub created_at: OffsetDateTime,
+    /// `sha256:` of the canonical JSON of the token's claims (what its log
+    /// entry binds); see `gatehouse_log::entry::claims_hash`.
+    pub claims_hash: String,
+}
+
+impl IssuedToken {
+    /// The token's `token_issued` entry, before it is chained.
+    pub fn log_entry(&self) -> LogEntry {
+        LogEntry::token_issued(
+            &self.decision_id,
+            &self.jti,
+            &self.kid,
+            self.expires_at,
+            &self.claims_hash,
+            self.created_at,
+        )
+    }
 }
 
 /// One redemption of a token: the moment an executor used it.

@@ -157,6 +157,7 @@ pub async fn policy_versions_are_write_once(store: Arc<dyn Store>) {
     let v = PolicyVersion {
         version: "pv_abc".into(),
         files_json: r#"[{"name":"a.cedar","text":"permit(principal,action,resource);"}]"#.into(),
+        policy_hashes: Default::default(),
         first_used_at: now(),
     };
     store.save_policy_version(&v).await.unwrap();

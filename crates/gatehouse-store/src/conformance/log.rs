@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use gatehouse_core::{ids, ReviewChoice, Role, TaskEvent, Verdict};
+use gatehouse_core::{ids, ReviewChoice, Role, Status, TaskEvent, Verdict};
 use gatehouse_log::checkpoint;
 use gatehouse_log::entry::LogEntry;
 use gatehouse_log::proof::{leaf_hash, verify_inclusion};
@@ -13,7 +13,8 @@ use serde_json::json;
 
 use super::*;
 use crate::prelude::*;
-use crate::{ApiKey, CreateOutcome, PolicyVersion, StoreError};
+use crate::{ApiKey, CreateOutcome, PolicyVersion, Redemption, StoreError};
+use time::Duration;
 
 /// Rebuilds the tree from the stored leaves alone and returns its root.
 async fn root_from_leaves(store: &dyn Store) -> (u64, Hash) {
@@ -116,6 +117,7 @@ pub async fn log_records_every_event_with_a_checkpoint(store: Arc<dyn Store>) {
     let pv = PolicyVersion {
         version: "pv_log".into(),
         files_json: "[]".into(),
+        policy_hashes: Default::default(),
         first_used_at: now(),
     };
     store.save_policy_version(&pv).await.unwrap();
@@ -263,4 +265,72 @@ pub async fn assert_checkpoint_covers_every_leaf(store: &dyn Store) -> u64 {
     let (n, root) = root_from_leaves(store).await;
     assert_eq!((n, root.0), (cp.size, cp.root.0));
     n
+}
+
+/// Every entry about a decision names the one before it, on every write
+/// path (the decision and its token in one batch, reviews, tokens,
+/// redemptions, receipts, outcomes, flags), so the state derived from the
+/// log alone is the stored state.
+pub async fn entries_about_a_decision_form_a_chain(store: Arc<dyn Store>) {
+    use gatehouse_core::execution::{self, ExecutionReceipt};
+    let d = sample_decision(Verdict::PendingReview, "k1", None, "t-chain");
+    store.create_decision(&d, None).await.unwrap();
+    let approve = review(ReviewChoice::Approve, now());
+    store.review_decision(&d.id, &approve).await.unwrap();
+    let issued = now();
+    let token = sample_token(&d.id, "tok_chain", issued, issued + Duration::minutes(10));
+    store.issue_token(&token).await.unwrap();
+    store
+        .redeem_token(&Redemption {
+            jti: "tok_chain".into(),
+            decision_id: d.id.clone(),
+            redeemed_by: "k1".into(),
+            at: now(),
+        })
+        .await
+        .unwrap();
+    let receipt = ExecutionReceipt {
+        receipt_version: execution::RECEIPT_VERSION.into(),
+        execution_id: ids::execution_id(),
+        decision_id: d.id.clone(),
+        target_system: "s".into(),
+        target_object: "o".into(),
+        mutation: "m".into(),
+        executor: "e".into(),
+        state_before_hash: None,
+        state_after_hash: None,
+        token_jti: Some("tok_chain".into()),
+        action_hash: d.action_hash.clone(),
+        reported_by: "k1".into(),
+        executed_at: execution::timestamp(now()),
+    };
+    store.record_execution(&receipt, now()).await.unwrap();
+    store
+        .flag_decision(&d.id, "looked odd", now())
+        .await
+        .unwrap();
+    let entries = store.log_entries_for(&d.id).await.unwrap();
+    assert_eq!(entries.len(), 6);
+    let (state, problems) = gatehouse_log::state::derive(&d.id, &entries);
+    assert!(problems.is_empty(), "{problems:?}");
+    let state = state.unwrap();
+    assert!(state.chained);
+    assert_eq!(state.status, Status::Approved);
+    assert_eq!(state.flags.len(), 1);
+    let stored = store.get_decision(&d.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, state.status, "the row is what the log says");
+
+    // An allowed decision stored with its token in one batch chains too.
+    let allowed = sample_decision(Verdict::Allow, "k1", None, "t-chain-2");
+    let t = sample_token(
+        &allowed.id,
+        "tok_batch",
+        issued,
+        issued + Duration::minutes(10),
+    );
+    store.create_decision(&allowed, Some(&t)).await.unwrap();
+    let entries = store.log_entries_for(&allowed.id).await.unwrap();
+    let (state, problems) = gatehouse_log::state::derive(&allowed.id, &entries);
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(state.unwrap().token.unwrap().item.jti, "tok_batch");
 }

@@ -50,6 +50,7 @@ macro_rules! conformance_tests {
             keys_create_list_revoke,
             log_records_every_event_with_a_checkpoint,
             concurrent_appends_are_gap_free,
+            entries_about_a_decision_form_a_chain,
             a_refused_decision_does_not_fail_its_batch,
             tokens_are_issued_once_and_redeemed_once,
             executions_outcomes_and_flags_are_logged,
@@ -135,5 +136,28 @@ fn review(choice: ReviewChoice, at: OffsetDateTime) -> Review {
         reviewer_name: Some("Rita".into()),
         comment: Some("looks fine".into()),
         reviewed_at: at,
+    }
+}
+
+/// A token whose text carries claims the way a JWT does (header, base64url
+/// claims, signature), so its stored form and its claims hash agree.
+pub fn sample_token(
+    decision_id: &str,
+    jti: &str,
+    issued_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
+) -> crate::IssuedToken {
+    use base64::Engine as _;
+    let claims = json!({"sub": decision_id, "jti": jti, "exp": expires_at.unix_timestamp()});
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(&claims).expect("claims serialise"));
+    crate::IssuedToken {
+        decision_id: decision_id.into(),
+        jti: jti.into(),
+        kid: "kid1".into(),
+        token: format!("eyJhbGciOiJFZERTQSJ9.{payload}.c2ln"),
+        expires_at,
+        created_at: issued_at,
+        claims_hash: gatehouse_log::entry::claims_hash(&claims),
     }
 }

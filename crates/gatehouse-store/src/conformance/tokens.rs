@@ -16,14 +16,7 @@ pub async fn tokens_are_issued_once_and_redeemed_once(store: Arc<dyn Store>) {
     store.create_decision(&d, None).await.unwrap();
     let start = store.log_size().await.unwrap();
     let issued_at = now();
-    let token = |jti: &str| IssuedToken {
-        decision_id: d.id.clone(),
-        jti: jti.into(),
-        kid: "kid1".into(),
-        token: format!("token-{jti}"),
-        expires_at: issued_at + Duration::minutes(10),
-        created_at: issued_at,
-    };
+    let token = |jti: &str| sample_token(&d.id, jti, issued_at, issued_at + Duration::minutes(10));
     assert_eq!(store.issue_token(&token("a")).await.unwrap(), token("a"));
     // A second issue returns the first token, and logs nothing.
     assert_eq!(store.issue_token(&token("b")).await.unwrap().jti, "a");
@@ -128,12 +121,13 @@ pub async fn retired_token_keys_stay_while_their_tokens_live(store: Arc<dyn Stor
     let issued_at = now();
     store
         .issue_token(&IssuedToken {
-            decision_id: d.id.clone(),
-            jti: "tok_rot".into(),
             kid: "old-kid".into(),
-            token: "t".into(),
-            expires_at: issued_at + Duration::minutes(10),
-            created_at: issued_at,
+            ..sample_token(
+                &d.id,
+                "tok_rot",
+                issued_at,
+                issued_at + Duration::minutes(10),
+            )
         })
         .await
         .unwrap();
@@ -175,12 +169,13 @@ pub async fn retired_token_keys_stay_while_their_tokens_live(store: Arc<dyn Stor
     store.create_decision(&late, None).await.unwrap();
     store
         .issue_token(&IssuedToken {
-            decision_id: late.id.clone(),
-            jti: "tok_rot_late".into(),
             kid: "old-kid".into(),
-            token: "t".into(),
-            expires_at: issued_at + Duration::minutes(30),
-            created_at: issued_at + Duration::minutes(1),
+            ..sample_token(
+                &late.id,
+                "tok_rot_late",
+                issued_at + Duration::minutes(1),
+                issued_at + Duration::minutes(30),
+            )
         })
         .await
         .unwrap();
