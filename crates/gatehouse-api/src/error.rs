@@ -32,7 +32,8 @@ pub enum AuthErrors {
     /// `unauthorized`: no API key, or one that is unknown or revoked.
     #[response(status = 401)]
     Unauthorized(ErrorBody),
-    /// `forbidden`: the key's role may not do this.
+    /// `forbidden`: the key's role may not do this (or, redeeming a token,
+    /// the key is neither the one that asked nor the audience's executor).
     #[response(status = 403)]
     Forbidden(ErrorBody),
     /// `rate_limited`: the key's request budget is spent; see `Retry-After`.
@@ -73,6 +74,13 @@ pub enum BodyErrors {
 #[derive(IntoResponses)]
 #[response(status = 404)]
 pub struct NotFound(pub ErrorBody);
+
+/// `evidence_mismatch`: the stored decision claims a state its log
+/// entries do not support (a row edited behind the server's back);
+/// nothing was approved and the decision is flagged.
+#[derive(IntoResponses)]
+#[response(status = 409)]
+pub struct EvidenceMismatch(pub ErrorBody);
 
 /// `bad_request`: a query parameter is missing or out of range.
 #[derive(IntoResponses)]

@@ -40,6 +40,10 @@ pub enum AppError {
     /// decision has been flagged for owner review.
     #[error("execution refused: {0}; the decision is flagged for owner review")]
     ExecutionRefused(String),
+    /// The stored decision claims a state its log entries do not support
+    /// (a row edited behind the server's back); it has been flagged.
+    #[error("{0}; nothing was approved and the decision is flagged for owner review")]
+    EvidenceMismatch(String),
     #[error("this Idempotency-Key was already used with a different request body")]
     IdempotencyConflict,
     #[error("rate limit exceeded; retry after {0} s")]

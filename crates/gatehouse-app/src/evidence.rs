@@ -66,7 +66,7 @@ impl App {
         id: &str,
         policies: ReplayPolicies,
     ) -> AppResult<Replay> {
-        let d = self.get(caller, id).await?;
+        let d = self.read(caller, id).await?;
         let (result, version) = match policies {
             ReplayPolicies::Current => {
                 let engine = self.policies.current().clone();
@@ -122,7 +122,7 @@ impl App {
     /// Decision Packet v1 for one decision.
     pub async fn packet(&self, caller: &Caller, id: &str) -> AppResult<Packet> {
         let b64 = |bytes: &[u8]| STANDARD.encode(bytes);
-        let d = self.get(caller, id).await?;
+        let d = self.read(caller, id).await?;
         let note =
             self.store.latest_checkpoint().await?.ok_or_else(|| {
                 AppError::Internal("no checkpoint although a decision exists".into())

@@ -3,6 +3,7 @@
 
 use gatehouse_core::execution::{self, ExecutionReceipt, OutcomeRecord, OutcomeStatus};
 use gatehouse_core::ids;
+use gatehouse_log::rules;
 use gatehouse_store::Role;
 use serde_json::Value;
 
@@ -60,33 +61,24 @@ impl App {
         report: ExecutionReport,
     ) -> AppResult<Logged<ExecutionReceipt>> {
         caller.require(&[Role::Agent, Role::Admin], "report executions")?;
-        let d = self.get(caller, id).await?;
+        let d = self.read(caller, id).await?;
         let executed = report.action.hash();
         let token_jti = match report.token {
             None => Ok(None),
             Some(TokenRef::Jti(jti)) => Ok(Some(jti)),
             Some(TokenRef::Token(token)) => self.token_id_of(&token, &d.id).await?.map(Some),
         };
-        let refusal = if !d.status.permits_action() {
-            Some(format!(
-                "the decision is {}, so no action was authorised",
-                d.status.as_str()
-            ))
-        } else if executed != d.action_hash {
-            Some(format!(
-                "the executed action ({executed}) is not the approved one ({})",
-                d.action_hash
-            ))
-        } else {
-            match &token_jti {
-                Err(why) => Some(why.clone()),
-                Ok(Some(jti)) => {
-                    let issued = self.store.get_token(&d.id).await?.map(|t| t.jti);
-                    (issued.as_deref() != Some(jti.as_str()))
-                        .then(|| format!("token {jti} was not issued for this decision"))
-                }
-                Ok(None) => None,
-            }
+        // The log's state, not the row's, decides: the same rule the packet
+        // verifier and `log verify` apply to every logged receipt.
+        let state = self.supported(&d).await?;
+        let refusal = match &token_jti {
+            Err(why) => Some(why.clone()),
+            Ok(jti) => rules::receipt_refusal(
+                &state,
+                &executed,
+                jti.as_deref(),
+                Some(now().unix_timestamp()),
+            ),
         };
         if let Some(reason) = refusal {
             self.store.flag_decision(&d.id, &reason, now()).await?;
@@ -130,7 +122,7 @@ impl App {
                 "action_taken must be at most {MAX_ACTION_TAKEN} characters"
             )));
         }
-        let d = self.get(caller, id).await?;
+        let d = self.read(caller, id).await?;
         let at = now();
         let outcome = OutcomeRecord {
             record_version: execution::OUTCOME_VERSION.into(),
@@ -157,7 +149,7 @@ impl App {
         caller: &Caller,
         id: &str,
     ) -> AppResult<(Vec<ExecutionReceipt>, Vec<OutcomeRecord>)> {
-        let d = self.get(caller, id).await?;
+        let d = self.read(caller, id).await?;
         Ok((
             self.store.list_executions(&d.id).await?,
             self.store.list_outcomes(&d.id).await?,

@@ -17,6 +17,7 @@ mod error;
 pub mod events;
 pub mod evidence;
 pub mod executions;
+mod integrity;
 mod policies;
 pub mod review;
 pub mod tasks;
@@ -55,6 +56,7 @@ pub struct App {
     keys: KeyCache,
     limiter: Option<DefaultKeyedRateLimiter<String>>,
     events: Events,
+    checkpoint_cache: integrity::VerifiedCheckpoint,
     /// Set once the process is stopping: waits answer at once.
     stopping: watch::Sender<bool>,
 }
@@ -85,6 +87,7 @@ impl App {
             keys: KeyCache::default(),
             limiter,
             events,
+            checkpoint_cache: Default::default(),
             stopping: watch::channel(false).0,
         }))
     }

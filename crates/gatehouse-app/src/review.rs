@@ -15,9 +15,23 @@ use crate::{now, App, Caller};
 const MAX_COMMENT: usize = 4000;
 
 impl App {
-    /// Reads a decision the caller may see. A pending decision past its
-    /// deadline is expired on the spot, so no reader ever sees it pending.
+    /// Reads a decision the caller may see, for acting on it or showing
+    /// whether it may proceed: a decision that permits the action is
+    /// checked against its log entries first ([`App::read`] is the rest).
     pub async fn get(&self, caller: &Caller, id: &str) -> AppResult<Decision> {
+        let d = self.read(caller, id).await?;
+        // Nobody is told an action may proceed on a row the log does not support.
+        if d.status.permits_action() {
+            self.supported(&d).await?;
+        }
+        Ok(d)
+    }
+
+    /// Reads a decision the caller may see, as stored, for the evidence
+    /// about it (packets, replay, receipts), which is checked against the
+    /// log by whoever verifies it. A pending decision past its deadline is
+    /// expired on the spot, so no reader ever sees it pending.
+    pub async fn read(&self, caller: &Caller, id: &str) -> AppResult<Decision> {
         let d = self
             .store
             .get_decision(id)
@@ -27,14 +41,15 @@ impl App {
             // Indistinguishable from a missing id, so ids cannot be probed.
             return Err(AppError::NotFound("decision"));
         }
-        if d.status == Status::PendingReview && d.deadline.is_some_and(|dl| dl <= now()) {
+        let d = if d.status == Status::PendingReview && d.deadline.is_some_and(|dl| dl <= now()) {
             self.sweep().await;
-            return self
-                .store
+            self.store
                 .get_decision(id)
                 .await?
-                .ok_or(AppError::NotFound("decision"));
-        }
+                .ok_or(AppError::NotFound("decision"))?
+        } else {
+            d
+        };
         Ok(d)
     }
 

@@ -34,7 +34,7 @@ impl App {
             )));
         }
         if let Some(decision_id) = &new.decision_id {
-            let d = self.get(caller, decision_id).await?;
+            let d = self.read(caller, decision_id).await?;
             if d.request.task_id.as_deref() != Some(new.task_id.as_str()) {
                 return Err(AppError::Validation(format!(
                     "decision {decision_id} belongs to another task"

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use gatehouse_core::{ids, Decision};
 use gatehouse_log::entry::LogEntry;
+use gatehouse_log::rules;
 use gatehouse_store::{IssuedToken, Redemption, Role};
 use gatehouse_token::{Claims, Expectation, TokenSigner};
 use jsonwebtoken::jwk::{Jwk, JwkSet};
@@ -97,6 +98,7 @@ impl App {
         if !d.status.permits_action() || !acts {
             return Ok(None);
         }
+        self.supported(d).await?;
         if let Some(existing) = self.store.get_token(&d.id).await? {
             return Ok(Some(existing.token));
         }
@@ -182,9 +184,11 @@ impl App {
             .get_decision(&claims.sub)
             .await?
             .ok_or_else(|| reject(format!("decision {} does not exist", claims.sub)))?;
+        // From here on, what counts is what the log says, not the row.
+        let state = self.supported(&d).await?;
         // Redemption belongs to whoever runs the action: the key that asked,
         // or an executor key named for the token's audience.
-        let entitled = d.created_by == caller.key_id
+        let entitled = state.created_by == caller.key_id
             || (caller.role == Role::Executor && caller.name == claims.aud);
         if !entitled {
             return Err(AppError::Forbidden {
@@ -192,18 +196,10 @@ impl App {
                 action: "redeem an approval token issued to another key (only the key that asked, or an executor key named for the token's audience, may)",
             });
         }
-        if !d.status.permits_action() {
-            return Err(reject(format!(
-                "decision {} is {}",
-                d.id,
-                d.status.as_str()
-            )));
-        }
-        let issued = self.store.get_token(&d.id).await?;
-        if issued.map(|t| t.jti) != Some(claims.jti.clone()) {
-            return Err(reject(
-                "this is not the token issued for the decision".into(),
-            ));
+        match rules::redemption_refusal(&state, &claims.jti, Some(now().unix_timestamp())) {
+            Some(why) if why == rules::REDEEMED => return Err(AppError::TokenAlreadyRedeemed),
+            Some(why) => return Err(reject(why)),
+            None => {}
         }
         let log_index = self
             .store

@@ -46,6 +46,7 @@ impl ApiError {
                 AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
                 AppError::NotPending(_) => (StatusCode::CONFLICT, "not_pending"),
                 AppError::IdempotencyConflict => (StatusCode::CONFLICT, "idempotency_conflict"),
+                AppError::EvidenceMismatch(_) => (StatusCode::CONFLICT, "evidence_mismatch"),
                 AppError::TokenRejected(_) => (StatusCode::BAD_REQUEST, "token_rejected"),
                 AppError::TokenAlreadyRedeemed => (StatusCode::CONFLICT, "token_already_redeemed"),
                 AppError::ExecutionRefused(_) => (StatusCode::CONFLICT, "execution_refused"),

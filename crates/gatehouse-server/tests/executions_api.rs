@@ -302,3 +302,74 @@ async fn a_receipt_takes_the_redeem_shape_and_the_whole_token() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{both}");
     assert_eq!(both["error"]["code"], "validation_failed");
 }
+
+/// A receipt after the approval's token expired is refused and flags the
+/// decision, whether or not it names the token: the same rule the packet
+/// verifier applies.
+#[tokio::test]
+async fn a_receipt_after_the_token_expired_is_refused_and_flagged() {
+    let app = common::app_with(
+        gatehouse_policy::starter_files(),
+        gatehouse_app::AppConfig {
+            rate_limit_per_second: 0,
+            token_ttl: std::time::Duration::from_secs(1),
+            ..Default::default()
+        },
+    )
+    .await;
+    let body = low_risk();
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let (_, d) = app
+            .call(
+                "POST",
+                "/api/agent/tasks/t/requests",
+                Some(&app.agent),
+                Some(body.clone()),
+            )
+            .await;
+        let jti = jsonwebtoken::dangerous::insecure_decode::<Value>(
+            d["approval_token"].as_str().unwrap(),
+        )
+        .unwrap()
+        .claims["jti"]
+            .clone();
+        ids.push((d["id"].as_str().unwrap().to_string(), jti));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    for (i, (id, jti)) in ids.iter().enumerate() {
+        let mut receipt = execution(&body);
+        if i == 0 {
+            receipt["token_jti"] = jti.clone();
+        }
+        let (status, refused) = app
+            .call(
+                "POST",
+                &format!("/api/decision/{id}/executions"),
+                Some(&app.agent),
+                Some(receipt),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+        assert_eq!(refused["error"]["code"], "execution_refused");
+        assert!(refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("after the approval token expired"));
+        let (_, d) = app
+            .call(
+                "GET",
+                &format!("/api/decision/{id}"),
+                Some(&app.agent),
+                None,
+            )
+            .await;
+        assert!(
+            d["flagged_for_review"]
+                .as_str()
+                .unwrap()
+                .contains("expired"),
+            "{d}"
+        );
+    }
+}

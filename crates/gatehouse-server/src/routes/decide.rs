@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use gatehouse_api::bodies::ReviewBody;
-use gatehouse_api::error::{AuthErrors, BodyErrors, NotFound, ServerErrors};
+use gatehouse_api::error::{AuthErrors, BodyErrors, EvidenceMismatch, NotFound, ServerErrors};
 use gatehouse_api::queries::{PoliciesParam, ReplayQuery};
 use gatehouse_api::requests::DecideBody;
 use gatehouse_api::views::{RecordView, ReplayView, VerifyView};
@@ -31,7 +31,7 @@ use crate::extract::{ApiJson, ApiQuery};
     responses(
         (status = 201, description = "Decided", body = RecordView),
         (status = 200, description = "The decision an earlier request with this Idempotency-Key made", body = RecordView),
-        (status = 409, description = "`idempotency_conflict`: the key was used with another body", body = ErrorBody),
+        (status = 409, description = "`idempotency_conflict`: the key was used with another body; `evidence_mismatch`: the earlier decision's row is not what its log says", body = ErrorBody),
         BodyErrors, AuthErrors, ServerErrors),
     security(("bearer" = []), ("apiKey" = [])))]
 pub async fn decide(
@@ -68,7 +68,7 @@ pub async fn decide(
     params(("id" = String, Path, description = "Decision id")),
     responses(
         (status = 200, description = "The record", body = RecordView),
-        NotFound, AuthErrors, ServerErrors),
+        EvidenceMismatch, NotFound, AuthErrors, ServerErrors),
     security(("bearer" = []), ("apiKey" = [])))]
 pub async fn get_record(
     State(app): State<Arc<App>>,

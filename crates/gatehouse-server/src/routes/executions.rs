@@ -28,7 +28,7 @@ use crate::extract::ApiJson;
     request_body = ExecutionBody,
     responses(
         (status = 201, description = "Recorded and logged", body = ReceiptCreated),
-        (status = 409, description = "`execution_refused`: not bound to what was approved; the decision is flagged", body = ErrorBody),
+        (status = 409, description = "`execution_refused`: not bound to what was approved (or after its token expired); `evidence_mismatch`: the row is not what the log says. Either way the decision is flagged", body = ErrorBody),
         NotFound, BodyErrors, AuthErrors, ServerErrors),
     security(("bearer" = []), ("apiKey" = [])))]
 pub async fn record_execution(

@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use gatehouse_api::bodies::{EventBody, ReviewBody};
-use gatehouse_api::error::{AuthErrors, BodyErrors, NotFound, ServerErrors};
+use gatehouse_api::error::{AuthErrors, BodyErrors, EvidenceMismatch, NotFound, ServerErrors};
 use gatehouse_api::queries::{ListQuery, WaitQuery};
 use gatehouse_api::requests::{GateBody, SdkGateBody};
 use gatehouse_api::views::{DecisionList, EventList, GateView};
@@ -58,7 +58,7 @@ fn created(decided: Decided) -> (StatusCode, Json<GateView>) {
     responses(
         (status = 201, description = "Decided", body = GateView),
         (status = 200, description = "The decision an earlier request with this Idempotency-Key made", body = GateView),
-        (status = 409, description = "`idempotency_conflict`: the key was used with another body", body = ErrorBody),
+        (status = 409, description = "`idempotency_conflict`: the key was used with another body; `evidence_mismatch`: the earlier decision's row is not what its log says", body = ErrorBody),
         BodyErrors, AuthErrors, ServerErrors),
     security(("bearer" = []), ("apiKey" = [])))]
 pub async fn create_for_task(
@@ -85,7 +85,7 @@ pub async fn create_for_task(
     responses(
         (status = 201, description = "Decided", body = GateView),
         (status = 200, description = "The decision an earlier request with this Idempotency-Key made", body = GateView),
-        (status = 409, description = "`idempotency_conflict`: the key was used with another body", body = ErrorBody),
+        (status = 409, description = "`idempotency_conflict`: the key was used with another body; `evidence_mismatch`: the earlier decision's row is not what its log says", body = ErrorBody),
         BodyErrors, AuthErrors, ServerErrors),
     security(("bearer" = []), ("apiKey" = [])))]
 pub async fn create_sdk(
@@ -110,7 +110,7 @@ pub async fn create_sdk(
     params(("id" = String, Path, description = "Decision id"), WaitQuery),
     responses(
         (status = 200, description = "The decision now", body = GateView),
-        NotFound, (status = 400, description = "`bad_request`: wait is not a number", body = ErrorBody),
+        EvidenceMismatch, NotFound, (status = 400, description = "`bad_request`: wait is not a number", body = ErrorBody),
         AuthErrors, ServerErrors),
     security(("bearer" = []), ("apiKey" = [])))]
 pub async fn get_request(

@@ -40,7 +40,7 @@ pub async fn jwks(State(app): State<Arc<App>>) -> Result<Json<Jwks>, ApiError> {
     request_body = RedeemBody,
     responses(
         (status = 200, description = "Redeemed and logged", body = Redeemed),
-        (status = 409, description = "`token_already_redeemed`", body = ErrorBody),
+        (status = 409, description = "`token_already_redeemed` (the log records a redemption), or `evidence_mismatch` (the decision's row is not what its log says; it is flagged)", body = ErrorBody),
         (status = 400, description = "`token_rejected`: the message names the failed check", body = ErrorBody),
         BodyErrors, AuthErrors, ServerErrors),
     security(("bearer" = []), ("apiKey" = [])))]

@@ -387,11 +387,6 @@ fn evidence_lifecycle(storage: &[&str], work: &Path) {
 /// An edit an attacker might make to a packet.
 type Tamper = Box<dyn Fn(&mut Value)>;
 
-fn base64_decode(s: &str) -> Vec<u8> {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.decode(s).unwrap()
-}
-
 fn base64_encode(b: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(b)

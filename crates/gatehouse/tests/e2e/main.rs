@@ -8,6 +8,7 @@ mod keys;
 mod lifecycle;
 mod operations;
 mod replicas;
+mod tamper;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -198,4 +199,9 @@ fn log_verify(storage: &[&str], extra: &[&str]) -> (i32, String) {
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).to_string(),
     )
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(s).unwrap()
 }
