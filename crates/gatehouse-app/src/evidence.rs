@@ -14,6 +14,7 @@ use gatehouse_policy::Clock;
 use serde_json::Value;
 
 use crate::error::{AppError, AppResult};
+use crate::rows::{disagreements, StoredRows};
 use crate::{App, Caller};
 
 /// Which policies a replay evaluates under.
@@ -207,13 +208,33 @@ impl App {
         Ok(packet.seal())
     }
 
-    /// The packet checks, run on the server with its own log key.
+    /// The packet checks, run on the server with its own log key, and one
+    /// more a packet cannot hold: every stored row about the decision
+    /// against the state its log entries give.
     pub async fn verify(&self, caller: &Caller, id: &str) -> AppResult<Vec<Check>> {
         let packet = self.packet(caller, id).await?;
-        Ok(gatehouse_log::packet::verify(
-            &packet,
-            self.store.log_verifier_key(),
-        ))
+        let mut checks = gatehouse_log::packet::verify(&packet, self.store.log_verifier_key());
+        let entries = self.store.log_entries_for(id).await?;
+        let found = match gatehouse_log::state::derive(id, &entries) {
+            (Some(state), problems) => {
+                let rows = StoredRows::read(self.store.as_ref(), id).await?;
+                problems
+                    .into_iter()
+                    .chain(disagreements(&state, &rows))
+                    .collect()
+            }
+            (None, problems) => problems,
+        };
+        checks.push(Check {
+            name: "stored_rows".into(),
+            ok: found.is_empty(),
+            detail: if found.is_empty() {
+                "every stored row about the decision matches its log entries".into()
+            } else {
+                found.join("; ")
+            },
+        });
+        Ok(checks)
     }
 
     /// The newest signed checkpoint. Every stored decision is covered by it,

@@ -14,6 +14,7 @@ use gatehouse_log::state::{derive, DecisionState};
 use gatehouse_log::tree::{Op, Output};
 
 use crate::error::{AppError, AppResult};
+use crate::rows::decision_row_disagreements;
 use crate::{now, App};
 
 /// The latest checkpoint this server verified, by its note's text, so
@@ -95,12 +96,13 @@ impl App {
     /// otherwise the decision is flagged and the caller refused.
     pub(crate) async fn supported(&self, d: &Decision) -> AppResult<DecisionState> {
         let problem = match self.logged_state(&d.id).await? {
-            Ok(state) if state.status == d.status => return Ok(state),
-            Ok(state) => format!(
-                "the stored status is {} but the log says {}",
-                d.status.as_str(),
-                state.status.as_str()
-            ),
+            Ok(state) => {
+                let found = decision_row_disagreements(&state, d);
+                if found.is_empty() {
+                    return Ok(state);
+                }
+                found.join("; ")
+            }
             Err(problem) => problem,
         };
         let reason = format!("the stored decision is not supported by the log: {problem}");

@@ -6,8 +6,8 @@
 //! One module per capability, each adding methods to [`App`]:
 //! [`decide`], [`review`], [`tokens`], [`evidence`] (replay, packets,
 //! proofs), [`executions`] (receipts and outcomes), [`access`] (callers,
-//! roles, keys), [`tasks`] (task events) and [`audit`] (the whole log,
-//! checked offline). [`events`] publishes what happened, across replicas.
+//! roles, keys), [`tasks`] (task events), [`audit`] (the whole log,
+//! checked offline) and [`rows`] (the rows compared with the log). [`events`] publishes what happened, across replicas.
 
 pub mod access;
 pub mod audit;
@@ -20,6 +20,7 @@ pub mod executions;
 mod integrity;
 mod policies;
 pub mod review;
+pub mod rows;
 pub mod tasks;
 pub mod telemetry;
 pub mod tokens;

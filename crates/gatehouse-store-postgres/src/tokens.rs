@@ -4,11 +4,13 @@
 use async_trait::async_trait;
 use gatehouse_core::decision::{from_unix_millis, to_unix_millis};
 use gatehouse_log::entry::LogEntry;
-use gatehouse_store::sql::{token_from_row, TOKEN_COLUMNS};
+use gatehouse_store::sql::{
+    redemption_from_row, token_from_row, REDEMPTION_COLUMNS, TOKEN_COLUMNS,
+};
 use gatehouse_store::{IssuedToken, Redemption, StoreError, StoreResult, TokenStore};
 use time::OffsetDateTime;
 
-use crate::rows::{backend, map_one};
+use crate::rows::{backend, map_all, map_one};
 use crate::{log, PostgresStore};
 
 #[async_trait]
@@ -81,6 +83,18 @@ impl TokenStore for PostgresStore {
         .map_err(backend)?;
         self.commit_logged(tx).await?;
         Ok(index)
+    }
+
+    async fn list_redemptions(&self, decision_id: &str) -> StoreResult<Vec<Redemption>> {
+        let sql = format!(
+            "SELECT {REDEMPTION_COLUMNS} FROM token_redemptions WHERE decision_id = $1 ORDER BY redeemed_at_ms, jti"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(decision_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        map_all(&rows, redemption_from_row)
     }
 
     async fn retire_token_key(

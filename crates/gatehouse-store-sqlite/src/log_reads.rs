@@ -37,12 +37,15 @@ impl LogStore for SqliteStore {
         self.read(move |c| log::read_hashes(c, &indexes)).await
     }
 
+    // Leaves are read with `CAST(leaf AS BLOB)`: a leaf rewritten with
+    // another type (text, a number) then reads as its bytes, which fail to
+    // parse and are named by index, instead of failing the whole read.
     async fn log_entries_for(&self, ref_id: &str) -> StoreResult<Vec<(u64, Vec<u8>)>> {
         let id = ref_id.to_string();
         self.read(move |c| {
             leaves(
                 c,
-                "SELECT idx, leaf FROM log_entries WHERE ref_id = ?1 ORDER BY idx",
+                "SELECT idx, CAST(leaf AS BLOB) FROM log_entries WHERE ref_id = ?1 ORDER BY idx",
                 [id],
             )
         })
@@ -53,7 +56,7 @@ impl LogStore for SqliteStore {
         self.read(move |c| {
             leaves(
                 c,
-                "SELECT idx, leaf FROM log_entries WHERE idx >= ?1 ORDER BY idx LIMIT ?2",
+                "SELECT idx, CAST(leaf AS BLOB) FROM log_entries WHERE idx >= ?1 ORDER BY idx LIMIT ?2",
                 rusqlite::params![from as i64, limit],
             )
         })

@@ -3,7 +3,9 @@
 use async_trait::async_trait;
 use gatehouse_core::decision::{from_unix_millis, to_unix_millis};
 use gatehouse_log::entry::LogEntry;
-use gatehouse_store::sql::{token_from_row, TOKEN_COLUMNS};
+use gatehouse_store::sql::{
+    redemption_from_row, token_from_row, REDEMPTION_COLUMNS, TOKEN_COLUMNS,
+};
 use gatehouse_store::{IssuedToken, Redemption, StoreError, StoreResult, TokenStore};
 use rusqlite::{params, Connection, OptionalExtension};
 use time::OffsetDateTime;
@@ -94,6 +96,17 @@ impl TokenStore for SqliteStore {
                 Ok(index)
             })
             .await
+    }
+
+    async fn list_redemptions(&self, decision_id: &str) -> StoreResult<Vec<Redemption>> {
+        let id = decision_id.to_string();
+        self.read(move |c| {
+            let sql = format!(
+                "SELECT {REDEMPTION_COLUMNS} FROM token_redemptions WHERE decision_id = ?1 ORDER BY redeemed_at_ms, jti"
+            );
+            query_all(c, &sql, [id], redemption_from_row)
+        })
+        .await
     }
 
     async fn retire_token_key(

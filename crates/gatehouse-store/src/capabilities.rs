@@ -97,6 +97,10 @@ pub trait TokenStore: Send + Sync {
     /// from any replica, is `AlreadyRedeemed`.
     async fn redeem_token(&self, redemption: &Redemption) -> StoreResult<u64>;
 
+    /// The redemptions recorded for a decision's token, oldest first (at
+    /// most one, unless the table was edited behind the server's back).
+    async fn list_redemptions(&self, decision_id: &str) -> StoreResult<Vec<Redemption>>;
+
     /// Records that the approval-token key `kid` (public JWK as JSON) was
     /// replaced, appending a `key_event` entry. A key retired before is left
     /// as it was, with no second entry; returns whether it was newly retired.

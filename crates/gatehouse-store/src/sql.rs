@@ -9,12 +9,15 @@ use gatehouse_core::{Decision, Review, Role, Status};
 use gatehouse_log::entry::LogEntry;
 use time::OffsetDateTime;
 
-use crate::{ApiKey, DecisionQuery, IssuedToken, PolicyVersion, StoreError, StoreResult};
+use crate::{
+    ApiKey, DecisionQuery, IssuedToken, PolicyVersion, Redemption, StoreError, StoreResult,
+};
 
 /// A decision as first written (`body`) and its mutable state.
 pub const DECISION_COLUMNS: &str = "body, status, review, resolved_at_ms, log_index, flag_reason";
 pub const KEY_COLUMNS: &str = "id, name, role, secret_hash, created_at_ms, revoked_at_ms";
 pub const TOKEN_COLUMNS: &str = "decision_id, jti, kid, token, expires_at_ms, created_at_ms";
+pub const REDEMPTION_COLUMNS: &str = "jti, decision_id, redeemed_by, redeemed_at_ms";
 pub const POLICY_VERSION_COLUMNS: &str = "version, files_json, first_used_at_ms";
 
 /// How a backend spells the n-th (1-based) bind parameter.
@@ -73,6 +76,16 @@ pub fn key_from_row(row: &dyn Columns) -> StoreResult<ApiKey> {
         secret_hash: row.blob(3)?,
         created_at: from_unix_millis(row.int(4)?),
         revoked_at: row.opt_int(5)?.map(from_unix_millis),
+    })
+}
+
+/// A redemption from a row of [`REDEMPTION_COLUMNS`].
+pub fn redemption_from_row(row: &dyn Columns) -> StoreResult<Redemption> {
+    Ok(Redemption {
+        jti: row.text(0)?,
+        decision_id: row.text(1)?,
+        redeemed_by: row.text(2)?,
+        at: from_unix_millis(row.int(3)?),
     })
 }
 

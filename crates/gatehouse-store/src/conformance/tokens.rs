@@ -53,6 +53,14 @@ pub async fn tokens_are_issued_once_and_redeemed_once(store: Arc<dyn Store>) {
     }
     assert_eq!(ok, 1, "a token is redeemed exactly once");
     assert_eq!(store.log_size().await.unwrap(), start + 2);
+    let redeemed = store.list_redemptions(&d.id).await.unwrap();
+    assert_eq!(redeemed.len(), 1, "{redeemed:?}");
+    assert_eq!(
+        (redeemed[0].jti.as_str(), redeemed[0].decision_id.as_str()),
+        ("a", d.id.as_str())
+    );
+    assert!(redeemed[0].redeemed_by.starts_with("executor-"));
+    assert!(store.list_redemptions("dec_none").await.unwrap().is_empty());
 }
 
 pub async fn executions_outcomes_and_flags_are_logged(store: Arc<dyn Store>) {

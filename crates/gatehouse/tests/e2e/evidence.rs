@@ -76,6 +76,17 @@ fn log_verify_finds_rows_edited_behind_the_servers_back_on_sqlite() {
     assert!(out.contains("do not produce the signed root"), "{out}");
     assert!(out.contains("log entry"), "{out}");
 
+    // A leaf stored with another type or encoding is named by its index,
+    // not reported as a database error.
+    db.execute("UPDATE log_entries SET leaf = 'not json' WHERE idx = 2", [])
+        .unwrap();
+    db.execute("UPDATE log_entries SET leaf = 42 WHERE idx = 3", [])
+        .unwrap();
+    let (code, out) = log_verify(&storage, &[]);
+    assert_eq!(code, 1);
+    assert!(out.contains("FAIL  log entry 2: "), "{out}");
+    assert!(out.contains("FAIL  log entry 3: "), "{out}");
+
     // Deleting an entry leaves a gap that is found.
     db.execute("DELETE FROM log_entries WHERE idx = 1", [])
         .unwrap();

@@ -39,6 +39,41 @@ impl World {
         assert_eq!(code, 200, "{body}");
     }
 
+    /// An approved high-risk request, its token not yet fetched.
+    fn approved(&self) -> String {
+        let id = self.request("high");
+        self.review(&id, "approve");
+        id
+    }
+
+    /// Runs an allowed request to the end: redeem, receipt, outcome.
+    fn executed(&self) -> String {
+        let id = self.request("low");
+        let token = self.read(&id).1["approval_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (code, redeemed) = self.redeem(&token);
+        assert_eq!(code, 200, "{redeemed}");
+        let body = deploy_body();
+        let post = |what: &str, body: Value| {
+            let url = format!("{}/api/decision/{id}/{what}", self.url);
+            let (code, answer) = call("POST", &url, Some(&self.agent), Some(body));
+            assert_eq!(code, 201, "{answer}");
+        };
+        post(
+            "executions",
+            json!({"target_system": "github", "target_object": "prod", "mutation": "deploy",
+                   "executor": "worker", "token_jti": redeemed["jti"], "action": body["tool_name"],
+                   "subject": body["subject"], "payload": body["payload"]}),
+        );
+        post(
+            "outcomes",
+            json!({"status": "succeeded", "action_taken": "deployed"}),
+        );
+        id
+    }
+
     fn read(&self, id: &str) -> (u16, Value) {
         call(
             "GET",
@@ -134,6 +169,91 @@ fn scenario(storage: &[&str], sql: Sql) {
     let (code, body) = w.redeem(&token);
     assert_eq!(code, 409, "{body}");
     assert_eq!(body["error"]["code"], "token_already_redeemed");
+
+    // Review rows edited or deleted: the approval they claim is refused.
+    let flipped = w.approved();
+    sql(&format!(
+        "UPDATE decisions SET review = replace(review, '\"approve\"', '\"reject\"'), status = 'rejected' WHERE id = '{flipped}'"
+    ));
+    let reworded = w.approved();
+    sql(&format!(
+        "UPDATE decisions SET review = replace(review, 'checked', 'not checked') WHERE id = '{reworded}'"
+    ));
+    assert_refused(&w, &reworded, "edited comment");
+    let unreviewed = w.approved();
+    sql(&format!(
+        "UPDATE decisions SET review = NULL WHERE id = '{unreviewed}'"
+    ));
+    assert_refused(&w, &unreviewed, "deleted review");
+
+    // Receipts and outcomes edited or deleted.
+    let executed = w.executed();
+    sql(&format!(
+        "UPDATE executions SET body = replace(body, '\"prod\"', '\"staging\"') WHERE decision_id = '{executed}'"
+    ));
+    sql(&format!(
+        "DELETE FROM outcomes WHERE decision_id = '{executed}'"
+    ));
+
+    // The server's own check names the rows too.
+    let (code, verdict) = call(
+        "GET",
+        &format!("{}/api/decision/{executed}/verify", w.url),
+        Some(&w.reviewer),
+        None,
+    );
+    assert_eq!(code, 200, "{verdict}");
+    assert_eq!(verdict["valid"], false, "{verdict}");
+    let rows = verdict["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "stored_rows")
+        .unwrap();
+    assert_eq!(rows["ok"], false, "{verdict}");
+    assert!(
+        rows["detail"]
+            .as_str()
+            .unwrap()
+            .contains("is missing from its table"),
+        "{verdict}"
+    );
+
+    // `log verify` names every forged row, while the server runs.
+    let (code, out) = log_verify(storage, &[]);
+    assert_eq!(code, 1, "{out}");
+    for (id, expected) in [
+        (
+            &pending,
+            "the row's status is approved but its log entries say pending_review",
+        ),
+        (
+            &rejected,
+            "the row's status is approved but its log entries say rejected",
+        ),
+        (
+            &expired,
+            "the row's status is approved but its log entries say expired",
+        ),
+        (&allowed, "is missing from the redemptions table"),
+        (
+            &flipped,
+            "the row's status is rejected but its log entries say approved",
+        ),
+        (&flipped, "review differs from log entry"),
+        (&reworded, "in: comment"),
+        (&unreviewed, "the review logged at entry"),
+        (&executed, "was changed after log entry"),
+        (&executed, "is missing from its table"),
+    ] {
+        assert!(
+            out.contains(&format!("decision {id}: "))
+                && out
+                    .lines()
+                    .any(|l| l.contains(id.as_str()) && l.contains(expected)),
+            "log verify must name decision {id} ({expected}): {out}"
+        );
+    }
 
     // An honest decision next to them still works end to end.
     let fine = w.request("high");
