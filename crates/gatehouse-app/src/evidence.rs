@@ -1,17 +1,11 @@
-//! Evidence: exact replay of a decision, Decision Packets and their
-//! checks, and the transparency log's checkpoint and proofs.
+//! Evidence: exact replay of a decision, the checks of its Decision Packet
+//! (built in `packets`), and the transparency log's checkpoint and proofs.
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
-use gatehouse_core::{Reason, SubmittedRequest, Verdict};
-use gatehouse_log::packet::{
-    AuditChain, ChainEntry, Check, Packet, PolicyIntelligence, PolicyText, TokenSummary,
-    PACKET_VERSION,
-};
+use gatehouse_core::{Reason, Verdict};
+use gatehouse_log::packet::Check;
 use gatehouse_log::tree::{Op, Output};
 use gatehouse_log::Hash;
 use gatehouse_policy::Clock;
-use serde_json::Value;
 
 use crate::error::{AppError, AppResult};
 use crate::rows::{disagreements, StoredRows};
@@ -120,94 +114,6 @@ impl App {
         })
     }
 
-    /// Decision Packet v1 for one decision.
-    pub async fn packet(&self, caller: &Caller, id: &str) -> AppResult<Packet> {
-        let b64 = |bytes: &[u8]| STANDARD.encode(bytes);
-        let d = self.read(caller, id).await?;
-        let note =
-            self.store.latest_checkpoint().await?.ok_or_else(|| {
-                AppError::Internal("no checkpoint although a decision exists".into())
-            })?;
-        let cp = gatehouse_log::checkpoint::verify(&note, self.store.log_verifier_key())
-            .map_err(|e| AppError::Internal(format!("own checkpoint: {e}")))?;
-        let mut chain = Vec::new();
-        for (index, leaf) in self.store.log_entries_for(&d.id).await? {
-            if index >= cp.size {
-                continue; // logged after the checkpoint was read
-            }
-            let proof = self.proof(Op::Inclusion {
-                index,
-                size: cp.size,
-            });
-            chain.push(ChainEntry {
-                index,
-                leaf: b64(&leaf),
-                proof: proof.await?.iter().map(|h| b64(&h.0)).collect(),
-            });
-        }
-        let engine = self
-            .policies
-            .version(self.store.as_ref(), &d.policy_version)
-            .await?;
-        let mut policies: Vec<PolicyText> = d
-            .reasons
-            .iter()
-            .filter_map(|r| r.policy_id.as_deref())
-            .filter_map(|pid| {
-                engine.policy_text(pid).map(|t| PolicyText {
-                    id: pid.into(),
-                    text: t.into(),
-                })
-            })
-            .collect();
-        policies.dedup_by(|a, b| a.id == b.id);
-        let token = match self.store.get_token(&d.id).await? {
-            Some(t) => Some(TokenSummary {
-                kid: t.kid,
-                claims: jsonwebtoken::dangerous::insecure_decode::<Value>(&t.token)
-                    .map_err(|e| AppError::Internal(format!("stored token: {e}")))?
-                    .claims,
-            }),
-            None => None,
-        };
-        let packet = Packet {
-            packet_version: PACKET_VERSION.into(),
-            decision_id: d.id.clone(),
-            record: d.record(),
-            record_hash: d.record_hash.clone(),
-            request: Some(SubmittedRequest::from(&d)),
-            status: d.status.as_str().into(),
-            reviews: d
-                .review
-                .iter()
-                .filter_map(|r| serde_json::to_value(r).ok())
-                .collect(),
-            token,
-            executions: self.store.list_executions(&d.id).await?,
-            outcomes: self.store.list_outcomes(&d.id).await?,
-            policy: PolicyIntelligence {
-                policy_version: d.policy_version.clone(),
-                policies,
-            },
-            audit_chain: AuditChain {
-                checkpoint: note,
-                entries: chain,
-            },
-            verification_hints: serde_json::json!({
-                "record_hash": "SHA-256 of the RFC 8785 canonical JSON of record",
-                "leaf_hash": "SHA-256(0x00 || leaf bytes), RFC 6962",
-                "node_hash": "SHA-256(0x01 || left || right), RFC 6962",
-                "checkpoint": "C2SP tlog-checkpoint in a C2SP signed note, Ed25519",
-                "log_key_url": "/api/log/key",
-                "jwks_url": "/.well-known/jwks.json",
-                "token_kid": self.token_kid(),
-                "note": "hints only: verify with a log key obtained out of band",
-            }),
-            packet_hash: String::new(),
-        };
-        Ok(packet.seal())
-    }
-
     /// The packet checks, run on the server with its own log key, and one
     /// more a packet cannot hold: every stored row about the decision
     /// against the state its log entries give.
@@ -309,7 +215,7 @@ impl App {
     }
 
     /// Runs a proof operation against the stored hashes.
-    async fn proof(&self, op: Op) -> AppResult<Vec<Hash>> {
+    pub(crate) async fn proof(&self, op: Op) -> AppResult<Vec<Hash>> {
         let needs = op
             .needs()
             .map_err(|e| AppError::InvalidArgument(e.to_string()))?;

@@ -18,6 +18,7 @@ pub mod events;
 pub mod evidence;
 pub mod executions;
 mod integrity;
+mod packets;
 mod policies;
 pub mod review;
 pub mod rows;

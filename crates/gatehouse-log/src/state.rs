@@ -69,6 +69,8 @@ pub struct DecisionState {
     pub created_at: String,
     pub verdict: Verdict,
     pub record_hash: String,
+    /// The decision entry's leaf hash (hex): what its token's `dec` names.
+    pub leaf_hash: String,
     pub action_hash: String,
     pub policy_version: String,
     pub created_by: String,
@@ -183,6 +185,7 @@ fn first(index: u64, entry: &LogEntry, hash: String) -> Result<DecisionState, St
         created_at: entry.ts.clone(),
         verdict: *verdict,
         record_hash: record_hash.clone(),
+        leaf_hash: hash.clone(),
         action_hash: action_hash.clone(),
         policy_version: policy_version.clone(),
         created_by: created_by.clone(),

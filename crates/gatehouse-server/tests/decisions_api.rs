@@ -319,8 +319,8 @@ async fn readers_see_the_whole_request_as_submitted() {
     );
 }
 
-/// The packet carries the request as submitted, and the verifier checks it
-/// is the request that was decided.
+/// The packet carries the action requested, bound by the record's action
+/// hash, and the rest of the request as submitted under `unverified`.
 #[tokio::test]
 async fn the_packet_carries_the_request_and_binds_it() {
     let app = app().await;
@@ -342,11 +342,15 @@ async fn the_packet_carries_the_request_and_binds_it() {
         )
         .await;
     assert_eq!(packet["request"]["payload"], seed_gate_body()["payload"]);
+    assert_eq!(
+        packet["unverified"]["request"]["preview"],
+        seed_gate_body()["preview"]
+    );
     let key = app.store.log_verifier_key().to_string();
     let mut parsed: gatehouse_log::packet::Packet = serde_json::from_value(packet).unwrap();
     let checks = gatehouse_log::packet::verify(&parsed, &key);
     assert!(checks.iter().all(|c| c.ok), "{checks:?}");
-    assert!(checks.iter().any(|c| c.name == "request_binding"));
+    assert!(checks.iter().any(|c| c.name == "request"));
     // A payload shown to an auditor other than the one decided is caught.
     let request = parsed.request.as_mut().unwrap();
     request.payload.insert("amount".into(), json!(5));
@@ -356,5 +360,5 @@ async fn the_packet_carries_the_request_and_binds_it() {
         .filter(|c| !c.ok)
         .map(|c| c.name)
         .collect();
-    assert_eq!(failed, vec!["request_binding"]);
+    assert_eq!(failed, vec!["request"]);
 }

@@ -51,6 +51,10 @@ pub enum Command {
         /// Never taken from the packet.
         #[arg(long)]
         log_key: String,
+        /// Print the checks and the verdict as JSON: {"verified", "summary",
+        /// "checks": [{"name", "ok", "detail"}]}.
+        #[arg(long)]
+        json: bool,
     },
 }
 

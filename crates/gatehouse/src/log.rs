@@ -83,34 +83,47 @@ pub async fn run(cmd: LogCommand) -> Result<ExitCode> {
     }
 }
 
-/// `gatehouse verify PACKET --log-key KEY`: prints every check; exit 0 only
-/// if all pass.
-pub fn verify_packet(path: &std::path::Path, log_key: &str) -> Result<ExitCode> {
+/// `gatehouse verify PACKET --log-key KEY [--json]`: prints every check in
+/// plain words and a final verdict; exit 0 only if all pass.
+pub fn verify_packet(path: &std::path::Path, log_key: &str, json: bool) -> Result<ExitCode> {
+    use gatehouse_log::packet::{conclusion, Check};
     let key = match std::fs::read_to_string(log_key) {
         Ok(text) => text.trim().to_string(),
         Err(_) => log_key.trim().to_string(),
     };
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let packet: gatehouse_log::packet::Packet = match serde_json::from_str(&text) {
-        Ok(p) => p,
-        Err(e) => {
-            println!("FAIL  packet: not a decision-packet/v1 document ({e})");
-            return Ok(ExitCode::from(1));
-        }
+    let checks = match serde_json::from_str::<gatehouse_log::packet::Packet>(&text) {
+        Ok(packet) => gatehouse_log::packet::verify(&packet, &key),
+        Err(e) => vec![Check {
+            name: "packet".into(),
+            ok: false,
+            detail: format!(
+                "not a {} document: {e}",
+                gatehouse_log::packet::PACKET_VERSION
+            ),
+        }],
     };
-    let checks = gatehouse_log::packet::verify(&packet, &key);
-    for c in &checks {
-        println!(
-            "{}  {}: {}",
-            if c.ok { "ok  " } else { "FAIL" },
-            c.name,
-            c.detail
-        );
+    let (verified, summary) = conclusion(&checks);
+    if json {
+        let report = serde_json::json!({
+            "verified": verified,
+            "summary": summary,
+            "checks": checks,
+        });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for c in &checks {
+            println!(
+                "{}  {}: {}",
+                if c.ok { "ok  " } else { "FAIL" },
+                c.name,
+                c.detail
+            );
+        }
+        println!("{summary}");
     }
-    let failed = checks.iter().filter(|c| !c.ok).count();
-    println!("{} passed, {failed} failed", checks.len() - failed);
-    Ok(if failed == 0 {
+    Ok(if verified {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -44,7 +44,11 @@ fn main() -> ExitCode {
             Command::Decisions(cmd) => client::decisions(cmd).await.map(|_| ExitCode::SUCCESS),
             Command::Log(cmd) => log::run(cmd).await,
             Command::Token(cmd) => token::run(cmd).await,
-            Command::Verify { packet, log_key } => log::verify_packet(&packet, &log_key),
+            Command::Verify {
+                packet,
+                log_key,
+                json,
+            } => log::verify_packet(&packet, &log_key, json),
             Command::Openapi => {
                 println!("{}", gatehouse_server::openapi::json());
                 Ok(ExitCode::SUCCESS)

@@ -313,21 +313,63 @@ fn evidence_lifecycle(storage: &[&str], work: &Path) {
     let (code, out) = verify_packet(&packet, &key);
     assert_eq!(code, 0, "{out}");
     for expected in [
-        "checkpoint_signature",
-        "record_logged",
-        "action_binding",
-        "receipt_",
-        "outcome_",
-        "single_redemption",
-        "token_logged",
+        "ok    checkpoint_signature: ",
+        "ok    chain: ",
+        "ok    record: ",
+        "ok    request: ",
+        "ok    status: ",
+        "ok    reviews: ",
+        "ok    token: ",
+        "ok    receipts: 1 receipts",
+        "ok    outcomes: 1 outcomes",
+        "ok    policy: ",
     ] {
         assert!(out.contains(expected), "missing check {expected}: {out}");
     }
+    assert!(
+        out.trim_end()
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("verified: all "),
+        "{out}"
+    );
+    // Plain words, not Rust's debug output.
+    assert!(!out.contains("Some(") && !out.contains("{}"), "{out}");
+    let path = work.join("packet.json");
+    let json_out = run(&[
+        "verify",
+        path.to_str().unwrap(),
+        "--log-key",
+        &key,
+        "--json",
+    ]);
+    assert!(json_out.status.success());
+    let report: Value = serde_json::from_slice(&json_out.stdout).unwrap();
+    assert_eq!(report["verified"], true, "{report}");
+    assert!(report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["ok"] == true));
 
     // Another log's key.
     let other = String::from_utf8(run(&["log", "keygen"]).stderr).unwrap();
     let (code, out) = verify_packet(&packet, other.trim().strip_prefix("public key: ").unwrap());
     assert_eq!(code, 1);
+    assert!(out.contains("\nNOT verified: "), "{out}");
+    let path = work.join("packet.json");
+    let other_key = other.trim().strip_prefix("public key: ").unwrap();
+    let json_out = run(&[
+        "verify",
+        path.to_str().unwrap(),
+        "--log-key",
+        other_key,
+        "--json",
+    ]);
+    assert_eq!(json_out.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&json_out.stdout).unwrap();
+    assert_eq!(report["verified"], false, "{report}");
     assert!(out.contains("FAIL  checkpoint_signature"), "{out}");
 
     // A flipped byte in fields across the packet; each must fail, even with
