@@ -22,64 +22,7 @@ RUNS="${2:-3}"
 STORES="${*:3}"
 STORES="${STORES:-sqlite postgres}"
 PG_URL="${GATEHOUSE_BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
-BIN=target/release/gatehouse
-BASELINE="${GATEHOUSE_BENCH_BASELINE:-}"
-BASE_BIN=""
-command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
-cargo build --release -q -p gatehouse
-if [ -n "$BASELINE" ]; then
-    base_src=target/bench-baseline/src
-    if [ ! -d "$base_src" ]; then
-        git worktree add --detach -f "$base_src" "$BASELINE" >/dev/null
-    fi
-    git -C "$base_src" checkout -q --detach "$BASELINE"
-    echo "building baseline $BASELINE (once; target/bench-baseline)" >&2
-    (cd "$base_src" && CARGO_TARGET_DIR="$PWD/../target" cargo build --release -q -p gatehouse)
-    BASE_BIN=target/bench-baseline/target/release/gatehouse
-fi
-
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-
-# Runs wrk once and prints "requests/s p50 p99" (latencies in ms).
-measure_once() { # script url connections
-    local threads=$(( $3 < 2 ? 1 : 2 ))
-    wrk -t"$threads" -c"$3" -d"${DURATION}s" --latency -s "bench/$1" "$2" > "$work/wrk.out"
-    local errors
-    errors=$(grep -E "Non-2xx|Socket errors" "$work/wrk.out" || true)
-    [ -z "$errors" ] || { echo "wrk reported errors: $errors" >&2; cat "$work/wrk.out" >&2; exit 1; }
-    awk '
-      function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
-      /Requests\/sec/ { rps = $2 }
-      $1 == "50%" { p50 = ms($2) }
-      $1 == "99%" { p99 = ms($2) }
-      END { printf "%.0f %.2f %.2f\n", rps, p50, p99 }' "$work/wrk.out"
-}
-
-# Column-wise median of a file of "rps p50 p99" lines.
-median() {
-    for col in 1 2 3; do
-        sort -g -k"$col","$col" "$1" | awk -v c="$col" '{ v[NR] = $c } END { printf "%s ", v[int((NR + 1) / 2)] }'
-    done
-    echo
-}
-
-# Starts a server; prints "pid url key".
-start_server() { # binary tag storage-args...
-    local bin=$1 tag=$2
-    shift 2
-    local key
-    key=$("$bin" keys create --role agent --name bench "$@" | tail -n 1)
-    "$bin" serve --listen 127.0.0.1:0 --rate-limit 0 "$@" > "$work/$tag.out" 2> "$work/$tag.err" &
-    local pid=$! url=""
-    for _ in $(seq 100); do
-        url=$(sed -n 's/^gatehouse listening on //p' "$work/$tag.out")
-        [ -n "$url" ] && break
-        sleep 0.1
-    done
-    [ -n "$url" ] || { cat "$work/$tag.err" >&2; exit 1; }
-    echo "$pid $url $key"
-}
+source bench/lib.sh
 
 bench_backend() { # name "storage args" "baseline storage args"
     local name=$1
@@ -132,23 +75,4 @@ if [[ " $STORES " == *" sqlite "* ]]; then
     bench_backend sqlite "--data $work/sqlite" "--data $work/sqlite-baseline"
 fi
 [[ " $STORES " == *" postgres "* ]] || exit 0
-schema="gh_bench_$$"
-base_schema="gh_bench_base_$$"
-for s in "$schema" "$base_schema"; do
-    psql "$PG_URL" -qc "DROP SCHEMA IF EXISTS $s CASCADE; CREATE SCHEMA $s" >/dev/null 2>&1
-done
-sep='?'; [[ "$PG_URL" == *\?* ]] && sep='&'
-"$BIN" log keygen > "$work/log.key" 2>/dev/null
-"$BIN" log keygen --token > "$work/token.pem" 2>/dev/null
-keys="--log-key-file $work/log.key --token-key-file $work/token.pem"
-# A baseline from before the log (e1c1eaf) takes no key files.
-base_keys=""
-if [ -n "$BASE_BIN" ] && "$BASE_BIN" serve --help | grep -q -- --log-key-file; then
-    base_keys=$keys
-fi
-bench_backend postgres \
-    "--database-url ${PG_URL}${sep}options=-c%20search_path%3D${schema} $keys" \
-    "--database-url ${PG_URL}${sep}options=-c%20search_path%3D${base_schema} $base_keys"
-for s in "$schema" "$base_schema"; do
-    psql "$PG_URL" -qc "DROP SCHEMA $s CASCADE" >/dev/null 2>&1
-done
+postgres_backend bench_backend

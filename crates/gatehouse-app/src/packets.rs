@@ -88,6 +88,24 @@ impl App {
             }
             None => None,
         };
+        // Receipts and outcomes in log order, as the verifier compares them;
+        // rows the log does not record come last, and fail there.
+        let mut executions = self.store.list_executions(&d.id).await?;
+        executions.sort_by_key(|r| {
+            let logged = state.executions.iter();
+            logged
+                .map(|l| &l.item.execution_id)
+                .position(|id| *id == r.execution_id)
+                .unwrap_or(usize::MAX)
+        });
+        let mut outcomes = self.store.list_outcomes(&d.id).await?;
+        outcomes.sort_by_key(|o| {
+            let logged = state.outcomes.iter();
+            logged
+                .map(|l| &l.item.outcome_id)
+                .position(|id| *id == o.outcome_id)
+                .unwrap_or(usize::MAX)
+        });
         let policy = self.policy_intelligence(&d, &cp, &mut unverified).await?;
         let submitted = SubmittedRequest::from(&d);
         unverified.insert("request".into(), json!(submitted));
@@ -101,8 +119,8 @@ impl App {
             status: state.status.as_str().into(),
             reviews,
             token,
-            executions: self.store.list_executions(&d.id).await?,
-            outcomes: self.store.list_outcomes(&d.id).await?,
+            executions,
+            outcomes,
             policy,
             audit_chain: AuditChain {
                 checkpoint: note,
