@@ -8,6 +8,7 @@ use gatehouse_store::Role;
 use serde_json::Value;
 
 use crate::error::{AppError, AppResult};
+use crate::integrity::Freshness;
 use crate::tokens::PresentedAction;
 use crate::{now, App, Caller};
 
@@ -70,7 +71,7 @@ impl App {
         };
         // The log's state, not the row's, decides: the same rule the packet
         // verifier and `log verify` apply to every logged receipt.
-        let state = self.supported(&d).await?;
+        let state = self.supported(&d, Freshness::Current).await?;
         let refusal = match &token_jti {
             Err(why) => Some(why.clone()),
             Ok(jti) => rules::receipt_refusal(

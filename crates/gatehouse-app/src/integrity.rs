@@ -4,7 +4,15 @@
 //! those entries are in the tree of the latest checkpoint it signed, and
 //! compares the stored row with them. A row edited behind its back yields
 //! an error and a flag, never an approval.
+//!
+//! Proofs are not repeated needlessly. The log only grows, so an entry
+//! proven once stays proven: [`Proven`] remembers, per decision, the
+//! newest entry proven and the state derived up to it. Reading an approved
+//! decision again compares its row with that state and reads nothing else
+//! (its resolution cannot change in the log); a redemption or a receipt
+//! reads the entries afresh and proves only those added since.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use gatehouse_core::Decision;
@@ -22,10 +30,58 @@ use crate::{now, App};
 #[derive(Default)]
 pub(crate) struct VerifiedCheckpoint(Mutex<Option<(String, Verified)>>);
 
+/// Per decision, the state derived from entries already proven, the last
+/// of which is `state.last`. Bounded like the key cache: a flood of
+/// distinct decisions empties it rather than growing it.
+#[derive(Default)]
+pub(crate) struct Proven(Mutex<HashMap<String, DecisionState>>);
+
+const PROVEN_CAPACITY: usize = 10_000;
+
+impl Proven {
+    fn get(&self, id: &str) -> Option<DecisionState> {
+        self.0.lock().ok()?.get(id).cloned()
+    }
+
+    fn put(&self, state: &DecisionState) {
+        // Only chained decisions: proving their last entry proves every
+        // earlier one, which is what a later call relies on.
+        if !state.chained {
+            return;
+        }
+        if let Ok(mut map) = self.0.lock() {
+            if map.len() >= PROVEN_CAPACITY {
+                map.clear();
+            }
+            map.insert(state.decision_id.clone(), state.clone());
+        }
+    }
+}
+
+/// How current the state must be.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Freshness {
+    /// A state proven earlier will do: enough to tell whether the action
+    /// is permitted, which the log never takes back.
+    Settled,
+    /// Every entry up to now: redemptions and receipts depend on them.
+    Current,
+}
+
 impl App {
     /// The decision's state as its log entries say, once each entry it
     /// relies on is proven in the latest signed checkpoint.
-    pub(crate) async fn logged_state(&self, id: &str) -> AppResult<Result<DecisionState, String>> {
+    pub(crate) async fn logged_state(
+        &self,
+        id: &str,
+        freshness: Freshness,
+    ) -> AppResult<Result<DecisionState, String>> {
+        let known = self.proven.get(id);
+        if let (Some(state), Freshness::Settled) = (&known, freshness) {
+            if state.status.permits_action() {
+                return Ok(Ok(state.clone()));
+            }
+        }
         let entries = self.store.log_entries_for(id).await?;
         let (state, problems) = derive(id, &entries);
         let state = match (state, problems.first()) {
@@ -33,7 +89,17 @@ impl App {
             (_, Some(p)) => return Ok(Err(p.clone())),
             (None, None) => return Ok(Err(format!("no log entry records decision {id}"))),
         };
-        let cp = self.signed_checkpoint().await?;
+        // What was proven before needs no second proof, as long as the entry
+        // proven last is still there with the same bytes (the chain from it
+        // to the newest entry was just checked by `derive`).
+        let already = known.as_ref().is_some_and(|k| {
+            entries
+                .iter()
+                .any(|(i, leaf)| *i == k.last.0 && hex::encode(leaf_hash(leaf).0) == k.last.1)
+        });
+        if already && known.as_ref().map(|k| &k.last) == Some(&state.last) {
+            return Ok(Ok(state));
+        }
         // The last entry names the one before it, and so on back to the
         // decision: proving it proves the chain. Entries logged before
         // chains existed are each proven.
@@ -42,7 +108,17 @@ impl App {
         } else {
             entries.iter().collect()
         };
-        for (index, leaf) in to_prove {
+        if let Err(problem) = self.prove(&to_prove).await? {
+            return Ok(Err(problem));
+        }
+        self.proven.put(&state);
+        Ok(Ok(state))
+    }
+
+    /// Proves each entry in the latest signed checkpoint.
+    async fn prove(&self, entries: &[&(u64, Vec<u8>)]) -> AppResult<Result<(), String>> {
+        let cp = self.signed_checkpoint().await?;
+        for (index, leaf) in entries {
             if *index >= cp.size {
                 return Ok(Err(format!(
                     "log entry {index} is not covered by the latest signed checkpoint"
@@ -68,7 +144,7 @@ impl App {
                 )));
             }
         }
-        Ok(Ok(state))
+        Ok(Ok(()))
     }
 
     /// The latest checkpoint, its signature checked with this server's key.
@@ -94,8 +170,12 @@ impl App {
 
     /// The log's state of `d`, which must be the state its row claims;
     /// otherwise the decision is flagged and the caller refused.
-    pub(crate) async fn supported(&self, d: &Decision) -> AppResult<DecisionState> {
-        let problem = match self.logged_state(&d.id).await? {
+    pub(crate) async fn supported(
+        &self,
+        d: &Decision,
+        freshness: Freshness,
+    ) -> AppResult<DecisionState> {
+        let problem = match self.logged_state(&d.id, freshness).await? {
             Ok(state) => {
                 let found = decision_row_disagreements(&state, d);
                 if found.is_empty() {

@@ -59,6 +59,8 @@ pub struct App {
     limiter: Option<DefaultKeyedRateLimiter<String>>,
     events: Events,
     checkpoint_cache: integrity::VerifiedCheckpoint,
+    /// Per decision, the state its proven entries give.
+    proven: integrity::Proven,
     /// Set once the process is stopping: waits answer at once.
     stopping: watch::Sender<bool>,
 }
@@ -90,6 +92,7 @@ impl App {
             limiter,
             events,
             checkpoint_cache: Default::default(),
+            proven: Default::default(),
             stopping: watch::channel(false).0,
         }))
     }

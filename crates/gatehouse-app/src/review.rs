@@ -8,6 +8,7 @@ use gatehouse_store::{DecisionQuery, Role, StoreError};
 
 use crate::error::{AppError, AppResult};
 use crate::events::Resolution;
+use crate::integrity::Freshness;
 use crate::telemetry;
 use crate::{now, App, Caller};
 
@@ -22,7 +23,7 @@ impl App {
         let d = self.read(caller, id).await?;
         // Nobody is told an action may proceed on a row the log does not support.
         if d.status.permits_action() {
-            self.supported(&d).await?;
+            self.supported(&d, Freshness::Settled).await?;
         }
         Ok(d)
     }

@@ -13,6 +13,7 @@ use jsonwebtoken::jwk::{Jwk, JwkSet};
 use serde_json::{Map, Value};
 
 use crate::error::{AppError, AppResult};
+use crate::integrity::Freshness;
 use crate::telemetry;
 use crate::{now, App, Caller};
 
@@ -98,7 +99,7 @@ impl App {
         if !d.status.permits_action() || !acts {
             return Ok(None);
         }
-        self.supported(d).await?;
+        self.supported(d, Freshness::Settled).await?;
         if let Some(existing) = self.store.get_token(&d.id).await? {
             return Ok(Some(existing.token));
         }
@@ -185,7 +186,7 @@ impl App {
             .await?
             .ok_or_else(|| reject(format!("decision {} does not exist", claims.sub)))?;
         // From here on, what counts is what the log says, not the row.
-        let state = self.supported(&d).await?;
+        let state = self.supported(&d, Freshness::Current).await?;
         // Redemption belongs to whoever runs the action: the key that asked,
         // or an executor key named for the token's audience.
         let entitled = state.created_by == caller.key_id
