@@ -51,28 +51,36 @@ fn pack_hashes(n: u64, stored: &[(u64, Hash)]) -> StoreResult<Vec<u8>> {
 }
 
 pub fn read_hashes(conn: &Connection, indexes: &[u64]) -> StoreResult<HashMap<u64, Hash>> {
-    let mut in_leaf_row = conn
-        .prepare_cached("SELECT hashes FROM log_entries WHERE idx = ?1")
-        .map_err(backend)?;
+    // Several hashes can come from one leaf's row: read each row once, and
+    // all of them in one statement (a proof needs a few dozen).
+    let mut homes: Vec<u64> = indexes.iter().map(|&i| hash_home(i).0).collect();
+    homes.sort_unstable();
+    homes.dedup();
+    let mut rows: HashMap<u64, Vec<u8>> = HashMap::with_capacity(homes.len());
+    for chunk in homes.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let sql = format!(
+            "SELECT idx, CAST(hashes AS BLOB) FROM log_entries WHERE idx IN ({marks}) AND hashes IS NOT NULL"
+        );
+        let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
+        let found = stmt
+            .query_map(
+                rusqlite::params_from_iter(chunk.iter().map(|&l| l as i64)),
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Vec<u8>>(1)?)),
+            )
+            .map_err(backend)?;
+        for row in found {
+            let (leaf, packed) = row.map_err(backend)?;
+            rows.insert(leaf, packed);
+        }
+    }
     let mut legacy = conn
         .prepare_cached("SELECT hash FROM log_hashes WHERE idx = ?1")
         .map_err(backend)?;
-    // Several hashes can come from one leaf's row: read each row once.
-    let mut rows: HashMap<u64, Option<Vec<u8>>> = HashMap::new();
     let mut out = HashMap::with_capacity(indexes.len());
     for &i in indexes {
         let (leaf, position) = hash_home(i);
-        let packed = match rows.entry(leaf) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => e.insert(
-                in_leaf_row
-                    .query_row(params![leaf as i64], |r| r.get::<_, Option<Vec<u8>>>(0))
-                    .optional()
-                    .map_err(backend)?
-                    .flatten(),
-            ),
-        };
-        let bytes: Option<Vec<u8>> = match packed {
+        let bytes: Option<Vec<u8>> = match rows.get(&leaf) {
             Some(p) => p.get(32 * position..32 * position + 32).map(<[u8]>::to_vec),
             // A leaf appended before migration 0007 (or a row deleted
             // behind the server's back, which then reads as missing).
