@@ -115,9 +115,10 @@ impl App {
         Ok(Ok(state))
     }
 
-    /// Proves each entry in the latest signed checkpoint.
+    /// Proves each entry in a signed checkpoint that covers them all.
     async fn prove(&self, entries: &[&(u64, Vec<u8>)]) -> AppResult<Result<(), String>> {
-        let cp = self.signed_checkpoint().await?;
+        let newest = entries.iter().map(|(i, _)| *i).max().unwrap_or(0);
+        let cp = self.checkpoint_covering(newest).await?;
         for (index, leaf) in entries {
             if *index >= cp.size {
                 return Ok(Err(format!(
@@ -145,6 +146,20 @@ impl App {
             }
         }
         Ok(Ok(()))
+    }
+
+    /// A checkpoint covering entry `index`, its signature checked with this
+    /// server's key. The one verified last serves as long as it covers the
+    /// entry: any checkpoint of an append-only log proves what it covers,
+    /// and every commit writes a new one, so fetching and verifying the
+    /// latest each time would cost a signature check per request.
+    async fn checkpoint_covering(&self, index: u64) -> AppResult<Verified> {
+        if let Ok(cache) = self.checkpoint_cache.0.lock() {
+            if let Some((_, cp)) = cache.as_ref().filter(|(_, cp)| cp.size > index) {
+                return Ok(cp.clone());
+            }
+        }
+        self.signed_checkpoint().await
     }
 
     /// The latest checkpoint, its signature checked with this server's key.
