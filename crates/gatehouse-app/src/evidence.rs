@@ -2,10 +2,12 @@
 //! (built in `packets`), and the transparency log's checkpoint and proofs.
 
 use gatehouse_core::{Reason, Verdict};
+use gatehouse_log::entry::{LogEntry, LogEvent};
 use gatehouse_log::packet::Check;
 use gatehouse_log::tree::{Op, Output};
 use gatehouse_log::Hash;
 use gatehouse_policy::Clock;
+use gatehouse_store::Role;
 
 use crate::error::{AppError, AppResult};
 use crate::rows::{disagreements, StoredRows};
@@ -155,10 +157,13 @@ impl App {
     }
 
     /// The leaf at `index` and its audit path to the root of the tree of
-    /// `size`. Any caller with a key may ask.
+    /// `size`. Reviewers, auditors and admins read any leaf; an agent only
+    /// the leaves about decisions it asked for (a leaf names its decision's
+    /// id, the key that asked, the verdict and the action's hash, which are
+    /// other agents' business); executors none.
     pub async fn inclusion_proof(
         &self,
-        _caller: &Caller,
+        caller: &Caller,
         index: u64,
         size: u64,
     ) -> AppResult<InclusionProof> {
@@ -176,12 +181,46 @@ impl App {
             .pop()
             .ok_or_else(|| AppError::Internal(format!("log leaf {index} missing")))?
             .1;
+        if !self.may_read_leaf(caller, &leaf).await? {
+            return Err(AppError::Forbidden {
+                role: caller.role.as_str(),
+                action: "read log entries that are not about its own decisions",
+            });
+        }
         Ok(InclusionProof {
             index,
             size,
             leaf,
             proof,
         })
+    }
+
+    async fn may_read_leaf(&self, caller: &Caller, leaf: &[u8]) -> AppResult<bool> {
+        match caller.role {
+            Role::Reviewer | Role::Auditor | Role::Admin => return Ok(true),
+            Role::Executor => return Ok(false),
+            Role::Agent => {}
+        }
+        let Ok(entry) = LogEntry::parse(leaf) else {
+            return Ok(false);
+        };
+        let asked_by = |e: &LogEntry| match &e.event {
+            LogEvent::Decision { created_by, .. } => Some(created_by.clone()),
+            _ => None,
+        };
+        let owner = match &entry.event {
+            LogEvent::Decision { .. } => asked_by(&entry),
+            // An entry chained after a decision: whoever asked for it.
+            e if e.is_chained() => self
+                .store
+                .log_entries_for(&entry.id)
+                .await?
+                .first()
+                .and_then(|(_, first)| LogEntry::parse(first).ok())
+                .and_then(|first| asked_by(&first)),
+            _ => None,
+        };
+        Ok(owner.as_deref() == Some(caller.key_id.as_str()))
     }
 
     /// The RFC 6962 consistency proof from the tree of size `from` to the

@@ -138,3 +138,71 @@ async fn proof_parameters_are_checked() {
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+/// Leaves name a decision's id, the key that asked, its verdict and the
+/// action's hash: an agent reads only those about its own decisions.
+#[tokio::test]
+async fn agents_read_only_the_log_entries_about_their_own_decisions() {
+    let app = app().await;
+    let mut low = seed_gate_body();
+    low["risk_level"] = json!("low");
+    let mut indexes = Vec::new();
+    for agent in [&app.agent, &app.agent2] {
+        let (status, d) = app
+            .call(
+                "POST",
+                "/api/agent/tasks/t/requests",
+                Some(agent),
+                Some(low.clone()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{d}");
+        let entries = app
+            .store
+            .log_entries_for(d["id"].as_str().unwrap())
+            .await
+            .unwrap();
+        // The decision's own entry and the token entry chained after it.
+        assert_eq!(entries.len(), 2);
+        indexes.push(entries.iter().map(|(i, _)| *i).collect::<Vec<_>>());
+    }
+    let (_, note) = text(&app, "/api/log/checkpoint").await;
+    let size = checkpoint::verify(&note, app.store.log_verifier_key())
+        .unwrap()
+        .size;
+    let read = |key: String, index: u64| {
+        let app = &app;
+        async move {
+            app.call(
+                "GET",
+                &format!("/api/log/proof/inclusion?index={index}&size={size}"),
+                Some(&key),
+                None,
+            )
+            .await
+        }
+    };
+    for &index in &indexes[0] {
+        assert_eq!(read(app.agent.clone(), index).await.0, StatusCode::OK);
+        let (status, body) = read(app.agent2.clone(), index).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert_eq!(body["error"]["code"], "forbidden");
+        assert_eq!(
+            read(app.executor.clone(), index).await.0,
+            StatusCode::FORBIDDEN
+        );
+        for key in [&app.reviewer, &app.auditor, &app.admin] {
+            assert_eq!(read(key.clone(), index).await.0, StatusCode::OK);
+        }
+    }
+    for &index in &indexes[1] {
+        assert_eq!(read(app.agent2.clone(), index).await.0, StatusCode::OK);
+        assert_eq!(
+            read(app.agent.clone(), index).await.0,
+            StatusCode::FORBIDDEN
+        );
+    }
+    // Entries about no decision (policy versions, keys) are not an agent's.
+    assert_eq!(read(app.agent.clone(), 0).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(read(app.auditor.clone(), 0).await.0, StatusCode::OK);
+}

@@ -54,7 +54,8 @@ pub async fn key(State(app): State<Arc<App>>) -> impl IntoResponse {
 /// A leaf (its exact bytes) and its RFC 6962 audit path to the root of
 /// the tree of `size`.
 ///
-/// Roles: any.
+/// Roles: reviewer, auditor and admin for any leaf; an agent only for
+/// leaves about decisions it asked for (403 otherwise); executors none.
 #[utoipa::path(get, path = "/api/log/proof/inclusion", tag = "log",
     params(InclusionQuery),
     responses(
