@@ -82,6 +82,11 @@ pub struct NotFound(pub ErrorBody);
 #[response(status = 409)]
 pub struct EvidenceMismatch(pub ErrorBody);
 
+/// `last_admin`: revoking this key would leave no active admin key.
+#[derive(IntoResponses)]
+#[response(status = 409)]
+pub struct LastAdmin(pub ErrorBody);
+
 /// `bad_request`: a query parameter is missing or out of range.
 #[derive(IntoResponses)]
 #[response(status = 400)]

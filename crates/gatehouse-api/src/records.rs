@@ -86,6 +86,10 @@ pub struct KeyView {
     pub created_at: String,
     #[serde(default)]
     pub revoked_at: Option<String>,
+    /// The key that created this one through the API: the principal it
+    /// acts for in separation of duties. Absent for keys made with the CLI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minted_by: Option<String>,
 }
 
 impl From<&gatehouse_app::access::ApiKey> for KeyView {
@@ -97,6 +101,7 @@ impl From<&gatehouse_app::access::ApiKey> for KeyView {
             role: k.role,
             created_at: rfc3339(k.created_at),
             revoked_at: k.revoked_at.map(rfc3339),
+            minted_by: k.minted_by.clone(),
         }
     }
 }

@@ -48,6 +48,7 @@ pub fn generate_key(role: Role, name: &str, now: OffsetDateTime) -> NewKey {
             secret_hash: hash_secret(&secret_part),
             created_at: gatehouse_core::decision::truncate_to_millis(now),
             revoked_at: None,
+            minted_by: None,
         },
         secret: format!("{KEY_PREFIX}{id}_{secret_part}"),
     }
@@ -195,7 +196,10 @@ impl App {
                 "name must be at most {MAX_KEY_NAME} characters"
             )));
         }
-        let new = generate_key(role, &name, now());
+        let mut new = generate_key(role, &name, now());
+        // The minting key is the new key's principal: what it creates or
+        // approves counts as the minter's for separation of duties.
+        new.key.minted_by = Some(caller.key_id.clone());
         self.store.create_key(&new.key).await?;
         Ok(new)
     }
@@ -203,6 +207,24 @@ impl App {
     pub async fn list_keys(&self, caller: &Caller) -> AppResult<Vec<ApiKey>> {
         caller.require(&[Role::Admin], "manage API keys")?;
         Ok(self.store.list_keys().await?)
+    }
+
+    /// The principal a key acts for: the key that minted it through the
+    /// API, and so on up to a key made with the CLI. A chain is followed
+    /// at most a few steps (keys minting keys minting keys); an unknown key
+    /// is its own principal.
+    pub(crate) async fn principal(&self, key_id: &str) -> AppResult<String> {
+        let mut current = key_id.to_string();
+        for _ in 0..16 {
+            match self.store.get_key(&current).await? {
+                Some(ApiKey {
+                    minted_by: Some(minter),
+                    ..
+                }) => current = minter,
+                _ => break,
+            }
+        }
+        Ok(current)
     }
 
     pub async fn revoke_key(&self, caller: &Caller, id: &str) -> AppResult<()> {

@@ -25,8 +25,10 @@ pub enum AppError {
         role: &'static str,
         action: &'static str,
     },
-    #[error("a key may not review a request it created")]
+    #[error("a key may not review a request it created, or one created by a key of the same principal (a key it minted, or the key that minted it)")]
     SelfReview,
+    #[error("this is the last active admin key; create another admin key before revoking it")]
+    LastAdmin,
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{0}")]
@@ -69,6 +71,7 @@ impl From<StoreError> for AppError {
         match e {
             StoreError::NotFound => AppError::NotFound("decision"),
             StoreError::AlreadyRedeemed => AppError::TokenAlreadyRedeemed,
+            StoreError::LastAdmin => AppError::LastAdmin,
             StoreError::NotPending(status) => {
                 AppError::NotPending(format!("decision is {status}, not pending_review"))
             }

@@ -105,7 +105,12 @@ impl App {
             .get_decision(id)
             .await?
             .ok_or(AppError::NotFound("decision"))?;
-        if d.created_by == caller.key_id {
+        // Separation of duties: not the key that asked, nor any key acting
+        // for the same principal (a key minted by it, or the key that
+        // minted it).
+        if d.created_by == caller.key_id
+            || self.principal(&d.created_by).await? == self.principal(&caller.key_id).await?
+        {
             return Err(AppError::SelfReview);
         }
         let review_time = now();

@@ -43,6 +43,7 @@ impl ApiError {
                 AppError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
                 AppError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
                 AppError::SelfReview => (StatusCode::FORBIDDEN, "self_review_forbidden"),
+                AppError::LastAdmin => (StatusCode::CONFLICT, "last_admin"),
                 AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
                 AppError::NotPending(_) => (StatusCode::CONFLICT, "not_pending"),
                 AppError::IdempotencyConflict => (StatusCode::CONFLICT, "idempotency_conflict"),

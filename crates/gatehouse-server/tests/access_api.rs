@@ -167,3 +167,135 @@ async fn rate_limit_answers_429_with_retry_after() {
         StatusCode::OK
     );
 }
+
+/// Mints a key through the API with `minter`; returns (secret, id).
+async fn mint(app: &common::TestApp, minter: &str, role: &str) -> (String, String) {
+    let (status, created) = app
+        .call(
+            "POST",
+            "/api/keys",
+            Some(minter),
+            Some(json!({"role": role, "name": format!("minted {role}")})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    (
+        created["secret"].as_str().unwrap().to_string(),
+        created["key"]["id"].as_str().unwrap().to_string(),
+    )
+}
+
+async fn review(app: &common::TestApp, key: &str, id: &str) -> (StatusCode, serde_json::Value) {
+    app.call(
+        "POST",
+        &format!("/api/gate/requests/{id}/review"),
+        Some(key),
+        Some(json!({"decision": "approve"})),
+    )
+    .await
+}
+
+/// Separation of duties covers keys a principal minted: an admin cannot
+/// approve its own request with a reviewer key it minted, nor a request of
+/// an agent key it minted.
+#[tokio::test]
+async fn an_admin_cannot_approve_through_keys_it_minted() {
+    let app = app().await;
+    let (status, own) = app
+        .call(
+            "POST",
+            "/api/agent/tasks/t/requests",
+            Some(&app.admin),
+            Some(seed_gate_body()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{own}");
+    let own = own["id"].as_str().unwrap().to_string();
+    let (reviewer, reviewer_id) = mint(&app, &app.admin, "reviewer").await;
+    let (status, body) = review(&app, &reviewer, &own).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["code"], "self_review_forbidden");
+    let (_, d) = app
+        .call(
+            "GET",
+            &format!("/api/gate/requests/{own}"),
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert_eq!(d["status"], "pending_review");
+    assert!(d.get("approval_token").is_none_or(|t| t.is_null()), "{d}");
+
+    // A key minted by a minted key acts for the same principal.
+    let (minted_admin, _) = mint(&app, &app.admin, "admin").await;
+    let (agent, _) = mint(&app, &minted_admin, "agent").await;
+    let (_, asked) = app
+        .call(
+            "POST",
+            "/api/agent/tasks/t/requests",
+            Some(&agent),
+            Some(seed_gate_body()),
+        )
+        .await;
+    let asked = asked["id"].as_str().unwrap().to_string();
+    let (status, body) = review(&app, &reviewer, &asked).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    // A reviewer of another principal may.
+    assert_eq!(review(&app, &app.reviewer, &asked).await.0, StatusCode::OK);
+    // The minter is shown on the key.
+    let (_, keys) = app.call("GET", "/api/keys", Some(&app.admin), None).await;
+    let shown = keys["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == reviewer_id.as_str())
+        .unwrap();
+    assert!(shown["minted_by"].is_string(), "{shown}");
+}
+
+/// The last active admin key cannot be revoked through the API.
+#[tokio::test]
+async fn the_last_admin_key_cannot_be_revoked() {
+    let app = app().await;
+    let (_, me) = app.call("GET", "/api/whoami", Some(&app.admin), None).await;
+    let admin_id = me["key_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{me}"))
+        .to_string();
+    let (status, body) = app
+        .call(
+            "DELETE",
+            &format!("/api/keys/{admin_id}"),
+            Some(&app.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "last_admin");
+    assert_eq!(
+        app.call("GET", "/api/whoami", Some(&app.admin), None)
+            .await
+            .0,
+        StatusCode::OK,
+        "still in force"
+    );
+    let (second, second_id) = mint(&app, &app.admin, "admin").await;
+    let (status, _) = app
+        .call(
+            "DELETE",
+            &format!("/api/keys/{admin_id}"),
+            Some(&second),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = app
+        .call(
+            "DELETE",
+            &format!("/api/keys/{second_id}"),
+            Some(&second),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+}

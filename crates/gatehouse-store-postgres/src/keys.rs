@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use gatehouse_core::decision::{from_unix_millis, to_unix_millis};
 use gatehouse_core::Role;
 use gatehouse_log::entry::{KeyChange, LogEntry};
-use gatehouse_store::sql::{key_from_row, KEY_COLUMNS};
+use gatehouse_store::sql::{active_admins_sql, key_from_row, KEY_COLUMNS};
 use gatehouse_store::{ApiKey, KeyStore, StoreError, StoreResult};
 use time::OffsetDateTime;
 
@@ -16,8 +16,8 @@ impl KeyStore for PostgresStore {
     async fn create_key(&self, k: &ApiKey) -> StoreResult<()> {
         let mut tx = self.logged_tx().await?;
         sqlx::query(
-            "INSERT INTO api_keys (id, name, role, secret_hash, created_at_ms, revoked_at_ms)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO api_keys (id, name, role, secret_hash, created_at_ms, revoked_at_ms, minted_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&k.id)
         .bind(&k.name)
@@ -25,6 +25,7 @@ impl KeyStore for PostgresStore {
         .bind(&k.secret_hash)
         .bind(to_unix_millis(k.created_at))
         .bind(k.revoked_at.map(to_unix_millis))
+        .bind(&k.minted_by)
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
@@ -54,7 +55,24 @@ impl KeyStore for PostgresStore {
 
     async fn revoke_key(&self, id: &str, at: OffsetDateTime) -> StoreResult<bool> {
         let at = from_unix_millis(to_unix_millis(at));
+        // Under the log lock, so no other revocation counts the admins at the
+        // same time: never zero active admin keys.
         let mut tx = self.logged_tx().await?;
+        let role: Option<String> =
+            sqlx::query_scalar("SELECT role FROM api_keys WHERE id = $1 AND revoked_at_ms IS NULL")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+        if role.as_deref() == Some(Role::Admin.as_str()) {
+            let admins: i64 = sqlx::query_scalar(&active_admins_sql())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(backend)?;
+            if admins <= 1 {
+                return Err(StoreError::LastAdmin);
+            }
+        }
         let revoked: Option<String> = sqlx::query_scalar(
             "UPDATE api_keys SET revoked_at_ms = $2 WHERE id = $1 AND revoked_at_ms IS NULL RETURNING role",
         )

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use gatehouse_core::decision::{from_unix_millis, to_unix_millis};
 use gatehouse_core::Role;
 use gatehouse_log::entry::{KeyChange, LogEntry};
-use gatehouse_store::sql::{key_from_row, KEY_COLUMNS};
+use gatehouse_store::sql::{active_admins_sql, key_from_row, KEY_COLUMNS};
 use gatehouse_store::{ApiKey, KeyStore, StoreError, StoreResult};
 use rusqlite::{params, OptionalExtension};
 use time::OffsetDateTime;
@@ -19,15 +19,16 @@ impl KeyStore for SqliteStore {
         self.writer
             .run(move |conn| {
                 conn.execute(
-                    "INSERT INTO api_keys (id, name, role, secret_hash, created_at_ms, revoked_at_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "INSERT INTO api_keys (id, name, role, secret_hash, created_at_ms, revoked_at_ms, minted_by)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                     params![
                         k.id,
                         k.name,
                         k.role.as_str(),
                         k.secret_hash,
                         to_unix_millis(k.created_at),
-                        k.revoked_at.map(to_unix_millis)
+                        k.revoked_at.map(to_unix_millis),
+                        k.minted_by
                     ],
                 )
                 .map_err(backend)?;
@@ -73,6 +74,16 @@ impl KeyStore for SqliteStore {
                 };
                 // Revoking twice keeps the first time and logs nothing new.
                 if revoked_at.is_none() {
+                    // Never zero active admin keys: on the single writer, the
+                    // count and the update cannot interleave with another.
+                    if role == Role::Admin.as_str() {
+                        let admins: i64 = conn
+                            .query_row(&active_admins_sql(), [], |r| r.get(0))
+                            .map_err(backend)?;
+                        if admins <= 1 {
+                            return Err(StoreError::LastAdmin);
+                        }
+                    }
                     conn.execute(
                         "UPDATE api_keys SET revoked_at_ms = ?2 WHERE id = ?1",
                         params![id, to_unix_millis(at)],

@@ -47,6 +47,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0006_task_index.sql"),
     include_str!("../migrations/0007_leaf_hashes.sql"),
     include_str!("../migrations/0008_token_key_expiry.sql"),
+    include_str!("../migrations/0009_key_principal.sql"),
 ];
 const DB_FILE: &str = "gatehouse.db";
 

@@ -32,6 +32,9 @@ pub enum StoreError {
     /// The token was redeemed before; single use is enforced here.
     #[error("the token was already redeemed")]
     AlreadyRedeemed,
+    /// Revoking the key would leave no active admin key.
+    #[error("this is the last active admin key")]
+    LastAdmin,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

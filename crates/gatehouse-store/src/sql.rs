@@ -15,7 +15,8 @@ use crate::{
 
 /// A decision as first written (`body`) and its mutable state.
 pub const DECISION_COLUMNS: &str = "body, status, review, resolved_at_ms, log_index, flag_reason";
-pub const KEY_COLUMNS: &str = "id, name, role, secret_hash, created_at_ms, revoked_at_ms";
+pub const KEY_COLUMNS: &str =
+    "id, name, role, secret_hash, created_at_ms, revoked_at_ms, minted_by";
 pub const TOKEN_COLUMNS: &str = "decision_id, jti, kid, token, expires_at_ms, created_at_ms";
 pub const REDEMPTION_COLUMNS: &str = "jti, decision_id, redeemed_by, redeemed_at_ms";
 pub const POLICY_VERSION_COLUMNS: &str = "version, files_json, first_used_at_ms";
@@ -66,6 +67,11 @@ pub fn decision_from_row(row: &dyn Columns) -> StoreResult<Decision> {
     Ok(d)
 }
 
+/// How many admin keys are not revoked; binds nothing.
+pub fn active_admins_sql() -> String {
+    "SELECT COUNT(*) FROM api_keys WHERE role = 'admin' AND revoked_at_ms IS NULL".to_string()
+}
+
 /// A key from a row of [`KEY_COLUMNS`].
 pub fn key_from_row(row: &dyn Columns) -> StoreResult<ApiKey> {
     let role = row.text(2)?;
@@ -76,6 +82,7 @@ pub fn key_from_row(row: &dyn Columns) -> StoreResult<ApiKey> {
         secret_hash: row.blob(3)?,
         created_at: from_unix_millis(row.int(4)?),
         revoked_at: row.opt_int(5)?.map(from_unix_millis),
+        minted_by: row.opt_text(6)?,
     })
 }
 

@@ -67,6 +67,10 @@ pub struct ApiKey {
     pub created_at: OffsetDateTime,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<OffsetDateTime>,
+    /// The key that created this one through the API, if any: its
+    /// principal for separation of duties. Keys made with the CLI have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minted_by: Option<String>,
 }
 
 /// A decision ready to store, with its log entries serialised once: the

@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use gatehouse_api::bodies::NewKeyBody;
-use gatehouse_api::error::{AuthErrors, BodyErrors, NotFound, ServerErrors};
+use gatehouse_api::error::{AuthErrors, BodyErrors, LastAdmin, NotFound, ServerErrors};
 use gatehouse_api::records::{KeyCreated, KeyList, KeyView};
 use gatehouse_app::App;
 
@@ -63,7 +63,7 @@ pub async fn list_keys(
 /// Roles: admin.
 #[utoipa::path(delete, path = "/api/keys/{id}", tag = "keys",
     params(("id" = String, Path, description = "Key id")),
-    responses((status = 204, description = "Revoked"), NotFound, AuthErrors, ServerErrors),
+    responses((status = 204, description = "Revoked"), NotFound, LastAdmin, AuthErrors, ServerErrors),
     security(("bearer" = []), ("apiKey" = [])))]
 pub async fn revoke_key(
     State(app): State<Arc<App>>,

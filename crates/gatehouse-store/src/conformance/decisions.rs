@@ -176,6 +176,7 @@ pub async fn keys_create_list_revoke(store: Arc<dyn Store>) {
         secret_hash: vec![7; 32],
         created_at: now(),
         revoked_at: None,
+        minted_by: None,
     };
     store.create_key(&key).await.unwrap();
     assert_eq!(store.get_key(&key.id).await.unwrap(), Some(key.clone()));
@@ -192,6 +193,52 @@ pub async fn keys_create_list_revoke(store: Arc<dyn Store>) {
         Some(at)
     );
     assert!(!store.revoke_key("missing", at).await.unwrap());
+
+    // A minted key keeps its minter; the last active admin key stays.
+    let admin = ApiKey {
+        id: ids::key_id(),
+        name: "admin".into(),
+        role: Role::Admin,
+        minted_by: None,
+        ..key.clone()
+    };
+    let minted = ApiKey {
+        id: ids::key_id(),
+        name: "second admin".into(),
+        minted_by: Some(admin.id.clone()),
+        ..admin.clone()
+    };
+    for k in [&admin, &minted] {
+        store.create_key(k).await.unwrap();
+    }
+    assert_eq!(
+        store.get_key(&minted.id).await.unwrap(),
+        Some(minted.clone())
+    );
+    // Other admin keys may exist from other tests of this store: revoke
+    // every active one but the last.
+    let mut active: Vec<ApiKey> = store
+        .list_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|k| k.role == Role::Admin && k.revoked_at.is_none())
+        .collect();
+    let last = active.pop().unwrap();
+    for k in &active {
+        assert!(store.revoke_key(&k.id, at).await.unwrap());
+    }
+    assert!(matches!(
+        store.revoke_key(&last.id, at).await,
+        Err(crate::StoreError::LastAdmin)
+    ));
+    assert!(store
+        .get_key(&last.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .revoked_at
+        .is_none());
 }
 
 pub async fn decisions_are_counted_by_status(store: Arc<dyn Store>) {

@@ -110,6 +110,7 @@ pub async fn log_records_every_event_with_a_checkpoint(store: Arc<dyn Store>) {
         secret_hash: vec![1; 32],
         created_at: now(),
         revoked_at: None,
+        minted_by: None,
     };
     store.create_key(&key).await.unwrap();
     store.revoke_key(&key.id, now()).await.unwrap();
