@@ -35,6 +35,22 @@ pub struct NewKey {
     pub secret: String,
 }
 
+/// A key's name: the role's when none is given; never empty or blank (a
+/// key's name is its identity in reviews and the executor's audience),
+/// and at most 200 characters.
+pub fn key_name(name: Option<String>, role: Role) -> AppResult<String> {
+    let name = name.unwrap_or_else(|| role.as_str().to_string());
+    if name.trim().is_empty() {
+        return Err(AppError::Validation("name must not be empty".into()));
+    }
+    if name.len() > MAX_KEY_NAME {
+        return Err(AppError::Validation(format!(
+            "name must be at most {MAX_KEY_NAME} characters"
+        )));
+    }
+    Ok(name)
+}
+
 pub fn generate_key(role: Role, name: &str, now: OffsetDateTime) -> NewKey {
     let id = ids::key_id();
     let mut bytes = [0u8; 32];
@@ -190,12 +206,7 @@ impl App {
         name: Option<String>,
     ) -> AppResult<NewKey> {
         caller.require(&[Role::Admin], "manage API keys")?;
-        let name = name.unwrap_or_else(|| role.as_str().to_string());
-        if name.len() > MAX_KEY_NAME {
-            return Err(AppError::Validation(format!(
-                "name must be at most {MAX_KEY_NAME} characters"
-            )));
-        }
+        let name = key_name(name, role)?;
         let mut new = generate_key(role, &name, now());
         // The minting key is the new key's principal: what it creates or
         // approves counts as the minter's for separation of duties.

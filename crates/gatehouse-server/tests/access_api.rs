@@ -299,3 +299,20 @@ async fn the_last_admin_key_cannot_be_revoked() {
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
 }
+
+#[tokio::test]
+async fn key_names_are_never_empty() {
+    let app = app().await;
+    for name in ["", "   "] {
+        let (status, body) = app
+            .call(
+                "POST",
+                "/api/keys",
+                Some(&app.admin),
+                Some(json!({"role": "agent", "name": name})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(body["error"]["code"], "validation_failed");
+    }
+}

@@ -95,6 +95,7 @@ impl SqliteStore {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
         let path = dir.join(DB_FILE);
+        owner_only(&path)?;
         let mut conn = Connection::open(&path).map_err(backend)?;
         configure(&conn).map_err(backend)?;
         migrate(&mut conn).map_err(backend)?;
@@ -170,3 +171,22 @@ impl Store for SqliteStore {
 
 #[cfg(test)]
 mod tests;
+
+/// Creates the database file with owner-only access, or narrows an
+/// existing one to it: the database holds approval tokens and the log.
+/// SQLite gives its WAL and shared-memory files the database file's mode.
+fn owner_only(path: &Path) -> StoreResult<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let cannot = |e: std::io::Error| StoreError::Backend(format!("{}: {e}", path.display()));
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(cannot)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(cannot)?;
+    }
+    Ok(())
+}

@@ -205,7 +205,7 @@ pub async fn keys(cmd: KeysCommand) -> Result<()> {
         } => {
             let role = Role::parse(&role).context("unknown role")?;
             let store = open_store(&storage).await?;
-            let name = name.unwrap_or_else(|| role.as_str().to_string());
+            let name = gatehouse_app::access::key_name(name, role)?;
             let new = gatehouse_app::access::generate_key(role, &name, OffsetDateTime::now_utc());
             store.create_key(&new.key).await?;
             println!(

@@ -194,11 +194,17 @@ fn executor_verifies_a_token_offline_then_redeems_it_once() {
         409,
         "a token is single use"
     );
-    // The token key was created beside the data with owner-only access.
+    // The keys and the database (with its WAL) were created beside the
+    // data with owner-only access: a database holds approval tokens.
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        for key in ["token-signing.pem", "log-signing.key"] {
+        for key in [
+            "token-signing.pem",
+            "log-signing.key",
+            "gatehouse.db",
+            "gatehouse.db-wal",
+        ] {
             let mode = std::fs::metadata(dir.path().join("data").join(key))
                 .unwrap()
                 .permissions()
