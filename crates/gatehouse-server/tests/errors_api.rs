@@ -241,3 +241,53 @@ async fn hostile_inputs_never_produce_a_server_error() {
         }
     }
 }
+
+/// A body is read as UTF-8 JSON as it arrives: another charset or any
+/// content encoding is refused, not parsed as something it is not.
+#[tokio::test]
+async fn bodies_in_another_charset_or_encoding_are_415() {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let app = app().await;
+    let body = seed_gate_body().to_string();
+    let send = |content_type: &'static str, encoding: Option<&'static str>| {
+        let mut req = axum::http::Request::builder()
+            .method("POST")
+            .uri("/api/agent/tasks/t/requests")
+            .header("authorization", format!("Bearer {}", app.agent))
+            .header("content-type", content_type);
+        if let Some(e) = encoding {
+            req = req.header("content-encoding", e);
+        }
+        let req = req.body(axum::body::Body::from(body.clone())).unwrap();
+        let router = app.router.clone();
+        async move {
+            let response = router.oneshot(req).await.unwrap();
+            let status = response.status();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            (status, json)
+        }
+    };
+    for (content_type, encoding) in [
+        ("application/json; charset=utf-16", None),
+        ("application/json; charset=\"ISO-8859-1\"", None),
+        ("application/json", Some("gzip")),
+        ("application/json", Some("br")),
+    ] {
+        let (status, body) = send(content_type, encoding).await;
+        assert_eq!(
+            status,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{content_type} {encoding:?}: {body}"
+        );
+        assert_eq!(body["error"]["code"], "unsupported_media_type");
+    }
+    for (content_type, encoding) in [
+        ("application/json; charset=utf-8", None),
+        ("application/json; charset=UTF-8", Some("identity")),
+    ] {
+        let (status, body) = send(content_type, encoding).await;
+        assert_eq!(status, StatusCode::CREATED, "{content_type}: {body}");
+    }
+}
