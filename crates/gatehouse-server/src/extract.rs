@@ -23,11 +23,39 @@ where
         if !readable_as_sent(req.headers()) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        match axum::Json::<T>::from_request(req, state).await {
+        if !declares_json(req.headers()) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| map_json_rejection(JsonRejection::BytesRejection(e)))?;
+        if escapes_nul(&bytes) {
+            return Err(ApiError::BadRequest(NUL_REFUSED.into()));
+        }
+        match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(v)) => Ok(ApiJson(v)),
             Err(rejection) => Err(map_json_rejection(rejection)),
         }
     }
+}
+
+/// `Content-Type: application/json` or another `…+json` type, as axum's own
+/// JSON extractor requires (the body is read here first, for the NUL check).
+fn declares_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|ct| {
+            let essence = ct
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            essence == "application/json"
+                || (essence.starts_with("application/") && essence.ends_with("+json"))
+        })
+        .unwrap_or(false)
 }
 
 /// Bodies are read as they arrive, as UTF-8: a declared charset other than
@@ -88,5 +116,61 @@ where
             )),
             Err(other) => Err(ApiError::BadRequest(other.body_text())),
         }
+    }
+}
+
+/// Refuses a request whose path or query string encodes a NUL character
+/// (`%00`), before any handler or store sees it.
+pub async fn refuse_nul_in_uri(
+    req: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let uri = req.uri();
+    let encoded_nul = uri.path().contains("%00") || uri.query().is_some_and(|q| q.contains("%00"));
+    if encoded_nul {
+        return ApiError::BadRequest(NUL_REFUSED.into()).into_response();
+    }
+    next.run(req).await
+}
+
+/// Why text with a NUL character is refused: PostgreSQL cannot store it, so
+/// both stores refuse it alike, before it reaches either.
+pub const NUL_REFUSED: &str = "text must not contain the NUL character (\\u0000)";
+
+/// Whether a JSON text holds a NUL character: JSON can only carry one as
+/// the escape `\u0000` (a raw NUL byte is not valid JSON and is refused by
+/// the parser), and a backslash before it may itself be escaped.
+pub fn escapes_nul(json: &[u8]) -> bool {
+    let mut i = 0;
+    while i < json.len() {
+        if json[i] == b'\\' {
+            if json.len() >= i + 6
+                && json[i + 1] == b'u'
+                && json[i + 2..i + 6].iter().all(|&b| b == b'0')
+            {
+                return true;
+            }
+            // Skip the escaped character, whatever it is.
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escapes_nul;
+
+    #[test]
+    fn nul_escapes_are_found_and_escaped_backslashes_are_not() {
+        assert!(escapes_nul(br#"{"a":"x\u0000"}"#));
+        assert!(escapes_nul(br#"{"a\u0000":1}"#));
+        assert!(escapes_nul(br#"{"a":"\\\u0000"}"#));
+        assert!(!escapes_nul(br#"{"a":"\\u0000"}"#));
+        assert!(!escapes_nul(br#"{"a":"\u0001 u0000"}"#));
+        assert!(!escapes_nul(br#"{"a":"\\"}"#));
     }
 }

@@ -291,3 +291,59 @@ async fn bodies_in_another_charset_or_encoding_are_415() {
         assert_eq!(status, StatusCode::CREATED, "{content_type}: {body}");
     }
 }
+
+/// PostgreSQL cannot store NUL, so text holding one is refused with 400
+/// before it reaches either store: in bodies (at any depth), paths and
+/// query strings.
+#[tokio::test]
+async fn nul_characters_are_refused_before_any_store() {
+    let app = app().await;
+    let mut at_depth = seed_gate_body();
+    at_depth["payload"]["note"] = json!({"inner": "a\u{0}b"});
+    let mut in_key = seed_gate_body();
+    in_key["idempotency_key"] = json!("k\u{0}");
+    let mut in_subject = seed_gate_body();
+    in_subject["subject"] = json!("\u{0}");
+    for body in [at_depth, in_key, in_subject] {
+        let (status, answer) = app
+            .call(
+                "POST",
+                "/api/agent/tasks/t/requests",
+                Some(&app.agent),
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert_eq!(answer["error"]["code"], "bad_request");
+        assert!(answer["error"]["message"].as_str().unwrap().contains("NUL"));
+    }
+    let (status, _) = app
+        .call(
+            "POST",
+            "/api/keys",
+            Some(&app.admin),
+            Some(json!({"role": "agent", "name": "a\u{0}"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    for path in [
+        "/api/gate/requests/dec_%00",
+        "/api/decisions?status=pending_review%00",
+    ] {
+        let (status, answer) = app.call("GET", path, Some(&app.auditor), None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {answer}");
+        assert!(answer["error"]["request_id"].is_string(), "{answer}");
+    }
+    // A backslash followed by "u0000" is ordinary text.
+    let mut literal = seed_gate_body();
+    literal["payload"]["note"] = json!("\\u0000");
+    let (status, answer) = app
+        .call(
+            "POST",
+            "/api/agent/tasks/t/requests",
+            Some(&app.agent),
+            Some(literal),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+}

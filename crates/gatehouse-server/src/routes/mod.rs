@@ -79,6 +79,8 @@ pub fn router(app: Arc<App>, config: ServerConfig) -> Router {
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(config.body_limit))
+        // PostgreSQL cannot store NUL: refused alike on both stores.
+        .layer(axum::middleware::from_fn(crate::extract::refuse_nul_in_uri))
         // A request id on every log line, header and error body; method,
         // route, status and latency as metrics and (at debug level) in the
         // log. Headers, and so API keys, are never recorded.
