@@ -55,7 +55,8 @@ pub enum ServerErrors {
 /// Errors of routes that take a JSON body.
 #[derive(IntoResponses)]
 pub enum BodyErrors {
-    /// `invalid_json` (not JSON), `schema_mismatch` (does not fit the
+    /// `invalid_json` (not JSON), `duplicate_key` (a key repeated within
+    /// one object, at any depth), `schema_mismatch` (does not fit the
     /// policy schema) or `bad_request` (e.g. conflicting idempotency keys).
     #[response(status = 400)]
     BadRequest(ErrorBody),

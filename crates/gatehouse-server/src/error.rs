@@ -17,6 +17,11 @@ pub enum ApiError {
     InvalidJson(String),
     #[error("{0}")]
     BadRequest(String),
+    /// A key repeated within one JSON object, named by its path.
+    #[error(
+        "the key {0} appears twice in one object; JSON objects must have unique keys (RFC 7493)"
+    )]
+    DuplicateKey(String),
     #[error("request body is larger than the server accepts")]
     PayloadTooLarge,
     #[error("Content-Type must be application/json")]
@@ -57,6 +62,7 @@ impl ApiError {
             },
             ApiError::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::DuplicateKey(_) => (StatusCode::BAD_REQUEST, "duplicate_key"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")

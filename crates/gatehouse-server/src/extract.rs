@@ -32,6 +32,9 @@ where
         if escapes_nul(&bytes) {
             return Err(ApiError::BadRequest(NUL_REFUSED.into()));
         }
+        if let Some(path) = crate::duplicates::first_duplicate(&bytes) {
+            return Err(ApiError::DuplicateKey(path));
+        }
         match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(v)) => Ok(ApiJson(v)),
             Err(rejection) => Err(map_json_rejection(rejection)),

@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod config;
+mod duplicates;
 pub mod error;
 mod extract;
 pub mod metrics;

@@ -347,3 +347,39 @@ async fn nul_characters_are_refused_before_any_store() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
 }
+
+/// RFC 7493: a key repeated within one object is refused at any depth,
+/// named by its path, so a policy and an executor can never read different
+/// values from the same bytes.
+#[tokio::test]
+async fn duplicate_keys_are_refused_at_any_depth() {
+    let app = app().await;
+    let gate = r#"{"workflow_name":"w","tool_name":"issue_refund","subject":"s","risk_level":"low",
+        "payload":{"amount":5,"currency":"usd","amount":50000}}"#;
+    let decide = r#"{"question":"q","context":{"workflow":"w","requested_action":"a","risk":"high","risk":"low"}}"#;
+    let top =
+        r#"{"question":"q","question":"r","context":{"workflow":"w","requested_action":"a"}}"#;
+    for (path, body, expected) in [
+        ("/api/agent/tasks/t/requests", gate, "payload.amount"),
+        ("/api/decide", decide, "context.risk"),
+        ("/api/decide", top, "question"),
+    ] {
+        let (status, _, answer) = app
+            .call_raw("POST", path, Some(&app.agent), Some(body.to_string()), &[])
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert_eq!(answer["error"]["code"], "duplicate_key");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(expected),
+            "{answer}"
+        );
+    }
+    // Nothing was stored.
+    let (_, list) = app
+        .call("GET", "/api/decisions", Some(&app.auditor), None)
+        .await;
+    assert_eq!(list["items"], json!([]), "{list}");
+}
