@@ -5,7 +5,9 @@ use thiserror::Error;
 pub enum PolicyError {
     #[error("cannot read policy directory {path}: {message}")]
     Io { path: String, message: String },
-    #[error("policy directory {0} has no .cedar files")]
+    /// The set has its schema (named) but no `.cedar` file. The set may not
+    /// come from a directory, so the caller names where it was read from.
+    #[error("the policy set has a schema ({0}) but no .cedar policy file")]
     NoPolicies(String),
     #[error("policy directory must contain exactly one .cedarschema file (found {0})")]
     SchemaCount(usize),

@@ -244,10 +244,16 @@ pub async fn keys(cmd: KeysCommand) -> Result<()> {
     Ok(())
 }
 
+/// Compiles the policy set in `dir`, naming the directory on failure.
+fn compile_dir(dir: &std::path::Path) -> Result<Engine> {
+    Engine::compile(read_policy_dir(dir)?, EngineOptions::default())
+        .with_context(|| format!("the policies in {} are not a valid set", dir.display()))
+}
+
 pub fn policy(cmd: PolicyCommand) -> Result<ExitCode> {
     match cmd {
         PolicyCommand::Check { dir } => {
-            let engine = Engine::compile(read_policy_dir(&dir)?, EngineOptions::default())?;
+            let engine = compile_dir(&dir)?;
             println!(
                 "ok: {} policies, version {}",
                 engine.policy_count(),
@@ -256,7 +262,7 @@ pub fn policy(cmd: PolicyCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         PolicyCommand::Test { dir, cases } => {
-            let engine = Engine::compile(read_policy_dir(&dir)?, EngineOptions::default())?;
+            let engine = compile_dir(&dir)?;
             let text = std::fs::read_to_string(&cases)
                 .with_context(|| format!("cannot read {}", cases.display()))?;
             let cases =

@@ -68,12 +68,16 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             UnknownAction::Reject => UnknownActionMode::Reject,
         },
     };
-    let files = match &args.policies {
-        Some(dir) => read_policy_dir(dir)?,
-        None => starter_files(),
+    let engine = match &args.policies {
+        Some(dir) => Engine::compile(read_policy_dir(dir)?, options).with_context(|| {
+            format!(
+                "the policies in {} are not a valid set; not starting",
+                dir.display()
+            )
+        })?,
+        None => Engine::compile(starter_files(), options)
+            .context("the built-in policy set is invalid; not starting")?,
     };
-    let engine =
-        Engine::compile(files, options).context("the policy set is invalid; not starting")?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -190,6 +190,36 @@ fn policy_commands_check_and_test() {
     ]);
     assert_eq!(test.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&test.stdout).contains("FAIL  wrong"));
+
+    // A directory with a schema and no .cedar file: the error names the
+    // directory, and the schema it did find.
+    let only_schema = tmp.path().join("only-schema");
+    std::fs::create_dir(&only_schema).unwrap();
+    std::fs::copy(
+        examples("starter").join("schema.cedarschema"),
+        only_schema.join("schema.cedarschema"),
+    )
+    .unwrap();
+    for args in [
+        vec!["policy", "check", only_schema.to_str().unwrap()],
+        vec![
+            "serve",
+            "--policies",
+            only_schema.to_str().unwrap(),
+            "--data",
+            tmp.path().to_str().unwrap(),
+        ],
+    ] {
+        let out = run(&args);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("the policies in {}", only_schema.display()))
+                && err.contains("schema.cedarschema")
+                && err.contains("no .cedar policy file"),
+            "{args:?}: {err}"
+        );
+    }
 }
 
 #[test]
