@@ -21,6 +21,12 @@ use serde_json::{json, Value};
 use crate::error::{AppError, AppResult};
 use crate::{App, Caller};
 
+/// Where `id` stands among the logged ids; ids the log does not record
+/// sort last.
+fn log_position(logged: &[&str], id: &str) -> usize {
+    logged.iter().position(|l| *l == id).unwrap_or(usize::MAX)
+}
+
 fn b64(bytes: &[u8]) -> String {
     STANDARD.encode(bytes)
 }
@@ -91,21 +97,19 @@ impl App {
         // Receipts and outcomes in log order, as the verifier compares them;
         // rows the log does not record come last, and fail there.
         let mut executions = self.store.list_executions(&d.id).await?;
-        executions.sort_by_key(|r| {
-            let logged = state.executions.iter();
-            logged
-                .map(|l| &l.item.execution_id)
-                .position(|id| *id == r.execution_id)
-                .unwrap_or(usize::MAX)
-        });
+        let logged: Vec<&str> = state
+            .executions
+            .iter()
+            .map(|l| l.item.execution_id.as_str())
+            .collect();
+        executions.sort_by_key(|r| log_position(&logged, &r.execution_id));
         let mut outcomes = self.store.list_outcomes(&d.id).await?;
-        outcomes.sort_by_key(|o| {
-            let logged = state.outcomes.iter();
-            logged
-                .map(|l| &l.item.outcome_id)
-                .position(|id| *id == o.outcome_id)
-                .unwrap_or(usize::MAX)
-        });
+        let logged: Vec<&str> = state
+            .outcomes
+            .iter()
+            .map(|l| l.item.outcome_id.as_str())
+            .collect();
+        outcomes.sort_by_key(|o| log_position(&logged, &o.outcome_id));
         let policy = self.policy_intelligence(&d, &cp, &mut unverified).await?;
         let submitted = SubmittedRequest::from(&d);
         unverified.insert("request".into(), json!(submitted));

@@ -151,6 +151,12 @@ pub fn text_hash(text: &str) -> String {
     )
 }
 
+/// `sha256:` of a review comment as a canonical JSON string: what a
+/// `review` entry records for it.
+pub fn comment_hash(comment: &str) -> String {
+    digest(&comment)
+}
+
 /// `sha256:` of the canonical JSON of an approval token's claims: what a
 /// `token_issued` entry binds.
 pub fn claims_hash(claims: &impl Serialize) -> String {
@@ -306,7 +312,7 @@ impl LogEntry {
                 decision: r.decision,
                 reviewer: r.reviewer_key_id.clone(),
                 reviewer_name: Some(r.reviewer_name.clone().unwrap_or_default()),
-                comment_hash: r.comment.as_ref().map(digest),
+                comment_hash: r.comment.as_deref().map(comment_hash),
             },
         )
     }

@@ -1,15 +1,9 @@
 mod common;
 
 use axum::http::StatusCode;
-use common::{app, seed_gate_body};
+use common::{app, low_risk, seed_gate_body};
 use gatehouse_core::canonical::canonical_sha256_hex;
 use serde_json::{json, Value};
-
-fn low_risk() -> Value {
-    let mut body = seed_gate_body();
-    body["risk_level"] = json!("low");
-    body
-}
 
 fn execution(body: &Value) -> Value {
     json!({

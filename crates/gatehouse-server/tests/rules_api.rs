@@ -10,18 +10,12 @@ mod common;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use common::{app, app_with, seed_gate_body, TestApp};
+use common::{app, app_with, low_risk, seed_gate_body, TestApp};
 use gatehouse_core::decision::rfc3339;
 use gatehouse_log::entry::{Leaf, LogEntry, LogEvent, ENTRY_VERSION};
 use gatehouse_log::state::derive;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
-
-fn low_risk() -> Value {
-    let mut body = seed_gate_body();
-    body["risk_level"] = json!("low");
-    body
-}
 
 /// Creates a request; returns its id and, when allowed, its token's jti.
 async fn request(app: &TestApp, body: &Value) -> (String, Option<String>, Option<String>) {

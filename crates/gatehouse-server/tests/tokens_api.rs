@@ -3,18 +3,12 @@ mod common;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use common::{app, app_with, seed_gate_body};
+use common::{app, app_with, low_risk, seed_gate_body};
 use gatehouse_app::AppConfig;
 use gatehouse_policy::starter_files;
 use gatehouse_token::{verify, Expectation};
 use jsonwebtoken::jwk::JwkSet;
 use serde_json::{json, Value};
-
-fn low_risk() -> Value {
-    let mut body = seed_gate_body();
-    body["risk_level"] = json!("low");
-    body
-}
 
 fn action_of(body: &Value) -> Value {
     json!({"tool_name": body["tool_name"], "subject": body["subject"], "payload": body["payload"]})

@@ -7,12 +7,11 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use gatehouse_core::Review;
 use serde_json::Value;
 
 use super::{ChainEntry, Check, Packet, PacketReview, PACKET_VERSION};
 use crate::checkpoint::{self, Verified};
-use crate::entry::{claims_hash, text_hash, LogEntry, LogEvent};
+use crate::entry::{claims_hash, comment_hash, text_hash, LogEntry, LogEvent};
 use crate::proof::{leaf_hash, verify_inclusion};
 use crate::state::{derive, unix, DecisionState, LoggedReview};
 use crate::Hash;
@@ -225,19 +224,7 @@ fn reviews(shown: &[PacketReview], logged: &[crate::state::Logged<LoggedReview>]
         ));
     }
     for (r, l) in shown.iter().zip(logged) {
-        let as_logged = LogEntry::review(
-            "",
-            &Review {
-                decision: r.decision,
-                reviewer_key_id: r.reviewer_key_id.clone(),
-                reviewer_name: r.reviewer_name.clone(),
-                comment: r.comment.clone(),
-                reviewed_at: time::OffsetDateTime::UNIX_EPOCH,
-            },
-        );
-        let LogEvent::Review { comment_hash, .. } = as_logged.event else {
-            continue;
-        };
+        let comment_hash = r.comment.as_deref().map(comment_hash);
         let mut fields = Vec::new();
         if r.index != l.index {
             fields.push("index");

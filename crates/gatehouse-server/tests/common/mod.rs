@@ -171,6 +171,13 @@ pub fn seed_gate_body() -> Value {
     })
 }
 
+/// The seed request at low risk: allowed under the starter policies.
+pub fn low_risk() -> Value {
+    let mut body = seed_gate_body();
+    body["risk_level"] = serde_json::json!("low");
+    body
+}
+
 /// A pending decision (the seed request under the starter policies).
 pub async fn pending(app: &TestApp) -> String {
     let (_, body) = app
