@@ -25,6 +25,12 @@ pub struct AppConfig {
     /// How often, while anyone listens for domain events, the log is read
     /// for entries other replicas appended (local ones are read at once).
     pub event_poll_interval: Duration,
+    /// Long-polls waiting at once; a wait beyond them answers the
+    /// decision's current state at once instead of waiting.
+    pub max_waiters: usize,
+    /// Packets, proofs, verifications and replays built at once; more
+    /// queue for a slot, so their memory is bounded whatever the load.
+    pub max_evidence_jobs: usize,
 }
 
 impl Default for AppConfig {
@@ -39,8 +45,16 @@ impl Default for AppConfig {
             token_audience: "gatehouse-executor".to_string(),
             token_ttl: Duration::from_secs(600),
             event_poll_interval: Duration::from_secs(1),
+            max_waiters: 2048,
+            max_evidence_jobs: default_evidence_jobs(),
         }
     }
+}
+
+/// Two evidence jobs per core: they are CPU work (hashing, signatures)
+/// between reads.
+fn default_evidence_jobs() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()) * 2
 }
 
 /// The longest a caller may wait for a decision in one call, in seconds;

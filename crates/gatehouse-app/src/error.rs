@@ -50,8 +50,10 @@ pub enum AppError {
     IdempotencyConflict,
     #[error("rate limit exceeded; retry after {0} s")]
     RateLimited(u64),
-    #[error("the service is not ready")]
-    Unavailable,
+    /// Storage cannot be used right now; nothing was stored or approved
+    /// and the caller may retry. The cause is for logs; callers never see it.
+    #[error("storage is unavailable right now; nothing was approved; retry shortly")]
+    Unavailable(String),
     /// Anything unexpected. The cause is for logs; callers are told only
     /// that nothing was approved.
     #[error("internal error: {0}")]
@@ -75,6 +77,7 @@ impl From<StoreError> for AppError {
             StoreError::NotPending(status) => {
                 AppError::NotPending(format!("decision is {status}, not pending_review"))
             }
+            StoreError::Unavailable(cause) => AppError::Unavailable(cause),
             other => AppError::Internal(other.to_string()),
         }
     }

@@ -371,6 +371,7 @@ impl Shared {
 /// The reader: wakes on local commits and every poll interval, and reads
 /// the log only while someone listens. Ends when the application is gone.
 async fn read_log(shared: Weak<Shared>) {
+    let failures = crate::throttle::Throttle::new(Duration::from_secs(30));
     loop {
         let Some(s) = shared.upgrade() else { return };
         let poll = s.poll;
@@ -380,7 +381,9 @@ async fn read_log(shared: Weak<Shared>) {
         }
         if s.anyone_listening() {
             if let Err(e) = s.catch_up().await {
-                tracing::warn!(error = %e, "reading domain events from the log failed; retrying");
+                if let Some(repeats) = failures.admit(&e.to_string()) {
+                    tracing::warn!(error = %e, repeats, "reading domain events from the log failed; retrying");
+                }
             }
         }
     }

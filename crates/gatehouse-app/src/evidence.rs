@@ -63,6 +63,7 @@ impl App {
         id: &str,
         policies: ReplayPolicies,
     ) -> AppResult<Replay> {
+        let _slot = self.evidence_slot().await;
         let d = self.read(caller, id).await?;
         let (result, version) = match policies {
             ReplayPolicies::Current => {
@@ -120,7 +121,8 @@ impl App {
     /// more a packet cannot hold: every stored row about the decision
     /// against the state its log entries give.
     pub async fn verify(&self, caller: &Caller, id: &str) -> AppResult<Vec<Check>> {
-        let packet = self.packet(caller, id).await?;
+        let _slot = self.evidence_slot().await;
+        let packet = self.packet_in_slot(caller, id).await?;
         let mut checks = gatehouse_log::packet::verify(&packet, self.store.log_verifier_key());
         let entries = self.store.log_entries_for(id).await?;
         let found = match gatehouse_log::state::derive(id, &entries) {
@@ -167,6 +169,7 @@ impl App {
         index: u64,
         size: u64,
     ) -> AppResult<InclusionProof> {
+        let _slot = self.evidence_slot().await;
         self.check_size(size).await?;
         if index >= size {
             return Err(AppError::InvalidArgument(format!(
@@ -231,6 +234,7 @@ impl App {
         from: u64,
         to: u64,
     ) -> AppResult<Vec<Hash>> {
+        let _slot = self.evidence_slot().await;
         self.check_size(to).await?;
         if from == 0 || from > to {
             return Err(AppError::InvalidArgument(format!(

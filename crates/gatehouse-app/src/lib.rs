@@ -24,6 +24,7 @@ pub mod review;
 pub mod rows;
 pub mod tasks;
 pub mod telemetry;
+pub mod throttle;
 pub mod tokens;
 
 use std::sync::Arc;
@@ -63,6 +64,12 @@ pub struct App {
     proven: integrity::Proven,
     /// Set once the process is stopping: waits answer at once.
     stopping: watch::Sender<bool>,
+    /// Expiry sweeps that fail during an outage are logged once a minute.
+    sweep_failures: throttle::Throttle,
+    /// One permit per long-poll allowed to wait ([`AppConfig::max_waiters`]).
+    waiters: tokio::sync::Semaphore,
+    /// One permit per evidence job ([`AppConfig::max_evidence_jobs`]).
+    evidence_jobs: tokio::sync::Semaphore,
 }
 
 /// The current time at the millisecond precision everything is stored at.
@@ -87,13 +94,16 @@ impl App {
             store,
             tokens: ArcSwap::new(tokens),
             policies,
-            config,
             keys: KeyCache::default(),
             limiter,
             events,
             checkpoint_cache: Default::default(),
             proven: Default::default(),
             stopping: watch::channel(false).0,
+            sweep_failures: throttle::Throttle::new(std::time::Duration::from_secs(60)),
+            waiters: tokio::sync::Semaphore::new(config.max_waiters),
+            evidence_jobs: tokio::sync::Semaphore::new(config.max_evidence_jobs.max(1)),
+            config,
         }))
     }
 
@@ -128,13 +138,20 @@ impl App {
         let _ = rx.wait_for(|stopping| *stopping).await;
     }
 
+    /// Waits for a slot to build evidence in (see
+    /// [`AppConfig::max_evidence_jobs`]); the slot is freed when dropped.
+    pub(crate) async fn evidence_slot(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        // The semaphore is never closed, so this is always `Some`.
+        self.evidence_jobs.acquire().await.ok()
+    }
+
     /// Readiness: the database answers, its schema is usable, and a policy
     /// set is loaded.
     pub async fn ready(&self) -> AppResult<()> {
-        self.store.ping().await.map_err(|e| {
-            tracing::warn!(error = %e, "readiness check failed");
-            AppError::Unavailable
-        })
+        self.store
+            .ping()
+            .await
+            .map_err(|e| AppError::Unavailable(e.to_string()))
     }
 
     /// Starts the work a server needs besides answering requests: the

@@ -34,6 +34,12 @@ fn b64(bytes: &[u8]) -> String {
 impl App {
     /// Decision Packet v2 for one decision.
     pub async fn packet(&self, caller: &Caller, id: &str) -> AppResult<Packet> {
+        let _slot = self.evidence_slot().await;
+        self.packet_in_slot(caller, id).await
+    }
+
+    /// [`App::packet`] for a caller that holds an evidence slot already.
+    pub(crate) async fn packet_in_slot(&self, caller: &Caller, id: &str) -> AppResult<Packet> {
         let d = self.read(caller, id).await?;
         let note =
             self.store.latest_checkpoint().await?.ok_or_else(|| {

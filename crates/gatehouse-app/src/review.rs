@@ -57,7 +57,13 @@ impl App {
     /// Long-poll: returns as soon as the decision leaves `pending_review`,
     /// after `wait` at most, or at once when the process is stopping. Wakes
     /// on the decision's domain events, which cover every replica.
+    /// When [`AppConfig::max_waiters`](crate::AppConfig) waits are open
+    /// already, answers the current state at once: the caller polls again.
     pub async fn wait(&self, caller: &Caller, id: &str, wait: Duration) -> AppResult<Decision> {
+        let Ok(_waiting) = self.waiters.try_acquire() else {
+            metrics::counter!("gatehouse_waits_not_held_total").increment(1);
+            return self.get(caller, id).await;
+        };
         let deadline = tokio::time::Instant::now() + wait;
         // Subscribe before reading, so nothing that happens in between is missed.
         let mut events = self.events.watch(id).await?;
@@ -155,7 +161,11 @@ impl App {
                     telemetry::expired(ids.len());
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
+            Err(e) => {
+                if let Some(repeats) = self.sweep_failures.admit(&e.to_string()) {
+                    tracing::warn!(error = %e, repeats, "expiry sweep failed");
+                }
+            }
         }
         if let Some(limiter) = &self.limiter {
             limiter.retain_recent();

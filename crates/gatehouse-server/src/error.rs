@@ -5,8 +5,19 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use gatehouse_app::throttle::Throttle;
 use gatehouse_app::AppError;
 use serde_json::json;
+
+/// Seconds a client is asked to wait after a storage outage (503).
+const RETRY_OUTAGE: &str = "5";
+
+/// Failures are logged once per interval with a count of the repeats: an
+/// outage under load fails every request the same way.
+fn failures() -> &'static Throttle {
+    static FAILURES: std::sync::OnceLock<Throttle> = std::sync::OnceLock::new();
+    FAILURES.get_or_init(|| Throttle::new(std::time::Duration::from_secs(10)))
+}
 
 /// A use case's refusal, or a request the HTTP layer could not even read.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +33,8 @@ pub enum ApiError {
         "the key {0} appears twice in one object; JSON objects must have unique keys (RFC 7493)"
     )]
     DuplicateKey(String),
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
     #[error("request body is larger than the server accepts")]
     PayloadTooLarge,
     #[error("Content-Type must be application/json")]
@@ -57,13 +70,14 @@ impl ApiError {
                 AppError::TokenAlreadyRedeemed => (StatusCode::CONFLICT, "token_already_redeemed"),
                 AppError::ExecutionRefused(_) => (StatusCode::CONFLICT, "execution_refused"),
                 AppError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-                AppError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+                AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
                 AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             },
             ApiError::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::DuplicateKey(_) => (StatusCode::BAD_REQUEST, "duplicate_key"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             ApiError::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
@@ -78,8 +92,16 @@ impl IntoResponse for ApiError {
         let (status, code) = self.status_and_code();
         let message = match &self {
             ApiError::App(AppError::Internal(cause)) => {
-                tracing::error!(%cause, "request failed");
+                if let Some(repeats) = failures().admit(cause) {
+                    tracing::error!(%cause, repeats, "request failed");
+                }
                 "internal error; the request was not approved".to_string()
+            }
+            ApiError::App(AppError::Unavailable(cause)) => {
+                if let Some(repeats) = failures().admit(cause) {
+                    tracing::warn!(%cause, repeats, "storage unavailable; answered 503");
+                }
+                self.to_string()
             }
             other => other.to_string(),
         };
@@ -88,6 +110,18 @@ impl IntoResponse for ApiError {
             error["request_id"] = id.into();
         }
         let mut response = (status, Json(json!({ "error": error }))).into_response();
+        if let ApiError::BodyTimeout = self {
+            // The rest of the body may still be on its way; the connection
+            // cannot carry another request.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        if let ApiError::App(AppError::Unavailable(_)) = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_OUTAGE));
+        }
         if let ApiError::App(AppError::RateLimited(secs)) = self {
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, v);

@@ -26,9 +26,15 @@ where
         if !declares_json(req.headers()) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| map_json_rejection(JsonRejection::BytesRejection(e)))?;
+        let deadline = req.extensions().get::<BodyDeadline>().map(|d| d.0);
+        let read = axum::body::Bytes::from_request(req, state);
+        let read = match deadline {
+            Some(at) => tokio::time::timeout_at(at, read)
+                .await
+                .map_err(|_| ApiError::BodyTimeout)?,
+            None => read.await,
+        };
+        let bytes = read.map_err(|e| map_json_rejection(JsonRejection::BytesRejection(e)))?;
         if escapes_nul(&bytes) {
             return Err(ApiError::BadRequest(NUL_REFUSED.into()));
         }
@@ -120,6 +126,23 @@ where
             Err(other) => Err(ApiError::BadRequest(other.body_text())),
         }
     }
+}
+
+/// When the body of the request must have arrived in full.
+#[derive(Clone, Copy)]
+pub struct BodyDeadline(pub tokio::time::Instant);
+
+/// Gives every request a [`BodyDeadline`] counted from now, when its
+/// headers have arrived: a client trickling its body a byte at a time
+/// cannot hold a connection and a task for longer than that.
+pub async fn body_deadline(
+    axum::extract::State(timeout): axum::extract::State<std::time::Duration>,
+    mut req: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    req.extensions_mut()
+        .insert(BodyDeadline(tokio::time::Instant::now() + timeout));
+    next.run(req).await
 }
 
 /// Refuses a request whose path or query string encodes a NUL character

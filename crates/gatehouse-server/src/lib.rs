@@ -9,11 +9,13 @@ pub mod config;
 mod duplicates;
 pub mod error;
 mod extract;
+pub mod listen;
 pub mod metrics;
 mod observe;
 pub mod openapi;
 mod routes;
 
 pub use config::ServerConfig;
+pub use listen::{serve, ConnectionLimits};
 pub use metrics::metrics_router;
 pub use routes::router;

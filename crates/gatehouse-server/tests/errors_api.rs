@@ -16,7 +16,10 @@ async fn bad_inputs_get_stable_error_codes() {
             rate_limit_per_second: 0,
             ..Default::default()
         },
-        gatehouse_server::ServerConfig { body_limit: 1024 },
+        gatehouse_server::ServerConfig {
+            body_limit: 1024,
+            ..Default::default()
+        },
     )
     .await;
     let path = "/api/agent/tasks/t/requests";

@@ -94,7 +94,7 @@ async fn run(pool: PgPool, signer: Arc<LogSigner>, mut rx: mpsc::UnboundedReceiv
             Err(e) => {
                 tracing::error!(error = %e, jobs = batch.len(), "decision batch failed");
                 for job in batch {
-                    let _ = job.reply.send(Err(StoreError::Backend(e.to_string())));
+                    let _ = job.reply.send(Err(e.clone()));
                 }
             }
         }

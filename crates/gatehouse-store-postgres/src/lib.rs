@@ -92,6 +92,15 @@ impl Store for PostgresStore {
             .execute(&self.pool)
             .await
             .map_err(backend)?;
+        // Ready only while writes succeed: a read-only server (a standby,
+        // a full disk) answers reads but would fail every decision.
+        sqlx::query(
+            "INSERT INTO readiness (id, checked_at) VALUES (1, now()) \
+             ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
         Ok(())
     }
 }

@@ -6,8 +6,40 @@ use gatehouse_store::{StoreError, StoreResult};
 use sqlx::postgres::PgRow;
 use sqlx::Row;
 
+/// A database failure, told apart by whether it passes: a lost or refused
+/// connection, an exhausted pool, a server shutting down, a full disk or a
+/// read-only server are outages a caller may retry; anything else is a
+/// fault.
 pub fn backend(e: sqlx::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
+    if is_outage(&e) {
+        StoreError::Unavailable(e.to_string())
+    } else {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+fn is_outage(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // SQLSTATE classes: 08 connection exception, 53 insufficient
+            // resources (disk full, out of memory, too many connections),
+            // 57P operator intervention (shutdown, cannot connect now),
+            // 58 system error (I/O); 25006 read-only transaction, 55P03
+            // lock not available.
+            code.starts_with("08")
+                || code.starts_with("53")
+                || code.starts_with("57P")
+                || code.starts_with("58")
+                || code == "25006"
+                || code == "55P03"
+        }),
+        _ => false,
+    }
 }
 
 pub fn corrupt(e: impl std::fmt::Display) -> StoreError {

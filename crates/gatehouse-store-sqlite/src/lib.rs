@@ -48,13 +48,21 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0007_leaf_hashes.sql"),
     include_str!("../migrations/0008_token_key_expiry.sql"),
     include_str!("../migrations/0009_key_principal.sql"),
+    include_str!("../migrations/0010_readiness.sql"),
 ];
 const DB_FILE: &str = "gatehouse.db";
+
+/// Read connections open at once by default: reads are short, and more
+/// connections than cores only add memory (each has its own page cache).
+pub const DEFAULT_READ_CONNECTIONS: usize = 8;
 
 pub struct SqliteStore {
     writer: Writer,
     verifier_key: String,
     readers: Arc<Mutex<Vec<Connection>>>,
+    /// One permit per read connection; a read waits for one, so the pool
+    /// (and the blocking threads reading) never grow past the limit.
+    read_slots: Arc<tokio::sync::Semaphore>,
     path: PathBuf,
     _checkpointer: Checkpointer,
 }
@@ -92,6 +100,15 @@ impl SqliteStore {
     /// Opens (creating if needed) the database in `dir` and runs migrations.
     /// `signer` signs the log's checkpoints.
     pub fn open(dir: &Path, signer: Arc<LogSigner>) -> StoreResult<Self> {
+        Self::open_with(dir, signer, DEFAULT_READ_CONNECTIONS)
+    }
+
+    /// [`SqliteStore::open`] with at most `read_connections` reads at once.
+    pub fn open_with(
+        dir: &Path,
+        signer: Arc<LogSigner>,
+        read_connections: usize,
+    ) -> StoreResult<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
         let path = dir.join(DB_FILE);
@@ -111,6 +128,7 @@ impl SqliteStore {
             verifier_key: signer.verifier_key().to_string(),
             writer: Writer::start(conn, signer),
             readers: Arc::new(Mutex::new(Vec::new())),
+            read_slots: Arc::new(tokio::sync::Semaphore::new(read_connections.max(1))),
             path,
         })
     }
@@ -123,7 +141,14 @@ impl SqliteStore {
     {
         let readers = self.readers.clone();
         let path = self.path.clone();
+        let slot = self
+            .read_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Backend("reader pool closed".into()))?;
         tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             let pooled = readers
                 .lock()
                 .map_err(|_| StoreError::Backend("reader pool poisoned".into()))?
@@ -165,12 +190,42 @@ impl Store for SqliteStore {
                 .map_err(backend)
         })
         .await?;
-        self.writer.run(|_| Ok(())).await
+        self.writer
+            .run(|t| {
+                t.prepare_cached(
+                    "INSERT INTO readiness (id, checked_at) VALUES (1, datetime('now')) \
+                     ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+                )
+                .and_then(|mut stmt| stmt.execute([]))
+                .map(drop)
+                .map_err(backend)
+            })
+            .await?;
+        room_to_write(&self.path)
     }
 }
 
 #[cfg(test)]
 mod tests;
+
+/// Free space below which the store reports itself unavailable. SQLite
+/// can go on committing into WAL pages it already has on a full disk, so
+/// a write that succeeds does not prove the next, larger one will.
+const MIN_FREE_BYTES: u64 = 1024 * 1024;
+
+fn room_to_write(db: &Path) -> StoreResult<()> {
+    let dir = db.parent().unwrap_or(Path::new("."));
+    let stat = rustix::fs::statvfs(dir)
+        .map_err(|e| StoreError::Unavailable(format!("cannot read free space: {e}")))?;
+    let free = stat.f_bavail.saturating_mul(stat.f_frsize);
+    if free < MIN_FREE_BYTES {
+        return Err(StoreError::Unavailable(format!(
+            "{} has {free} bytes free",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
 
 /// Creates the database file with owner-only access, or narrows an
 /// existing one to it: the database holds approval tokens and the log.

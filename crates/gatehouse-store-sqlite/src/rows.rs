@@ -5,8 +5,28 @@ use gatehouse_store::sql::Columns;
 use gatehouse_store::{StoreError, StoreResult};
 use rusqlite::{Connection, Params, Row};
 
+/// A database failure, told apart by whether it passes: a full disk, a
+/// read-only file, an I/O error or a lock held too long are outages a
+/// caller may retry; anything else is a fault.
 pub fn backend(e: rusqlite::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
+    use rusqlite::ErrorCode::*;
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(
+                f.code,
+                DiskFull
+                    | SystemIoFailure
+                    | ReadOnly
+                    | DatabaseBusy
+                    | DatabaseLocked
+                    | CannotOpen
+                    | OutOfMemory
+            ) =>
+        {
+            StoreError::Unavailable(e.to_string())
+        }
+        _ => StoreError::Backend(e.to_string()),
+    }
 }
 
 pub fn json<T: serde::Serialize>(value: &T) -> StoreResult<String> {

@@ -95,7 +95,9 @@ impl Writer {
             .send(job)
             .map_err(|_| StoreError::Backend("SQLite writer has stopped".into()))?;
         rx.await
-            .map_err(|_| StoreError::Backend("SQLite writer dropped a job".into()))?
+            // Jobs are dropped unrun only when their transaction could not
+            // begin (a lock held too long, a full disk): an outage.
+            .map_err(|_| StoreError::Unavailable("SQLite writer could not run the job".into()))?
     }
 }
 
@@ -107,7 +109,7 @@ fn in_savepoint<R>(t: &Tx, f: impl FnOnce(&Tx) -> StoreResult<R>) -> StoreResult
         t.prepare_cached(s)
             .and_then(|mut stmt| stmt.execute([]))
             .map(drop)
-            .map_err(|e| StoreError::Backend(e.to_string()))
+            .map_err(crate::rows::backend)
     };
     let log_before = t.log.borrow().clone();
     sql("SAVEPOINT job")?;
@@ -192,18 +194,19 @@ fn run_writer(conn: Connection, rx: mpsc::Receiver<Job>, signer: &LogSigner) {
         // the same transaction: no caller hears "stored" before a checkpoint
         // covering its entry exists, and a failure to sign fails the batch.
         let checkpointed = if poisoned {
-            Err("a job failed part-way; the batch was rolled back".to_string())
+            Err(StoreError::Backend(
+                "a job failed part-way; the batch was rolled back".to_string(),
+            ))
         } else if frontier.size() == size_before {
             Ok(None)
         } else {
             crate::log::checkpoint(&conn, signer, &frontier)
                 .map(|note| Some(Arc::<str>::from(note)))
-                .map_err(|e| e.to_string())
         };
         let committed = checkpointed.and_then(|cp| {
             conn.execute_batch("COMMIT")
                 .map(|()| cp)
-                .map_err(|e| e.to_string())
+                .map_err(crate::rows::backend)
         });
         match committed {
             Ok(_) => {
@@ -215,11 +218,7 @@ fn run_writer(conn: Connection, rx: mpsc::Receiver<Job>, signer: &LogSigner) {
             }
         }
         for reply in replies {
-            reply(
-                committed
-                    .clone()
-                    .map_err(|e| StoreError::Backend(format!("commit failed: {e}"))),
-            );
+            reply(committed.clone().map_err(|e| e.context("commit failed")));
         }
     }
 }

@@ -15,7 +15,7 @@ mod types;
 pub use capabilities::*;
 pub use types::*;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("not found")]
     NotFound,
@@ -27,6 +27,11 @@ pub enum StoreError {
     /// The database failed; the message is for logs, never for callers.
     #[error("database error: {0}")]
     Backend(String),
+    /// The database cannot be used right now (unreachable, disk full,
+    /// read-only, locked): a condition that passes, so callers may retry.
+    /// The message is for logs, never for callers.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     /// The token was redeemed before; single use is enforced here.
@@ -38,6 +43,17 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+impl StoreError {
+    /// The same failure, its message prefixed with what was being done;
+    /// whether it passes (an outage) or not is kept.
+    pub fn context(&self, doing: &str) -> StoreError {
+        match self {
+            StoreError::Unavailable(m) => StoreError::Unavailable(format!("{doing}: {m}")),
+            other => StoreError::Backend(format!("{doing}: {other}")),
+        }
+    }
+}
 
 /// The tables both backends keep. A store is usable only while every one
 /// of them exists (see [`schema_probe_sql`]).

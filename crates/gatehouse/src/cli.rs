@@ -188,6 +188,26 @@ pub struct ServeArgs {
     /// Largest accepted request body in bytes.
     #[arg(long, env = "GATEHOUSE_BODY_LIMIT", default_value_t = 256 * 1024)]
     pub body_limit: usize,
+    /// Time for a request's headers to arrive, e.g. 10s; an idle keep-alive
+    /// connection is closed after the same time.
+    #[arg(long, env = "GATEHOUSE_HEADER_TIMEOUT", default_value = "10s")]
+    pub header_timeout: String,
+    /// Time for a whole request body to arrive once its headers have, e.g.
+    /// 30s; a slower body is answered 408 and its connection closed.
+    #[arg(long, env = "GATEHOUSE_BODY_TIMEOUT", default_value = "30s")]
+    pub body_timeout: String,
+    /// Connections open at once; one more is answered 503 and closed.
+    #[arg(long, env = "GATEHOUSE_MAX_CONNECTIONS", default_value_t = 8192,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// Long-polls (`?wait=`) waiting at once; a wait beyond them answers
+    /// the decision's current state at once.
+    #[arg(long, env = "GATEHOUSE_MAX_WAITERS", default_value_t = 2048)]
+    pub max_waiters: usize,
+    /// SQLite read connections open at once (reads beyond them queue).
+    #[arg(long, env = "GATEHOUSE_READ_CONNECTIONS", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub read_connections: u32,
     /// The `aud` claim of approval tokens: the executor that redeems them.
     #[arg(
         long,

@@ -181,6 +181,15 @@ pub fn write_private(path: &std::path::Path, contents: &str) -> Result<()> {
 }
 
 pub async fn open_store(storage: &StorageArgs) -> Result<Arc<dyn Store>> {
+    open_store_with(storage, gatehouse_store_sqlite::DEFAULT_READ_CONNECTIONS).await
+}
+
+/// [`open_store`] with SQLite reading through at most `read_connections`
+/// connections at once.
+pub async fn open_store_with(
+    storage: &StorageArgs,
+    read_connections: usize,
+) -> Result<Arc<dyn Store>> {
     let signer = load_signer(storage)?;
     Ok(match &storage.database_url {
         Some(url) => Arc::new(
@@ -188,11 +197,11 @@ pub async fn open_store(storage: &StorageArgs) -> Result<Arc<dyn Store>> {
                 .await
                 .context("cannot open the PostgreSQL database")?,
         ),
-        None => {
-            Arc::new(SqliteStore::open(&storage.data, signer).with_context(|| {
+        None => Arc::new(
+            SqliteStore::open_with(&storage.data, signer, read_connections).with_context(|| {
                 format!("cannot open the database in {}", storage.data.display())
-            })?)
-        }
+            })?,
+        ),
     })
 }
 

@@ -5,12 +5,12 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use gatehouse_app::{App, AppConfig};
 use gatehouse_policy::{read_policy_dir, starter_files, Engine, EngineOptions, UnknownActionMode};
-use gatehouse_server::{router, ServerConfig};
+use gatehouse_server::{router, ConnectionLimits, ServerConfig};
 use time::UtcOffset;
 
 use crate::cli::{LogFormat, ServeArgs, UnknownAction};
 use crate::key_reload;
-use crate::local::{load_token_signer, open_store, token_key_path};
+use crate::local::{load_token_signer, open_store_with, token_key_path};
 
 fn parse_offset(raw: &str) -> Result<UtcOffset> {
     let format = time::macros::format_description!("[offset_hour sign:mandatory]:[offset_minute]");
@@ -57,10 +57,16 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         utc_offset: parse_offset(&args.utc_offset)?,
         token_audience: args.token_audience.clone(),
         token_ttl,
+        max_waiters: args.max_waiters,
         ..AppConfig::default()
     };
     let http = ServerConfig {
         body_limit: args.body_limit,
+        body_timeout: duration_flag("--body-timeout", &args.body_timeout)?,
+    };
+    let connections = ConnectionLimits {
+        header_timeout: duration_flag("--header-timeout", &args.header_timeout)?,
+        max_connections: descriptors_for(args.max_connections as usize),
     };
     let options = EngineOptions {
         unknown_action: match args.unknown_action {
@@ -78,12 +84,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         None => Engine::compile(starter_files(), options)
             .context("the built-in policy set is invalid; not starting")?,
     };
-    let listener = tokio::net::TcpListener::bind(&args.listen)
+    let listener = gatehouse_server::listen::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let metrics_listener = match &args.metrics_listen {
         Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
+            gatehouse_server::listen::bind(addr)
                 .await
                 .with_context(|| format!("cannot listen on {addr} for metrics"))?,
         ),
@@ -92,7 +98,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     // Installed before anything records, so no early metric is lost.
     gatehouse_server::metrics::handle();
 
-    let store = open_store(&args.storage).await?;
+    let store = open_store_with(&args.storage, args.read_connections as usize).await?;
     let tokens = load_token_signer(&args.storage)?;
     if store.list_keys().await?.is_empty() {
         tracing::warn!(
@@ -125,7 +131,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             println!("gatehouse metrics on http://{addr}/metrics");
             tracing::info!(%addr, "serving /metrics without authentication");
             let routes = gatehouse_server::metrics_router(app.clone());
-            Some(tokio::spawn(async move { axum::serve(l, routes).await }))
+            let limits = connections.clone();
+            Some(tokio::spawn(gatehouse_server::serve(
+                l,
+                routes,
+                limits,
+                std::future::pending(),
+            )))
         }
         None => None,
     };
@@ -133,16 +145,15 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     // Tests and scripts read this line to find a port chosen by the OS.
     println!("gatehouse listening on http://{addr}");
     tracing::info!(%addr, "listening");
-    axum::serve(listener, routes)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            tracing::info!("stopping: open waits answer now, then connections close");
-            // Long-polls answer with the current state at once instead of
-            // holding the shutdown for up to a minute.
-            app.stop_waiting();
-        })
-        .await
-        .context("server failed")?;
+    gatehouse_server::serve(listener, routes, connections, async move {
+        shutdown_signal().await;
+        tracing::info!("stopping: open waits answer now, then connections close");
+        // Long-polls answer with the current state at once instead of
+        // holding the shutdown for up to a minute.
+        app.stop_waiting();
+    })
+    .await
+    .context("server failed")?;
     sweeper.abort();
     upkeep.abort();
     if let Some(m) = metrics_server {
@@ -153,6 +164,35 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+fn duration_flag(flag: &str, raw: &str) -> Result<Duration> {
+    gatehouse_policy::parse_duration(raw)
+        .with_context(|| format!("{flag} {raw:?} is not a duration like 10s or 1m"))
+}
+
+/// Raises the open-file limit as far as the system allows, and returns
+/// how many connections fit under it: each connection is a descriptor, and
+/// the database, the listeners and the key files need some of their own.
+fn descriptors_for(wanted: usize) -> usize {
+    const RESERVED: u64 = 256;
+    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read or raise the open-file limit");
+            return wanted;
+        }
+    };
+    let fits = limit.saturating_sub(RESERVED).max(1) as usize;
+    if wanted > fits {
+        tracing::warn!(
+            wanted,
+            open_file_limit = limit,
+            "--max-connections is above what the open-file limit allows; using {fits}"
+        );
+        return fits;
+    }
+    wanted
 }
 
 fn gatehouse_policy_duration(raw: &str) -> Result<Duration> {

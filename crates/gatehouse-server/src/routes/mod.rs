@@ -79,6 +79,10 @@ pub fn router(app: Arc<App>, config: ServerConfig) -> Router {
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(config.body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            config.body_timeout,
+            crate::extract::body_deadline,
+        ))
         // PostgreSQL cannot store NUL: refused alike on both stores.
         .layer(axum::middleware::from_fn(crate::extract::refuse_nul_in_uri))
         // A request id on every log line, header and error body; method,

@@ -4,10 +4,13 @@
 
 mod cli;
 mod evidence;
+mod hostile;
 mod keys;
 mod lifecycle;
 mod operations;
+mod outages;
 mod replicas;
+
 mod tamper;
 
 use std::io::{BufRead, BufReader};
