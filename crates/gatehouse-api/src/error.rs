@@ -16,9 +16,11 @@ pub struct ErrorDetail {
     /// One of: `invalid_json`, `schema_mismatch`, `bad_request`,
     /// `unauthorized`, `forbidden`, `self_review_forbidden`, `not_found`,
     /// `method_not_allowed`, `not_pending`, `idempotency_conflict`,
-    /// `token_already_redeemed`, `execution_refused`, `payload_too_large`,
-    /// `unsupported_media_type`, `validation_failed`, `token_rejected`,
-    /// `rate_limited`, `unavailable`, `internal`.
+    /// `token_already_redeemed`, `execution_refused`, `evidence_mismatch`,
+    /// `last_admin`, `duplicate_key`, `request_timeout`,
+    /// `payload_too_large`, `uri_too_long`, `unsupported_media_type`,
+    /// `headers_too_large`, `validation_failed`, `token_rejected`,
+    /// `rate_limited`, `unavailable`, `too_many_connections`, `internal`.
     pub code: String,
     pub message: String,
     /// The id of the request, also on every server log line about it.
@@ -47,8 +49,10 @@ pub enum ServerErrors {
     /// `internal`: something failed; nothing was approved.
     #[response(status = 500)]
     Internal(ErrorBody),
-    /// `unavailable`: the database cannot be reached; nothing was approved.
-    #[response(status = 503)]
+    /// `unavailable`: storage cannot be used right now (unreachable, full,
+    /// read-only, locked), or `too_many_connections`; nothing was
+    /// approved; retry after `Retry-After` seconds.
+    #[response(status = 503, headers(("Retry-After" = u64, description = "seconds to wait")))]
     Unavailable(ErrorBody),
 }
 

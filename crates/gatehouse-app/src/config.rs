@@ -28,6 +28,9 @@ pub struct AppConfig {
     /// Long-polls waiting at once; a wait beyond them answers the
     /// decision's current state at once instead of waiting.
     pub max_waiters: usize,
+    /// The longest one long-poll waits; longer requests are capped to it.
+    /// At most [`MAX_WAIT_SECONDS`].
+    pub max_wait: Duration,
     /// Packets, proofs, verifications and replays built at once; more
     /// queue for a slot, so their memory is bounded whatever the load.
     pub max_evidence_jobs: usize,
@@ -46,6 +49,7 @@ impl Default for AppConfig {
             token_ttl: Duration::from_secs(600),
             event_poll_interval: Duration::from_secs(1),
             max_waiters: 2048,
+            max_wait: Duration::from_secs(MAX_WAIT_SECONDS),
             max_evidence_jobs: default_evidence_jobs(),
         }
     }

@@ -116,7 +116,7 @@ impl App {
                         ..decision
                     },
                     checkpoint,
-                    approval_token: token.map(|(t, _)| t.token),
+                    approval_token: token.map(|(t, _)| self.signed(&t)).transpose()?,
                     receipt_hash: receipt,
                     replayed: false,
                 })

@@ -66,6 +66,8 @@ pub struct App {
     stopping: watch::Sender<bool>,
     /// Expiry sweeps that fail during an outage are logged once a minute.
     sweep_failures: throttle::Throttle,
+    /// Retired token keys, kept to sign their stored tokens again.
+    retired_signers: std::sync::RwLock<std::collections::HashMap<String, Arc<TokenSigner>>>,
     /// One permit per long-poll allowed to wait ([`AppConfig::max_waiters`]).
     waiters: tokio::sync::Semaphore,
     /// One permit per evidence job ([`AppConfig::max_evidence_jobs`]).
@@ -101,6 +103,7 @@ impl App {
             proven: Default::default(),
             stopping: watch::channel(false).0,
             sweep_failures: throttle::Throttle::new(std::time::Duration::from_secs(60)),
+            retired_signers: Default::default(),
             waiters: tokio::sync::Semaphore::new(config.max_waiters),
             evidence_jobs: tokio::sync::Semaphore::new(config.max_evidence_jobs.max(1)),
             config,

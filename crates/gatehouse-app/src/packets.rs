@@ -83,9 +83,8 @@ impl App {
             Some(t) => {
                 let summary = TokenSummary {
                     kid: t.kid.clone(),
-                    claims: jsonwebtoken::dangerous::insecure_decode::<Value>(&t.token)
-                        .map_err(|e| AppError::Internal(format!("stored token: {e}")))?
-                        .claims,
+                    claims: gatehouse_token::unverified_claims(&t.unsigned)
+                        .map_err(|e| AppError::Internal(format!("stored token: {e}")))?,
                 };
                 let bound = state
                     .token

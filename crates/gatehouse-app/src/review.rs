@@ -64,21 +64,25 @@ impl App {
             metrics::counter!("gatehouse_waits_not_held_total").increment(1);
             return self.get(caller, id).await;
         };
-        let deadline = tokio::time::Instant::now() + wait;
+        let deadline = tokio::time::Instant::now() + wait.min(self.config.max_wait);
         // Subscribe before reading, so nothing that happens in between is missed.
         let mut events = self.events.watch(id).await?;
         loop {
-            let d = self.get(caller, id).await?;
-            if d.status.is_final() || tokio::time::Instant::now() >= deadline {
-                return Ok(d);
-            }
-            // Wake at the review deadline too, where reading expires it.
-            let expires_in = d
-                .deadline
-                .map(|dl| Duration::try_from(dl - now()).unwrap_or(Duration::ZERO));
-            let wake_at = match expires_in {
-                Some(left) => deadline.min(tokio::time::Instant::now() + left),
-                None => deadline,
+            // The decision is dropped before waiting: thousands of open
+            // waits would otherwise each hold a copy of it.
+            let wake_at = {
+                let d = self.get(caller, id).await?;
+                if d.status.is_final() || tokio::time::Instant::now() >= deadline {
+                    return Ok(d);
+                }
+                // Wake at the review deadline too, where reading expires it.
+                let expires_in = d
+                    .deadline
+                    .map(|dl| Duration::try_from(dl - now()).unwrap_or(Duration::ZERO));
+                match expires_in {
+                    Some(left) => deadline.min(tokio::time::Instant::now() + left),
+                    None => deadline,
+                }
             };
             tokio::select! {
                 event = events.next() => {

@@ -80,6 +80,7 @@ impl App {
         }
         let jwk = serde_json::to_string(old.jwk()).map_err(AppError::internal)?;
         self.store.retire_token_key(old.kid(), &jwk, now()).await?;
+        self.keep_retired_signer(old.clone());
         self.tokens.store(new.clone());
         tracing::info!(
             old = old.kid(),
@@ -87,6 +88,39 @@ impl App {
             "approval tokens are now signed with a new key"
         );
         Ok(true)
+    }
+
+    /// Keeps a retired key's private half in memory, to sign again the
+    /// stored tokens it issued (a store keeps tokens without signatures)
+    /// while they live. Never used to issue new tokens.
+    pub fn keep_retired_signer(&self, signer: Arc<TokenSigner>) {
+        let mut retired = match self.retired_signers.write() {
+            Ok(r) => r,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        retired.insert(signer.kid().to_string(), signer);
+    }
+
+    /// The whole token for a stored one: its signing input signed again by
+    /// the key that issued it (the same bytes as issued: Ed25519 is
+    /// deterministic). Fails closed when that key is no longer at hand.
+    pub(crate) fn signed(&self, t: &IssuedToken) -> AppResult<String> {
+        let current = self.tokens.load();
+        if current.kid() == t.kid {
+            return Ok(current.sign(&t.unsigned));
+        }
+        let retired = match self.retired_signers.read() {
+            Ok(r) => r,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        match retired.get(&t.kid) {
+            Some(signer) => Ok(signer.sign(&t.unsigned)),
+            None => Err(AppError::Internal(format!(
+                "approval token {} was signed with key {}, which this server no longer holds \
+                 (keep the previous key file beside the current one while its tokens live)",
+                t.jti, t.kid
+            ))),
+        }
     }
 
     /// The decision's approval token, issued the first time it is asked for
@@ -101,11 +135,12 @@ impl App {
         }
         self.supported(d, Freshness::Settled).await?;
         if let Some(existing) = self.store.get_token(&d.id).await? {
-            return Ok(Some(existing.token));
+            return self.signed(&existing).map(Some);
         }
         let token = self.new_token(d, receipt_hash(d))?;
+        // Another request may have issued one first: the stored one counts.
         let stored = self.store.issue_token(&token).await?;
-        Ok(Some(stored.token))
+        self.signed(&stored).map(Some)
     }
 
     /// A new signed approval token for `d`, whose leaf hash is `receipt_hash`.
@@ -128,13 +163,13 @@ impl App {
         };
         // One load, so the kid recorded is the key that signed.
         let signer = self.tokens.load();
-        let token = signer.issue(&claims).map_err(AppError::internal)?;
+        let unsigned = signer.signing_input(&claims).map_err(AppError::internal)?;
         Ok(IssuedToken {
             claims_hash: gatehouse_log::entry::claims_hash(&claims),
             decision_id: d.id.clone(),
             jti: claims.jti,
             kid: signer.kid().to_string(),
-            token,
+            unsigned,
             expires_at,
             created_at: issued_at,
         })

@@ -33,6 +33,10 @@ pub enum ApiError {
         "the key {0} appears twice in one object; JSON objects must have unique keys (RFC 7493)"
     )]
     DuplicateKey(String),
+    #[error("the request target is longer than the server accepts ({0} bytes at most)")]
+    UriTooLong(usize),
+    #[error("the request headers are larger than the server accepts ({0})")]
+    HeadersTooLarge(&'static str),
     #[error("the request body did not arrive in time")]
     BodyTimeout,
     #[error("request body is larger than the server accepts")]
@@ -78,6 +82,11 @@ impl ApiError {
             ApiError::DuplicateKey(_) => (StatusCode::BAD_REQUEST, "duplicate_key"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            ApiError::UriTooLong(_) => (StatusCode::URI_TOO_LONG, "uri_too_long"),
+            ApiError::HeadersTooLarge(_) => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+            ),
             ApiError::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }

@@ -128,6 +128,25 @@ where
     }
 }
 
+/// Path parameters parsed into `T`; a path that does not decode (e.g.
+/// percent-encoded bytes that are not UTF-8) is a 400 `bad_request`.
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(ApiPath(v)),
+            Err(e) => Err(ApiError::BadRequest(format!("path: {}", e.body_text()))),
+        }
+    }
+}
+
 /// When the body of the request must have arrived in full.
 #[derive(Clone, Copy)]
 pub struct BodyDeadline(pub tokio::time::Instant);
@@ -145,14 +164,38 @@ pub async fn body_deadline(
     next.run(req).await
 }
 
-/// Refuses a request whose path or query string encodes a NUL character
-/// (`%00`), before any handler or store sees it.
-pub async fn refuse_nul_in_uri(
+/// Longest request target (path and query) accepted.
+pub const MAX_URI: usize = 8 * 1024;
+/// Most header fields, and most bytes of them, accepted in one request.
+pub const MAX_HEADERS: usize = 100;
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// Refuses a request whose target is too long (414), whose headers are too
+/// many or too large (431), or whose path or query string encodes a NUL
+/// character (`%00`), before any handler or store sees it. The HTTP layer
+/// itself accepts far larger heads (see `crate::listen`), so these answers
+/// carry the API's error body.
+pub async fn refuse_unfit_head(
     req: Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     let uri = req.uri();
+    let target = uri.path_and_query().map_or(0, |pq| pq.as_str().len());
+    if target > MAX_URI {
+        return ApiError::UriTooLong(MAX_URI).into_response();
+    }
+    let headers = req.headers();
+    if headers.len() > MAX_HEADERS {
+        return ApiError::HeadersTooLarge("more than 100 fields").into_response();
+    }
+    let bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if bytes > MAX_HEADER_BYTES {
+        return ApiError::HeadersTooLarge("more than 32 KiB").into_response();
+    }
     let encoded_nul = uri.path().contains("%00") || uri.query().is_some_and(|q| q.contains("%00"));
     if encoded_nul {
         return ApiError::BadRequest(NUL_REFUSED.into()).into_response();

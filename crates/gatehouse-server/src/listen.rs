@@ -47,6 +47,13 @@ impl Default for ConnectionLimits {
     }
 }
 
+/// Bytes hyper buffers per connection, and so the largest head it reads
+/// before giving up on it: twice the router's header limit, small enough
+/// that every connection at once cannot exhaust memory (8,192 × 64 KiB).
+const HEAD_BUFFER: usize = 64 * 1024;
+/// Header fields hyper parses before giving up on a request.
+const HEAD_FIELDS: usize = 1000;
+
 /// Connections being refused at once; more are closed without an answer,
 /// so a flood cannot turn the refusals themselves into a resource drain.
 const MAX_REFUSING: usize = 256;
@@ -93,8 +100,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let mut http = hyper::server::conn::http1::Builder::new();
+    // Heads up to these sizes reach the router, which refuses anything
+    // over its own, smaller limits with the API's error body; only heads
+    // beyond these get hyper's bare 431.
     http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout);
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(HEAD_BUFFER)
+        .max_headers(HEAD_FIELDS);
     let open = Arc::new(Semaphore::new(limits.max_connections));
     let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
     let graceful = GracefulShutdown::new();

@@ -85,7 +85,67 @@ pub fn document() -> Document {
         }
         doc.paths.paths.insert(alias.to_string(), item);
     }
+    add_answers_of_every_route(&mut doc);
     doc
+}
+
+/// Answers the HTTP layer can give on any route, before or beside its
+/// handler: every operation lists them, so a client (or a fuzzer) never
+/// meets an undocumented status. A route's own, more specific description
+/// of the same status is kept.
+fn add_answers_of_every_route(doc: &mut Document) {
+    use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
+    let error = |description: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+                )
+                .build(),
+        )
+    };
+    let every = [
+        ("400", "`bad_request`: the path or query string does not decode, or holds a NUL character (`%00`)"),
+        ("414", "`uri_too_long`: the request target is over 8 KiB"),
+        ("431", "`headers_too_large`: over 100 header fields, or over 32 KiB of them"),
+        ("500", "`internal`: something failed; nothing was approved"),
+        ("503", "`unavailable`: storage cannot be used right now, or `too_many_connections`; nothing was approved; see `Retry-After`"),
+    ];
+    let with_body = [
+        (
+            "408",
+            "`request_timeout`: the body did not arrive in time; the connection is closed",
+        ),
+        (
+            "413",
+            "`payload_too_large`: the body is over the server's limit",
+        ),
+        (
+            "415",
+            "`unsupported_media_type`: not `application/json` in UTF-8 without a content encoding",
+        ),
+    ];
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in operations.into_iter().flatten() {
+            let has_body = op.request_body.is_some();
+            let answers = &mut op.responses.responses;
+            let extra = every.iter().chain(with_body.iter().filter(|_| has_body));
+            for (status, description) in extra {
+                answers
+                    .entry(status.to_string())
+                    .or_insert_with(|| error(description));
+            }
+        }
+    }
 }
 
 /// The document as pretty JSON, built once.

@@ -24,7 +24,7 @@ impl TokenStore for PostgresStore {
         .bind(&t.decision_id)
         .bind(&t.jti)
         .bind(&t.kid)
-        .bind(&t.token)
+        .bind(&t.unsigned)
         .bind(to_unix_millis(t.expires_at))
         .bind(to_unix_millis(t.created_at))
         .execute(&mut *tx)

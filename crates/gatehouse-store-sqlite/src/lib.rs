@@ -49,6 +49,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0008_token_key_expiry.sql"),
     include_str!("../migrations/0009_key_principal.sql"),
     include_str!("../migrations/0010_readiness.sql"),
+    include_str!("../migrations/0011_unsigned_tokens.sql"),
 ];
 const DB_FILE: &str = "gatehouse.db";
 

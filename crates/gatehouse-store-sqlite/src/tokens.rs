@@ -25,7 +25,7 @@ pub(crate) fn insert_token(conn: &Connection, t: &IssuedToken) -> StoreResult<bo
             t.decision_id,
             t.jti,
             t.kid,
-            t.token,
+            t.unsigned,
             to_unix_millis(t.expires_at),
             to_unix_millis(t.created_at)
         ])

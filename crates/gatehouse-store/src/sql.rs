@@ -98,13 +98,13 @@ pub fn redemption_from_row(row: &dyn Columns) -> StoreResult<Redemption> {
 
 /// A token from a row of [`TOKEN_COLUMNS`].
 pub fn token_from_row(row: &dyn Columns) -> StoreResult<IssuedToken> {
-    let token = row.text(3)?;
+    let unsigned = row.text(3)?;
     Ok(IssuedToken {
         decision_id: row.text(0)?,
         jti: row.text(1)?,
         kid: row.text(2)?,
-        claims_hash: gatehouse_log::entry::claims_hash_of_jwt(&token).unwrap_or_default(),
-        token,
+        claims_hash: gatehouse_log::entry::claims_hash_of_jwt(&unsigned).unwrap_or_default(),
+        unsigned,
         expires_at: from_unix_millis(row.int(4)?),
         created_at: from_unix_millis(row.int(5)?),
     })

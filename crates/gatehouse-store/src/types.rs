@@ -113,7 +113,12 @@ pub struct IssuedToken {
     pub decision_id: String,
     pub jti: String,
     pub kid: String,
-    pub token: String,
+    /// The token without its signature: `header.claims`, base64url, the
+    /// text its signature covers. The signature is never stored, so a copy
+    /// of the database holds no token anyone can present; the server signs
+    /// this again when the agent reads its token (Ed25519 is
+    /// deterministic, so it is the same token each time).
+    pub unsigned: String,
     pub expires_at: OffsetDateTime,
     pub created_at: OffsetDateTime,
     /// `sha256:` of the canonical JSON of the token's claims (what its log

@@ -204,6 +204,10 @@ pub struct ServeArgs {
     /// the decision's current state at once.
     #[arg(long, env = "GATEHOUSE_MAX_WAITERS", default_value_t = 2048)]
     pub max_waiters: usize,
+    /// The longest one long-poll waits, at most 60s; longer waits asked
+    /// for are capped to it.
+    #[arg(long, env = "GATEHOUSE_MAX_WAIT", default_value = "60s")]
+    pub max_wait: String,
     /// SQLite read connections open at once (reads beyond them queue).
     #[arg(long, env = "GATEHOUSE_READ_CONNECTIONS", default_value_t = 8,
           value_parser = clap::value_parser!(u32).range(1..))]

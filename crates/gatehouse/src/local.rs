@@ -129,8 +129,32 @@ pub fn token_key_path(storage: &StorageArgs) -> Option<std::path::PathBuf> {
     }
 }
 
+/// Where `keys rotate` keeps the key it replaced: beside the current one,
+/// for the server to sign again the stored tokens that key issued.
+pub fn previous_token_key_path(current: &std::path::Path) -> std::path::PathBuf {
+    let mut name = current.as_os_str().to_owned();
+    name.push(".previous");
+    name.into()
+}
+
+/// The key `keys rotate` replaced, if it was kept beside the current one.
+pub fn load_previous_token_signer(current: &std::path::Path) -> Result<Option<Arc<TokenSigner>>> {
+    let path = previous_token_key_path(current);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let signer = TokenSigner::from_pem(&text)
+        .with_context(|| format!("{} does not hold an Ed25519 PKCS#8 key", path.display()))?;
+    Ok(Some(Arc::new(signer)))
+}
+
 /// `gatehouse keys rotate`: a new token key replaces the old one in place;
-/// the old public key is recorded so the JWKS keeps it while it is needed.
+/// the old public key is recorded so the JWKS keeps it while it is needed,
+/// and the old private key is kept as `FILE.previous` (owner-only): the
+/// database stores tokens without their signatures, and the server signs
+/// the tokens that key issued again when their agents read them.
 pub async fn rotate_token_key(storage: &StorageArgs) -> Result<()> {
     let key = token_key_file(storage);
     if key.env_text().is_some() {
@@ -148,6 +172,11 @@ pub async fn rotate_token_key(storage: &StorageArgs) -> Result<()> {
     store
         .retire_token_key(old.kid(), &jwk, OffsetDateTime::now_utc())
         .await?;
+    let previous = previous_token_key_path(&path);
+    let _ = std::fs::remove_file(&previous);
+    let old_text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    write_private(&previous, old_text.trim_end())?;
     // Write beside the old key, then rename over it: never a half-written key.
     let tmp = path.with_extension("pem.new");
     let _ = std::fs::remove_file(&tmp);
@@ -155,8 +184,10 @@ pub async fn rotate_token_key(storage: &StorageArgs) -> Result<()> {
     std::fs::rename(&tmp, &path).with_context(|| format!("cannot replace {}", path.display()))?;
     println!("new token key {} written to {}", new.kid(), path.display());
     println!(
-        "old key {} stays in the JWKS until the tokens it signed expire",
-        old.kid()
+        "old key {} stays in the JWKS until the tokens it signed expire, and is kept in {} to \
+         show those tokens again; delete that file once they have expired",
+        old.kid(),
+        previous.display()
     );
     println!(
         "running servers sign with the new key once they re-read the file (every \

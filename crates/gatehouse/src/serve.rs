@@ -10,7 +10,9 @@ use time::UtcOffset;
 
 use crate::cli::{LogFormat, ServeArgs, UnknownAction};
 use crate::key_reload;
-use crate::local::{load_token_signer, open_store_with, token_key_path};
+use crate::local::{
+    load_previous_token_signer, load_token_signer, open_store_with, token_key_path,
+};
 
 fn parse_offset(raw: &str) -> Result<UtcOffset> {
     let format = time::macros::format_description!("[offset_hour sign:mandatory]:[offset_minute]");
@@ -58,6 +60,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         token_audience: args.token_audience.clone(),
         token_ttl,
         max_waiters: args.max_waiters,
+        max_wait: max_wait(&args.max_wait)?,
         ..AppConfig::default()
     };
     let http = ServerConfig {
@@ -113,6 +116,16 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let app = App::new(store, engine, options, config, tokens)
         .await
         .map_err(|e| anyhow::anyhow!("cannot start: {e}"))?;
+    // The key `keys rotate` replaced signs its stored tokens again.
+    if let Some(path) = token_key_path(&args.storage) {
+        if let Some(previous) = load_previous_token_signer(&path)? {
+            tracing::info!(
+                kid = previous.kid(),
+                "previous token key kept to show the tokens it issued"
+            );
+            app.keep_retired_signer(previous);
+        }
+    }
     let sweeper = app.spawn_background();
     // A key supplied in the environment cannot change while the server runs.
     let key_watcher = token_key_path(&args.storage)
@@ -164,6 +177,17 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+fn max_wait(raw: &str) -> Result<Duration> {
+    let wait = duration_flag("--max-wait", raw)?;
+    if wait.as_secs() > gatehouse_app::MAX_WAIT_SECONDS {
+        anyhow::bail!(
+            "--max-wait {raw:?} is over {} seconds, the longest a wait may be",
+            gatehouse_app::MAX_WAIT_SECONDS
+        );
+    }
+    Ok(wait)
 }
 
 fn duration_flag(flag: &str, raw: &str) -> Result<Duration> {

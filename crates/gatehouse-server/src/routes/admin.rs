@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use gatehouse_api::bodies::NewKeyBody;
@@ -12,7 +12,7 @@ use gatehouse_app::App;
 
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiPath};
 
 /// Create an API key; its secret is in the answer, once.
 ///
@@ -68,7 +68,7 @@ pub async fn list_keys(
 pub async fn revoke_key(
     State(app): State<Arc<App>>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     app.revoke_key(&caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use gatehouse_api::bodies::ReviewBody;
@@ -19,7 +19,7 @@ use gatehouse_log::packet::Packet;
 use super::idempotency_key;
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 
 /// Ask for a decision (Decide API): a Decision Record v1.
 ///
@@ -73,7 +73,7 @@ pub async fn decide(
 pub async fn get_record(
     State(app): State<Arc<App>>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<RecordView>, ApiError> {
     let d = app.get(&caller, &id).await?;
     let mut view = RecordView::new(&d, app.checkpoint().await?);
@@ -95,7 +95,7 @@ pub async fn get_record(
 pub async fn review(
     State(app): State<Arc<App>>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ReviewBody>,
 ) -> Result<Json<RecordView>, ApiError> {
     let d = app
@@ -117,7 +117,7 @@ pub async fn review(
 pub async fn verify(
     State(app): State<Arc<App>>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<VerifyView>, ApiError> {
     let checks = app.verify(&caller, &id).await?;
     Ok(Json(VerifyView {
@@ -140,7 +140,7 @@ pub async fn verify(
 pub async fn packet(
     State(app): State<Arc<App>>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Packet>, ApiError> {
     Ok(Json(app.packet(&caller, &id).await?))
 }
@@ -159,7 +159,7 @@ pub async fn packet(
 pub async fn replay(
     State(app): State<Arc<App>>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<ReplayQuery>,
 ) -> Result<Json<ReplayView>, ApiError> {
     let policies = match query.policies.unwrap_or_default() {

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use gatehouse_api::bodies::{ExecutionBody, OutcomeBody};
@@ -15,7 +15,7 @@ use gatehouse_app::{App, AppError};
 
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiPath};
 
 /// Report an executed action (Action Execution Receipt).
 ///
@@ -34,7 +34,7 @@ use crate::extract::ApiJson;
 pub async fn record_execution(
     State(app): State<Arc<App>>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ExecutionBody>,
 ) -> Result<(StatusCode, Json<ReceiptCreated>), ApiError> {
     let report = body
@@ -64,7 +64,7 @@ pub async fn record_execution(
 pub async fn record_outcome(
     State(app): State<Arc<App>>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<OutcomeBody>,
 ) -> Result<(StatusCode, Json<OutcomeCreated>), ApiError> {
     let logged = app.record_outcome(&caller, &id, body.into()).await?;
@@ -90,7 +90,7 @@ pub async fn record_outcome(
 pub async fn list(
     State(app): State<Arc<App>>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ExecutionsView>, ApiError> {
     let (executions, outcomes) = app.executions(&caller, &id).await?;
     Ok(Json(ExecutionsView::new(executions, outcomes)))

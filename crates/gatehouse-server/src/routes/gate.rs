@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use gatehouse_api::bodies::{EventBody, ReviewBody};
@@ -23,7 +23,7 @@ use serde_json::Value;
 use super::idempotency_key;
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 
 /// The Gate view, with the approval token when the caller may act on it.
 async fn view(
@@ -64,7 +64,7 @@ fn created(decided: Decided) -> (StatusCode, Json<GateView>) {
 pub async fn create_for_task(
     State(app): State<Arc<App>>,
     Auth(caller): Auth,
-    Path(task_id): Path<String>,
+    ApiPath(task_id): ApiPath<String>,
     headers: HeaderMap,
     ApiJson(mut body): ApiJson<GateBody>,
 ) -> Result<(StatusCode, Json<GateView>), ApiError> {
@@ -116,7 +116,7 @@ pub async fn create_sdk(
 pub async fn get_request(
     State(app): State<Arc<App>>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<WaitQuery>,
 ) -> Result<Json<GateView>, ApiError> {
     let d = match query.wait {
@@ -143,7 +143,7 @@ pub async fn get_request(
 pub async fn review(
     State(app): State<Arc<App>>,
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ReviewBody>,
 ) -> Result<Json<GateView>, ApiError> {
     let d = app
@@ -200,7 +200,7 @@ pub async fn list(
 pub async fn add_event(
     State(app): State<Arc<App>>,
     Auth(caller): Auth,
-    Path(task_id): Path<String>,
+    ApiPath(task_id): ApiPath<String>,
     ApiJson(body): ApiJson<EventBody>,
 ) -> Result<(StatusCode, Json<TaskEvent>), ApiError> {
     let new = NewTaskEvent {
@@ -228,7 +228,7 @@ pub async fn add_event(
 pub async fn list_events(
     State(app): State<Arc<App>>,
     Auth(caller): Auth,
-    Path(task_id): Path<String>,
+    ApiPath(task_id): ApiPath<String>,
 ) -> Result<Json<EventList>, ApiError> {
     let items = app.list_events(&caller, &task_id).await?;
     Ok(Json(EventList { items }))

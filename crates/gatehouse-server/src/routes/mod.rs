@@ -83,8 +83,9 @@ pub fn router(app: Arc<App>, config: ServerConfig) -> Router {
             config.body_timeout,
             crate::extract::body_deadline,
         ))
-        // PostgreSQL cannot store NUL: refused alike on both stores.
-        .layer(axum::middleware::from_fn(crate::extract::refuse_nul_in_uri))
+        // Oversized heads, and NUL (which PostgreSQL cannot store, so it is
+        // refused alike on both stores).
+        .layer(axum::middleware::from_fn(crate::extract::refuse_unfit_head))
         // A request id on every log line, header and error body; method,
         // route, status and latency as metrics and (at debug level) in the
         // log. Headers, and so API keys, are never recorded.

@@ -74,7 +74,7 @@ impl TokenColumns {
             decision_id: text(|t| &t.decision_id),
             jti: text(|t| &t.jti),
             kid: text(|t| &t.kid),
-            token: text(|t| &t.token),
+            token: text(|t| &t.unsigned),
             expires_at_ms: ms(|t| t.expires_at),
             created_at_ms: ms(|t| t.created_at),
         }

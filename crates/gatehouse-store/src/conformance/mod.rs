@@ -155,7 +155,7 @@ pub fn sample_token(
         decision_id: decision_id.into(),
         jti: jti.into(),
         kid: "kid1".into(),
-        token: format!("eyJhbGciOiJFZERTQSJ9.{payload}.c2ln"),
+        unsigned: format!("eyJhbGciOiJFZERTQSJ9.{payload}"),
         expires_at,
         created_at: issued_at,
         claims_hash: gatehouse_log::entry::claims_hash(&claims),

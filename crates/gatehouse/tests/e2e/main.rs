@@ -10,7 +10,8 @@ mod lifecycle;
 mod operations;
 mod outages;
 mod replicas;
-
+mod resources;
+mod secrets;
 mod tamper;
 
 use std::io::{BufRead, BufReader};
