@@ -11,7 +11,9 @@ use utoipa::IntoParams;
 #[into_params(parameter_in = Query)]
 pub struct WaitQuery {
     /// Seconds to wait while the decision is `pending_review`; values above
-    /// 60 wait 60. Without it the current state is returned at once.
+    /// 60 (or the server's `--max-wait`) wait that long. Without it the
+    /// current state is returned at once. At most a day.
+    #[param(maximum = 86400)]
     pub wait: Option<u64>,
 }
 

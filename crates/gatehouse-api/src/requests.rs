@@ -2,15 +2,18 @@
 //! SDK field names, Decide API), and their normalisation into the one
 //! [`ActionRequest`] the use cases take.
 
+use gatehouse_core::error::name;
 use gatehouse_core::{ActionRequest, Risk, ValidationError};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-/// Limits that keep one request reviewable and bounded in storage.
-const MAX_NAME_LEN: usize = 200;
-const MAX_TEXT_LEN: usize = 4_000;
-const MAX_SUMMARY_ITEMS: usize = 50;
+/// Limits that keep one request reviewable and bounded in storage, in
+/// characters (as JSON Schema's `maxLength` counts), not bytes. The
+/// document states them (`gatehouse_server`'s input rules).
+pub use gatehouse_core::error::MAX_NAME_LEN;
+pub const MAX_TEXT_LEN: usize = 4_000;
+pub const MAX_SUMMARY_ITEMS: usize = 50;
 
 /// `POST /api/agent/tasks/{task_id}/requests`: the Gate API's request.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -82,29 +85,9 @@ pub struct DecideBody {
     pub idempotency_key: Option<String>,
 }
 
-fn name(field: &str, value: String) -> Result<String, ValidationError> {
-    let trimmed = value.trim();
-    if trimmed.is_empty() {
-        return Err(ValidationError::new(field, "must not be empty"));
-    }
-    if trimmed.len() > MAX_NAME_LEN {
-        return Err(ValidationError::new(
-            field,
-            format!("must be at most {MAX_NAME_LEN} characters"),
-        ));
-    }
-    if trimmed.chars().any(char::is_control) {
-        return Err(ValidationError::new(
-            field,
-            "must not contain control characters",
-        ));
-    }
-    Ok(trimmed.to_string())
-}
-
 fn text(field: &str, value: Option<String>) -> Result<Option<String>, ValidationError> {
     match value {
-        Some(v) if v.len() > MAX_TEXT_LEN => Err(ValidationError::new(
+        Some(v) if v.chars().count() > MAX_TEXT_LEN => Err(ValidationError::new(
             field,
             format!("must be at most {MAX_TEXT_LEN} characters"),
         )),
@@ -121,7 +104,7 @@ fn summary(items: Option<Vec<String>>) -> Result<Vec<String>, ValidationError> {
         ));
     }
     for (i, item) in items.iter().enumerate() {
-        if item.len() > MAX_TEXT_LEN {
+        if item.chars().count() > MAX_TEXT_LEN {
             return Err(ValidationError::new(
                 format!("summary[{i}]"),
                 format!("must be at most {MAX_TEXT_LEN} characters"),

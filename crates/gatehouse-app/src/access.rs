@@ -43,7 +43,7 @@ pub fn key_name(name: Option<String>, role: Role) -> AppResult<String> {
     if name.trim().is_empty() {
         return Err(AppError::Validation("name must not be empty".into()));
     }
-    if name.len() > MAX_KEY_NAME {
+    if name.chars().count() > MAX_KEY_NAME {
         return Err(AppError::Validation(format!(
             "name must be at most {MAX_KEY_NAME} characters"
         )));

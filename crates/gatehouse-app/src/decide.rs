@@ -41,7 +41,7 @@ impl App {
     ) -> AppResult<Decided> {
         caller.require(&[Role::Agent, Role::Admin], "create decision requests")?;
         if let Some(key) = &idempotency_key {
-            if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY {
+            if key.is_empty() || key.chars().count() > MAX_IDEMPOTENCY_KEY {
                 return Err(AppError::Validation(format!(
                     "idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY} characters"
                 )));

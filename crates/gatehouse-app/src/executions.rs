@@ -118,7 +118,7 @@ impl App {
         report: OutcomeReport,
     ) -> AppResult<Logged<OutcomeRecord>> {
         caller.require(&[Role::Agent, Role::Admin], "report outcomes")?;
-        if report.action_taken.len() > MAX_ACTION_TAKEN {
+        if report.action_taken.chars().count() > MAX_ACTION_TAKEN {
             return Err(AppError::Validation(format!(
                 "action_taken must be at most {MAX_ACTION_TAKEN} characters"
             )));

@@ -105,7 +105,10 @@ impl App {
         comment: Option<String>,
     ) -> AppResult<Decision> {
         caller.require(&[Role::Reviewer], "review decisions")?;
-        if comment.as_ref().is_some_and(|c| c.len() > MAX_COMMENT) {
+        if comment
+            .as_ref()
+            .is_some_and(|c| c.chars().count() > MAX_COMMENT)
+        {
             return Err(AppError::Validation(format!(
                 "comment must be at most {MAX_COMMENT} characters"
             )));

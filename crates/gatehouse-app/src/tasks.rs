@@ -21,14 +21,19 @@ pub struct NewTaskEvent {
 }
 
 impl App {
-    pub async fn add_event(&self, caller: &Caller, new: NewTaskEvent) -> AppResult<TaskEvent> {
+    pub async fn add_event(&self, caller: &Caller, mut new: NewTaskEvent) -> AppResult<TaskEvent> {
         caller.require(&[Role::Agent, Role::Admin], "record task events")?;
-        if new.kind.trim().is_empty() || new.kind.len() > MAX_KIND {
+        new.task_id = task_id(&new.task_id)?;
+        if new.kind.trim().is_empty() || new.kind.chars().count() > MAX_KIND {
             return Err(AppError::Validation(format!(
                 "kind must be 1 to {MAX_KIND} characters"
             )));
         }
-        if new.message.as_ref().is_some_and(|m| m.len() > MAX_MESSAGE) {
+        if new
+            .message
+            .as_ref()
+            .is_some_and(|m| m.chars().count() > MAX_MESSAGE)
+        {
             return Err(AppError::Validation(format!(
                 "message must be at most {MAX_MESSAGE} characters"
             )));
@@ -57,10 +62,19 @@ impl App {
 
     /// The task's events the caller may read, in order.
     pub async fn list_events(&self, caller: &Caller, task_id: &str) -> AppResult<Vec<TaskEvent>> {
-        let events = self.store.list_events(task_id).await?;
+        let task_id = self::task_id(task_id)?;
+        let events = self.store.list_events(&task_id).await?;
         Ok(events
             .into_iter()
             .filter(|e| caller.may_read(&e.created_by))
             .collect())
     }
+}
+
+/// A task id is a name: not blank, at most 200 characters, no control
+/// characters (as when a request names it); kept without surrounding
+/// whitespace, as requests keep it.
+fn task_id(raw: &str) -> AppResult<String> {
+    gatehouse_core::error::name("task_id", raw.to_string())
+        .map_err(|e| AppError::Validation(format!("{}: {}", e.field, e.message)))
 }

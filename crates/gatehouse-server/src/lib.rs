@@ -13,6 +13,7 @@ pub mod listen;
 pub mod metrics;
 mod observe;
 pub mod openapi;
+mod openapi_rules;
 mod routes;
 
 pub use config::ServerConfig;

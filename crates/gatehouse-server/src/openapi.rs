@@ -152,8 +152,11 @@ fn add_answers_of_every_route(doc: &mut Document) {
 pub fn json() -> &'static str {
     static JSON: OnceLock<String> = OnceLock::new();
     JSON.get_or_init(|| {
-        document()
-            .to_pretty_json()
+        serde_json::to_value(document())
+            .and_then(|mut doc| {
+                crate::openapi_rules::apply(&mut doc);
+                serde_json::to_string_pretty(&doc)
+            })
             .unwrap_or_else(|e| format!("{{\"error\": \"cannot render the document: {e}\"}}"))
     })
 }

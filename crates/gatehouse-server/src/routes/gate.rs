@@ -101,6 +101,9 @@ pub async fn create_sdk(
     Ok(created(app.decide(&caller, request, key).await?))
 }
 
+/// The largest `wait` accepted (and capped); a larger one is a mistake.
+const MAX_WAIT_PARAMETER: u64 = 86_400;
+
 /// Read a decision; `?wait=N` long-polls while it is pending.
 ///
 /// With `wait`, answers as soon as the decision leaves `pending_review`,
@@ -121,6 +124,11 @@ pub async fn get_request(
 ) -> Result<Json<GateView>, ApiError> {
     let d = match query.wait {
         None => app.get(&caller, &id).await?,
+        Some(secs) if secs > MAX_WAIT_PARAMETER => {
+            return Err(ApiError::BadRequest(format!(
+                "wait must be at most {MAX_WAIT_PARAMETER} seconds"
+            )))
+        }
         Some(secs) => {
             let secs = secs.min(MAX_WAIT_SECONDS);
             app.wait(&caller, &id, Duration::from_secs(secs)).await?
@@ -223,6 +231,7 @@ pub async fn add_event(
     params(("task_id" = String, Path, description = "Your task or run id")),
     responses(
         (status = 200, description = "The events", body = EventList),
+        (status = 422, description = "`validation_failed`: the task id is blank, over 200 characters, or holds a control character", body = ErrorBody),
         AuthErrors, ServerErrors),
     security(("bearer" = []), ("apiKey" = [])))]
 pub async fn list_events(
