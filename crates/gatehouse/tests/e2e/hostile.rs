@@ -1,12 +1,12 @@
-//! Clients that try to hold the server's connections: thousands of
-//! sockets trickling headers, idle keep-alive connections, bodies that
-//! never finish, and more connections than the server accepts.
+//! Hostile clients: thousands of sockets trickling headers, idle
+//! keep-alive connections, bodies that never finish, more connections than
+//! the server accepts, and text a database cannot store.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::*;
 
@@ -193,4 +193,75 @@ fn connections_beyond_the_maximum_are_answered_503_in_the_error_shape() {
     std::thread::sleep(Duration::from_millis(300));
     let (status, _) = call("GET", &format!("{}/healthz", server.url), None, None);
     assert_eq!(status, 200, "connections freed are accepted again");
+}
+
+/// The finding: PostgreSQL answered 500 to NUL in ids, query parameters,
+/// idempotency keys, key names and event fields. Each is a 400 before the
+/// store, and the literal text `\u0000` (a backslash and five characters)
+/// is stored as sent.
+#[test]
+fn nul_characters_are_400_on_postgres_and_stored_data_is_untouched() {
+    let schema = fresh_schema();
+    let keys_dir = tempfile::tempdir().unwrap();
+    let mut flags = shared_keys(keys_dir.path());
+    flags.extend(["--database-url".to_string(), schema.url()]);
+    let storage: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let agent = create_key(&storage, "agent");
+    let admin = create_key(&storage, "admin");
+    let server = Server::start(&storage, &[]);
+    let url = &server.url;
+    let request = |body: Value| {
+        call(
+            "POST",
+            &format!("{url}/api/agent/tasks/t/requests"),
+            Some(&agent),
+            Some(body),
+        )
+    };
+    let mut in_id = deploy_body();
+    in_id["idempotency_key"] = json!("k\u{0}");
+    let mut in_payload = deploy_body();
+    in_payload["payload"]["deep"] = json!([{"x": "a\u{0}b"}]);
+    let mut in_key = deploy_body();
+    in_key["payload"] = json!({"k\u{0}": 1});
+    for body in [in_id, in_payload, in_key] {
+        let (status, answer) = request(body);
+        assert_eq!(status, 400, "{answer}");
+        assert_eq!(answer["error"]["code"], "bad_request");
+    }
+    let (status, answer) = call(
+        "POST",
+        &format!("{url}/api/agent/tasks/t/events"),
+        Some(&agent),
+        Some(json!({"kind": "note", "message": "a\u{0}"})),
+    );
+    assert_eq!(status, 400, "{answer}");
+    let (status, answer) = call(
+        "POST",
+        &format!("{url}/api/keys"),
+        Some(&admin),
+        Some(json!({"role": "agent", "name": "a\u{0}"})),
+    );
+    assert_eq!(status, 400, "{answer}");
+    for path in [
+        "/api/gate/requests/dec_%00",
+        "/api/decisions?task_id=t%00",
+        "/api/agent/tasks/t%00/events",
+    ] {
+        let (status, answer) = call("GET", &format!("{url}{path}"), Some(&admin), None);
+        assert_eq!(status, 400, "{path}: {answer}");
+    }
+    let mut literal = deploy_body();
+    literal["payload"]["note"] = json!("\\u0000");
+    let (status, stored) = request(literal);
+    assert_eq!(status, 201, "{stored}");
+    let id = stored["id"].as_str().unwrap();
+    let (status, read) = call(
+        "GET",
+        &format!("{url}/api/gate/requests/{id}"),
+        Some(&agent),
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(read["payload"]["note"], "\\u0000");
 }
