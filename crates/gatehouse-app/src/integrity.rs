@@ -200,6 +200,12 @@ impl App {
             }
             Err(problem) => problem,
         };
+        Err(self.refuse_unsupported(d, &problem).await)
+    }
+
+    /// Flags `d` for owner review (once per reason) and returns the refusal:
+    /// a stored fact about it differs from what its log entries say.
+    pub(crate) async fn refuse_unsupported(&self, d: &Decision, problem: &str) -> AppError {
         let reason = format!("the stored decision is not supported by the log: {problem}");
         // Flag once per reason: every refused read must not add an entry.
         if d.flag.as_deref() != Some(reason.as_str()) {
@@ -209,6 +215,6 @@ impl App {
             self.events.appended();
         }
         tracing::error!(decision_id = %d.id, %reason, "refused to act on a stored decision");
-        Err(AppError::EvidenceMismatch(reason))
+        AppError::EvidenceMismatch(reason)
     }
 }

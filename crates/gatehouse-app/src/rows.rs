@@ -100,6 +100,15 @@ pub fn decision_row_disagreements(state: &DecisionState, d: &Decision) -> Vec<St
     out
 }
 
+/// How a stored token differs from its `token_issued` entry: checked
+/// before the server signs the stored claims again, so a claim edited in
+/// the database is never signed.
+pub fn token_row_disagreements(state: &DecisionState, t: &IssuedToken) -> Vec<String> {
+    let mut out = Vec::new();
+    token(state, Some(t), &mut |what| out.push(what));
+    out
+}
+
 fn decision_row(state: &DecisionState, d: &Decision, say: &mut impl FnMut(String)) {
     if d.status != state.status {
         say(format!(

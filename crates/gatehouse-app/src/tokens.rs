@@ -123,6 +123,22 @@ impl App {
         }
     }
 
+    /// [`App::signed`] for a stored token whose row matches its log entry:
+    /// claims edited in the database are refused (and the decision
+    /// flagged), never signed.
+    async fn signed_if_logged(
+        &self,
+        d: &Decision,
+        state: &gatehouse_log::state::DecisionState,
+        t: &IssuedToken,
+    ) -> AppResult<String> {
+        let found = crate::rows::token_row_disagreements(state, t);
+        if !found.is_empty() {
+            return Err(self.refuse_unsupported(d, &found.join("; ")).await);
+        }
+        self.signed(t)
+    }
+
     /// The decision's approval token, issued the first time it is asked for
     /// and the same token afterwards. Only for decisions that permit the
     /// action, and only for the callers who act on them (the agent that
@@ -133,14 +149,22 @@ impl App {
         if !d.status.permits_action() || !acts {
             return Ok(None);
         }
-        self.supported(d, Freshness::Settled).await?;
-        if let Some(existing) = self.store.get_token(&d.id).await? {
-            return self.signed(&existing).map(Some);
-        }
-        let token = self.new_token(d, receipt_hash(d))?;
-        // Another request may have issued one first: the stored one counts.
-        let stored = self.store.issue_token(&token).await?;
-        self.signed(&stored).map(Some)
+        let state = self.supported(d, Freshness::Settled).await?;
+        let stored = match self.store.get_token(&d.id).await? {
+            Some(existing) => existing,
+            None => {
+                let token = self.new_token(d, receipt_hash(d))?;
+                let stored = self.store.issue_token(&token).await?;
+                if stored.jti == token.jti {
+                    return self.signed(&stored).map(Some);
+                }
+                // Another request issued one first: the stored one counts,
+                // once its log entry is read.
+                let state = self.supported(d, Freshness::Current).await?;
+                return self.signed_if_logged(d, &state, &stored).await.map(Some);
+            }
+        };
+        self.signed_if_logged(d, &state, &stored).await.map(Some)
     }
 
     /// A new signed approval token for `d`, whose leaf hash is `receipt_hash`.

@@ -186,6 +186,16 @@ fn scenario(storage: &[&str], sql: Sql) {
     ));
     assert_refused(&w, &unreviewed, "deleted review");
 
+    // A token's stored claims (kept unsigned) replaced by another
+    // decision's: the server signs stored claims only when they match
+    // their log entry.
+    let swapped = w.request("low");
+    let donor = w.request("low");
+    sql(&format!(
+        "UPDATE approval_tokens SET token = (SELECT token FROM approval_tokens WHERE decision_id = '{donor}') WHERE decision_id = '{swapped}'"
+    ));
+    assert_refused(&w, &swapped, "token claims swapped");
+
     // Receipts and outcomes edited or deleted.
     let executed = w.executed();
     sql(&format!(
@@ -243,6 +253,7 @@ fn scenario(storage: &[&str], sql: Sql) {
         (&flipped, "review differs from log entry"),
         (&reworded, "in: comment"),
         (&unreviewed, "the review logged at entry"),
+        (&swapped, "the stored approval token differs from log entry"),
         (&executed, "was changed after log entry"),
         (&executed, "is missing from its table"),
     ] {
