@@ -167,7 +167,7 @@ pub async fn body_deadline(
 /// Longest request target (path and query) accepted.
 pub const MAX_URI: usize = 8 * 1024;
 /// Most header fields, and most bytes of them, accepted in one request.
-pub const MAX_HEADERS: usize = 100;
+pub const MAX_HEADERS: usize = 64;
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 
 /// Refuses a request whose target is too long (414), whose headers are too
@@ -187,7 +187,7 @@ pub async fn refuse_unfit_head(
     }
     let headers = req.headers();
     if headers.len() > MAX_HEADERS {
-        return ApiError::HeadersTooLarge("more than 100 fields").into_response();
+        return ApiError::HeadersTooLarge("more than 64 fields").into_response();
     }
     let bytes: usize = headers
         .iter()

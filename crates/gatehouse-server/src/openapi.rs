@@ -109,7 +109,7 @@ fn add_answers_of_every_route(doc: &mut Document) {
     let every = [
         ("400", "`bad_request`: the path or query string does not decode, or holds a NUL character (`%00`)"),
         ("414", "`uri_too_long`: the request target is over 8 KiB"),
-        ("431", "`headers_too_large`: over 100 header fields, or over 32 KiB of them"),
+        ("431", "`headers_too_large`: over 64 header fields, or over 32 KiB of them"),
         ("500", "`internal`: something failed; nothing was approved"),
         ("503", "`unavailable`: storage cannot be used right now, or `too_many_connections`; nothing was approved; see `Retry-After`"),
     ];

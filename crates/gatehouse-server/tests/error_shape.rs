@@ -58,7 +58,7 @@ async fn framework_errors_have_the_json_error_body() {
     let answer = app.call_raw("GET", &long, key, None, &[]).await;
     assert_error(&answer, StatusCode::URI_TOO_LONG, "uri_too_long");
 
-    let many: Vec<(String, String)> = (0..101).map(|i| (format!("x-h{i}"), "v".into())).collect();
+    let many: Vec<(String, String)> = (0..70).map(|i| (format!("x-h{i}"), "v".into())).collect();
     let many: Vec<(&str, &str)> = many.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
     let answer = app.call_raw("GET", "/api/whoami", key, None, &many).await;
     assert_error(
