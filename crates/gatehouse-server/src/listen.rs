@@ -127,7 +127,7 @@ pub async fn serve(
             },
         };
         let Ok(permit) = open.clone().try_acquire_owned() else {
-            gauge_refused();
+            metrics::counter!("gatehouse_http_connections_refused_total").increment(1);
             if let Ok(slot) = refusing.clone().try_acquire_owned() {
                 tokio::spawn(async move {
                     let _ = tokio::time::timeout(REFUSAL_TIME, refuse(stream)).await;
@@ -156,10 +156,6 @@ pub async fn serve(
     drop(listener);
     graceful.shutdown().await;
     Ok(())
-}
-
-fn gauge_refused() {
-    metrics::counter!("gatehouse_http_connections_refused_total").increment(1);
 }
 
 /// Answers 503 in the API's error shape without reading the request, then

@@ -44,13 +44,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     init_logging(args.log_format);
 
     // Validate every setting before touching storage or the network.
-    let review_timeout = gatehouse_policy_duration(&args.review_timeout)?;
-    let token_ttl = gatehouse_policy::parse_duration(&args.token_ttl).with_context(|| {
-        format!(
-            "--token-ttl {:?} is not a duration like 10m or 1h",
-            args.token_ttl
-        )
-    })?;
+    let review_timeout = duration_flag("--review-timeout", &args.review_timeout)?;
+    let token_ttl = duration_flag("--token-ttl", &args.token_ttl)?;
     let token_key_reload = key_reload::parse_interval(&args.token_key_reload)?;
     let config = AppConfig {
         default_review_timeout: review_timeout,
@@ -192,7 +187,7 @@ fn max_wait(raw: &str) -> Result<Duration> {
 
 fn duration_flag(flag: &str, raw: &str) -> Result<Duration> {
     gatehouse_policy::parse_duration(raw)
-        .with_context(|| format!("{flag} {raw:?} is not a duration like 10s or 1m"))
+        .with_context(|| format!("{flag} {raw:?} is not a duration like 30s, 10m, 24h or 7d"))
 }
 
 /// Raises the open-file limit as far as the system allows, and returns
@@ -217,11 +212,6 @@ fn descriptors_for(wanted: usize) -> usize {
         return fits;
     }
     wanted
-}
-
-fn gatehouse_policy_duration(raw: &str) -> Result<Duration> {
-    gatehouse_policy::parse_duration(raw)
-        .with_context(|| format!("--review-timeout {raw:?} is not a duration like 30m, 24h or 7d"))
 }
 
 async fn shutdown_signal() {

@@ -32,7 +32,9 @@ fn schemathesis(role: &str, examples: u32) {
         // One worker: with more, CPython 3.11 (before 3.11.9) can fail
         // schemathesis's own run ("AST constructor recursion depth
         // mismatch": its AST recursion counter is not thread-safe).
-        .args(["--workers", "1", "--request-timeout", "10"])
+        // Generous: the suite runs a release build and thousands of
+        // connections beside this test on two cores.
+        .args(["--workers", "1", "--request-timeout", "30"])
         .args(["--seed", "1"])
         .args(["--header", &format!("Authorization: Bearer {key}")])
         .args(["--suppress-health-check", "all"])

@@ -203,8 +203,7 @@ fn connections_beyond_the_maximum_are_answered_503_in_the_error_shape() {
 fn nul_characters_are_400_on_postgres_and_stored_data_is_untouched() {
     let schema = fresh_schema();
     let keys_dir = tempfile::tempdir().unwrap();
-    let mut flags = shared_keys(keys_dir.path());
-    flags.extend(["--database-url".to_string(), schema.url()]);
+    let flags = postgres_flags(&schema, keys_dir.path());
     let storage: Vec<&str> = flags.iter().map(String::as_str).collect();
     let agent = create_key(&storage, "agent");
     let admin = create_key(&storage, "admin");

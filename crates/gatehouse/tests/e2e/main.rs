@@ -32,7 +32,12 @@ fn examples(name: &str) -> PathBuf {
 
 /// A `gatehouse` command with no inherited GATEHOUSE_* settings.
 fn gatehouse(args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
+    gatehouse_at(Path::new(BIN), args)
+}
+
+/// [`gatehouse`] for a given build of the binary.
+fn gatehouse_at(bin: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(bin);
     cmd.args(args);
     for (k, _) in std::env::vars() {
         if k.starts_with("GATEHOUSE_") {
@@ -186,6 +191,17 @@ fn shared_keys(dir: &Path) -> Vec<String> {
         flags.push(flag.to_string());
         flags.push(path.to_str().unwrap().to_string());
     }
+    flags
+}
+
+/// Storage flags for a PostgreSQL test: `schema`'s URL and a log key and
+/// token key written to `dir`.
+fn postgres_flags(
+    schema: &gatehouse_store_postgres::testing::TestSchema,
+    dir: &Path,
+) -> Vec<String> {
+    let mut flags = shared_keys(dir);
+    flags.extend(["--database-url".to_string(), schema.url()]);
     flags
 }
 

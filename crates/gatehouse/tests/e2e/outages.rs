@@ -227,8 +227,7 @@ fn postgres_unreachable_answers_503_and_logs_once_then_recovers() {
     let schema = fresh_schema();
     let direct = schema.url();
     let keys_dir = tempfile::tempdir().unwrap();
-    let mut flags = shared_keys(keys_dir.path());
-    flags.extend(["--database-url".to_string(), direct.clone()]);
+    let flags = postgres_flags(&schema, keys_dir.path());
     let storage: Vec<&str> = flags.iter().map(String::as_str).collect();
     let key = create_key(&storage, "agent");
 

@@ -42,13 +42,8 @@ fn release_binary() -> PathBuf {
 
 /// A `gatehouse serve` of the release binary with no GATEHOUSE_* settings.
 fn release_server(args: &[&str]) -> Server {
-    let mut cmd = Command::new(release_binary());
-    cmd.args(["serve", "--listen", "127.0.0.1:0"]).args(args);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("GATEHOUSE_") {
-            cmd.env_remove(k);
-        }
-    }
+    let mut cmd = gatehouse_at(&release_binary(), &["serve", "--listen", "127.0.0.1:0"]);
+    cmd.args(args);
     Server::spawn(cmd)
 }
 

@@ -122,8 +122,7 @@ fn the_sqlite_file_holds_no_usable_token_and_agents_still_read_theirs() {
 fn postgres_keeps_no_token_signature() {
     let schema = fresh_schema();
     let keys_dir = tempfile::tempdir().unwrap();
-    let mut flags = shared_keys(keys_dir.path());
-    flags.extend(["--database-url".to_string(), schema.url()]);
+    let flags = postgres_flags(&schema, keys_dir.path());
     let storage: Vec<&str> = flags.iter().map(String::as_str).collect();
     let agent = create_key(&storage, "agent");
     let server = Server::start(&storage, &[]);
