@@ -203,9 +203,63 @@ impl From<OutcomeBody> for OutcomeReport {
 #[serde(deny_unknown_fields)]
 pub struct NewKeyBody {
     pub role: Role,
-    /// Defaults to the role's name.
+    /// Defaults to the person's name with `user`, otherwise the role's.
     #[serde(default)]
     pub name: Option<String>,
+    /// The person the key belongs to (an active user): reviews made with
+    /// it are theirs. Without it the key's name is its identity.
+    #[serde(default)]
+    pub user: Option<String>,
+}
+
+/// `POST /api/users`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUserBody {
+    /// 1 to 64 letters, digits, `.`, `_`, `-` or `@`.
+    pub name: String,
+    /// `reviewer` (default), `auditor` or `admin`.
+    #[serde(default = "reviewer")]
+    pub role: Role,
+    /// Groups route reviews (`@reviewers("finance")`): 1 to 64 letters,
+    /// digits, `.`, `_` or `-` each.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    /// 8 to 1024 characters; stored only as an Argon2id hash.
+    pub password: String,
+}
+
+fn reviewer() -> Role {
+    Role::Reviewer
+}
+
+/// `PUT /api/users/{name}/groups`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupsBody {
+    /// The whole new membership (replaces the old one).
+    pub groups: Vec<String>,
+}
+
+/// `PUT /api/users/{name}/password`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordBody {
+    pub password: String,
+}
+
+impl From<NewUserBody> for gatehouse_app::users::NewUser {
+    fn from(b: NewUserBody) -> Self {
+        gatehouse_app::users::NewUser {
+            name: b.name,
+            role: b.role,
+            groups: b.groups,
+            email: b.email,
+            password: b.password,
+        }
+    }
 }
 
 #[cfg(test)]

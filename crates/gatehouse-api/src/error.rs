@@ -20,9 +20,15 @@ pub struct ErrorDetail {
     /// `last_admin`, `duplicate_key`, `request_timeout`,
     /// `payload_too_large`, `uri_too_long`, `unsupported_media_type`,
     /// `headers_too_large`, `validation_failed`, `token_rejected`,
-    /// `rate_limited`, `unavailable`, `too_many_connections`, `internal`.
+    /// `rate_limited`, `unavailable`, `too_many_connections`,
+    /// `already_exists`, `not_eligible`, `already_reviewed`,
+    /// `amendment_rejected`, `internal`.
     pub code: String,
     pub message: String,
+    /// With `amendment_rejected`: the policy reasons that reject the
+    /// amended action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasons: Option<Vec<gatehouse_core::Reason>>,
     /// The id of the request, also on every server log line about it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
@@ -86,6 +92,11 @@ pub struct NotFound(pub ErrorBody);
 #[derive(IntoResponses)]
 #[response(status = 409)]
 pub struct EvidenceMismatch(pub ErrorBody);
+
+/// `already_exists`: a user with this name exists.
+#[derive(IntoResponses)]
+#[response(status = 409)]
+pub struct AlreadyExists(pub ErrorBody);
 
 /// `last_admin`: revoking this key would leave no active admin key.
 #[derive(IntoResponses)]

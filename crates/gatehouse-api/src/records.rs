@@ -90,6 +90,9 @@ pub struct KeyView {
     /// acts for in separation of duties. Absent for keys made with the CLI.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minted_by: Option<String>,
+    /// The person the key belongs to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 impl From<&gatehouse_app::access::ApiKey> for KeyView {
@@ -102,8 +105,43 @@ impl From<&gatehouse_app::access::ApiKey> for KeyView {
             created_at: rfc3339(k.created_at),
             revoked_at: k.revoked_at.map(rfc3339),
             minted_by: k.minted_by.clone(),
+            user: k.user.clone(),
         }
     }
+}
+
+/// A user as shown to admins (never the password or its hash).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct UserView {
+    pub name: String,
+    pub role: Role,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    pub groups: Vec<String>,
+    pub created_at: String,
+    /// When the user was disabled; absent while active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_at: Option<String>,
+}
+
+impl From<&gatehouse_app::users::User> for UserView {
+    fn from(u: &gatehouse_app::users::User) -> Self {
+        use gatehouse_core::decision::rfc3339;
+        UserView {
+            name: u.name.clone(),
+            role: u.role,
+            email: u.email.clone(),
+            groups: u.groups.clone(),
+            created_at: rfc3339(u.created_at),
+            disabled_at: u.disabled_at.map(rfc3339),
+        }
+    }
+}
+
+/// `200` of `GET /api/users`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct UserList {
+    pub items: Vec<UserView>,
 }
 
 /// `201` of `POST /api/keys`.

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use gatehouse_core::ids;
 pub use gatehouse_store::ApiKey;
-use gatehouse_store::Role;
+use gatehouse_store::{Role, User};
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use rand::RngCore;
@@ -65,6 +65,7 @@ pub fn generate_key(role: Role, name: &str, now: OffsetDateTime) -> NewKey {
             created_at: gatehouse_core::decision::truncate_to_millis(now),
             revoked_at: None,
             minted_by: None,
+            user: None,
         },
         secret: format!("{KEY_PREFIX}{id}_{secret_part}"),
     }
@@ -94,9 +95,31 @@ pub struct Caller {
     pub key_id: String,
     pub name: String,
     pub role: Role,
+    /// The person behind the key (or the console session), if any.
+    pub user: Option<String>,
+    /// The person's groups, sorted; empty without a person.
+    pub groups: Vec<String>,
 }
 
 impl Caller {
+    /// A caller with a key and no person behind it.
+    pub fn key(key_id: &str, name: &str, role: Role) -> Caller {
+        Caller {
+            key_id: key_id.to_string(),
+            name: name.to_string(),
+            role,
+            user: None,
+            groups: Vec::new(),
+        }
+    }
+
+    /// Who this caller is for separation of duties and quorum: the person
+    /// when the key belongs to one, otherwise the key's name. A person
+    /// counts once whatever keys or channels they use.
+    pub fn identity(&self) -> &str {
+        self.user.as_deref().unwrap_or(&self.name)
+    }
+
     /// Fails unless the caller's role is one of `allowed`.
     pub fn require(&self, allowed: &[Role], action: &'static str) -> AppResult<()> {
         if allowed.contains(&self.role) {
@@ -120,15 +143,22 @@ impl Caller {
     }
 }
 
-/// Successful lookups, kept briefly so authentication does not cost a
-/// database read per request.
-#[derive(Default)]
-pub(crate) struct KeyCache {
-    entries: Mutex<HashMap<String, (ApiKey, Instant)>>,
+/// Successful lookups (keys by id, users by name), kept briefly so
+/// authentication does not cost a database read per request.
+pub(crate) struct Cache<T> {
+    entries: Mutex<HashMap<String, (T, Instant)>>,
 }
 
-impl KeyCache {
-    fn get(&self, id: &str, ttl: Duration) -> Option<ApiKey> {
+impl<T> Default for Cache<T> {
+    fn default() -> Self {
+        Cache {
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<T: Clone> Cache<T> {
+    fn get(&self, id: &str, ttl: Duration) -> Option<T> {
         let entries = self.entries.lock().ok()?;
         entries
             .get(id)
@@ -136,17 +166,17 @@ impl KeyCache {
             .map(|(k, _)| k.clone())
     }
 
-    fn put(&self, key: ApiKey) {
+    fn put(&self, id: &str, value: T) {
         if let Ok(mut entries) = self.entries.lock() {
             // Bounded: a flood of distinct valid keys cannot grow it forever.
             if entries.len() > 10_000 {
                 entries.clear();
             }
-            entries.insert(key.id.clone(), (key, Instant::now()));
+            entries.insert(id.to_string(), (value, Instant::now()));
         }
     }
 
-    fn forget(&self, id: &str) {
+    pub(crate) fn forget(&self, id: &str) {
         if let Ok(mut entries) = self.entries.lock() {
             entries.remove(id);
         }
@@ -173,18 +203,34 @@ impl App {
                     .get_key(id)
                     .await?
                     .ok_or(AppError::Unauthorized)?;
-                self.keys.put(k.clone());
+                self.keys.put(id, k.clone());
                 k
             }
         };
         if !verify(&key, secret) {
             return Err(AppError::Unauthorized);
         }
-        Ok(Caller {
-            key_id: key.id,
-            name: key.name,
-            role: key.role,
-        })
+        let mut caller = Caller::key(&key.id, &key.name, key.role);
+        if let Some(name) = &key.user {
+            // A disabled person's keys stop working with them.
+            let user = self.cached_user(name).await?.filter(|u| u.is_active());
+            let user = user.ok_or(AppError::Unauthorized)?;
+            caller.user = Some(user.name);
+            caller.groups = user.groups;
+        }
+        Ok(caller)
+    }
+
+    /// A user by name through the same short-lived cache as keys.
+    pub(crate) async fn cached_user(&self, name: &str) -> AppResult<Option<User>> {
+        if let Some(u) = self.users.get(name, self.config.key_cache_ttl) {
+            return Ok(Some(u));
+        }
+        let found = self.store.get_user(name).await?;
+        if let Some(u) = &found {
+            self.users.put(name, u.clone());
+        }
+        Ok(found)
     }
 
     /// Spends one request from the key's bucket.
@@ -198,16 +244,27 @@ impl App {
         })
     }
 
-    /// Creates a key; `name` defaults to the role's name.
+    /// Creates a key; `name` defaults to the role's name (or the person's,
+    /// for a key that belongs to `user`).
     pub async fn create_key(
         &self,
         caller: &Caller,
         role: Role,
         name: Option<String>,
+        user: Option<String>,
     ) -> AppResult<NewKey> {
         caller.require(&[Role::Admin], "manage API keys")?;
-        let name = key_name(name, role)?;
+        let name = key_name(name.or_else(|| user.clone()), role)?;
         let mut new = generate_key(role, &name, now());
+        if let Some(u) = user {
+            let found = self.store.get_user(&u).await?;
+            if !found.is_some_and(|f| f.is_active()) {
+                return Err(AppError::Validation(format!(
+                    "no active user named {u:?}; create the user first"
+                )));
+            }
+            new.key.user = Some(u);
+        }
         // The minting key is the new key's principal: what it creates or
         // approves counts as the minter's for separation of duties.
         new.key.minted_by = Some(caller.key_id.clone());

@@ -27,6 +27,21 @@ pub enum AppError {
     },
     #[error("a key may not review a request it created, or one created by a key of the same principal (a key it minted, or the key that minted it)")]
     SelfReview,
+    /// The reviewer is not in a group the decision's requirements allow
+    /// (yet: an escalation may widen them later).
+    #[error("{0}")]
+    NotEligible(String),
+    /// This person already reviewed the decision (with any key, in any
+    /// channel); one person counts once.
+    #[error("{0}")]
+    AlreadyReviewed(String),
+    /// An amended action the decision's policies would reject; nothing
+    /// was recorded.
+    #[error("the amended action is rejected by policy: {}", reasons_text(.0))]
+    AmendmentRejected(Vec<gatehouse_core::Reason>),
+    /// A record with this name exists already (a user).
+    #[error("{0}")]
+    AlreadyExists(String),
     #[error("this is the last active admin key; create another admin key before revoking it")]
     LastAdmin,
     #[error("{0} not found")]
@@ -61,6 +76,14 @@ pub enum AppError {
 }
 
 pub type AppResult<T> = Result<T, AppError>;
+
+fn reasons_text(reasons: &[gatehouse_core::Reason]) -> String {
+    reasons
+        .iter()
+        .map(|r| r.message.as_str())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
 
 impl AppError {
     pub(crate) fn internal(cause: impl std::fmt::Display) -> AppError {

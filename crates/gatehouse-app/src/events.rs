@@ -156,7 +156,8 @@ impl DomainEvent {
             LogEvent::TaskEvent { .. }
             | LogEvent::PolicyVersion { .. }
             | LogEvent::TokenIssued { .. }
-            | LogEvent::KeyEvent { .. } => Vec::new(),
+            | LogEvent::KeyEvent { .. }
+            | LogEvent::UserEvent { .. } => Vec::new(),
         }
     }
 }

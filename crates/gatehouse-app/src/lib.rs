@@ -26,6 +26,7 @@ pub mod tasks;
 pub mod telemetry;
 pub mod throttle;
 pub mod tokens;
+pub mod users;
 
 use std::sync::Arc;
 
@@ -43,7 +44,7 @@ pub use config::{AppConfig, MAX_WAIT_SECONDS};
 pub use error::{AppError, AppResult};
 pub use events::{DomainEvent, Published, Resolution};
 
-use crate::access::KeyCache;
+use crate::access::Cache;
 use crate::events::Events;
 use crate::policies::PolicyRegistry;
 
@@ -56,7 +57,8 @@ pub struct App {
     tokens: ArcSwap<TokenSigner>,
     policies: PolicyRegistry,
     config: AppConfig,
-    keys: KeyCache,
+    keys: Cache<gatehouse_store::ApiKey>,
+    users: Cache<gatehouse_store::User>,
     limiter: Option<DefaultKeyedRateLimiter<String>>,
     events: Events,
     checkpoint_cache: integrity::VerifiedCheckpoint,
@@ -96,7 +98,8 @@ impl App {
             store,
             tokens: ArcSwap::new(tokens),
             policies,
-            keys: KeyCache::default(),
+            keys: Cache::default(),
+            users: Cache::default(),
             limiter,
             events,
             checkpoint_cache: Default::default(),

@@ -31,11 +31,7 @@ async fn app_on(store: Arc<dyn Store>, poll: Duration) -> Arc<App> {
 async fn caller(store: &dyn Store, role: Role, name: &str) -> Caller {
     let new = access::generate_key(role, name, time::OffsetDateTime::now_utc());
     store.create_key(&new.key).await.unwrap();
-    Caller {
-        key_id: new.key.id,
-        name: name.into(),
-        role,
-    }
+    Caller::key(&new.key.id, name, role)
 }
 
 fn request(risk: Risk) -> ActionRequest {

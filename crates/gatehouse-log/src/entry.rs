@@ -95,6 +95,26 @@ pub enum LogEvent {
     Flag { reason: String },
     /// An API key or a signing key changed; `id` is the key id (or kid).
     KeyEvent { event: KeyChange, role: String },
+    /// A person's account changed; `id` is the user's name. `groups` is
+    /// the new membership when it was set (created, groups_set), so who
+    /// could review what is on record.
+    UserEvent {
+        event: UserChange,
+        role: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        groups: Option<Vec<String>>,
+    },
+}
+
+/// What happened to a user account. A password change is recorded, never
+/// the password or its hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserChange {
+    Created,
+    Disabled,
+    GroupsSet,
+    PasswordSet,
 }
 
 /// What happened to a key.
@@ -232,6 +252,7 @@ impl LogEvent {
             LogEvent::Outcome { .. } => "outcome",
             LogEvent::Flag { .. } => "flag",
             LogEvent::KeyEvent { .. } => "key_event",
+            LogEvent::UserEvent { .. } => "user_event",
         }
     }
 }
@@ -435,6 +456,26 @@ impl LogEntry {
             LogEvent::KeyEvent {
                 event: change,
                 role: role.as_str().to_string(),
+            },
+        )
+    }
+
+    /// A user account changed; `groups` is the membership it now has when
+    /// the change set it.
+    pub fn user(
+        name: &str,
+        change: UserChange,
+        role: Role,
+        groups: Option<&[String]>,
+        at: OffsetDateTime,
+    ) -> LogEntry {
+        LogEntry::new(
+            name,
+            at,
+            LogEvent::UserEvent {
+                event: change,
+                role: role.as_str().to_string(),
+                groups: groups.map(<[String]>::to_vec),
             },
         )
     }

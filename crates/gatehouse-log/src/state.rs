@@ -326,7 +326,8 @@ fn apply(s: &mut DecisionState, index: u64, entry: LogEntry) -> Result<(), Strin
         LogEvent::Flag { reason } => s.flags.push(logged(index, &ts, reason)),
         other @ (LogEvent::TaskEvent { .. }
         | LogEvent::PolicyVersion { .. }
-        | LogEvent::KeyEvent { .. }) => {
+        | LogEvent::KeyEvent { .. }
+        | LogEvent::UserEvent { .. }) => {
             return Err(format!("a {} entry is not about a decision", other.kind()))
         }
     }

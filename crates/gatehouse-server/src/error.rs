@@ -66,6 +66,12 @@ impl ApiError {
                 AppError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
                 AppError::SelfReview => (StatusCode::FORBIDDEN, "self_review_forbidden"),
                 AppError::LastAdmin => (StatusCode::CONFLICT, "last_admin"),
+                AppError::NotEligible(_) => (StatusCode::FORBIDDEN, "not_eligible"),
+                AppError::AlreadyReviewed(_) => (StatusCode::CONFLICT, "already_reviewed"),
+                AppError::AmendmentRejected(_) => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "amendment_rejected")
+                }
+                AppError::AlreadyExists(_) => (StatusCode::CONFLICT, "already_exists"),
                 AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
                 AppError::NotPending(_) => (StatusCode::CONFLICT, "not_pending"),
                 AppError::IdempotencyConflict => (StatusCode::CONFLICT, "idempotency_conflict"),
@@ -115,6 +121,9 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let mut error = json!({"code": code, "message": message});
+        if let ApiError::App(AppError::AmendmentRejected(reasons)) = &self {
+            error["reasons"] = json!(reasons);
+        }
         if let Some(id) = crate::observe::current_request_id() {
             error["request_id"] = id.into();
         }

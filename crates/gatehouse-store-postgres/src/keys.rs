@@ -16,8 +16,8 @@ impl KeyStore for PostgresStore {
     async fn create_key(&self, k: &ApiKey) -> StoreResult<()> {
         let mut tx = self.logged_tx().await?;
         sqlx::query(
-            "INSERT INTO api_keys (id, name, role, secret_hash, created_at_ms, revoked_at_ms, minted_by)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO api_keys (id, name, role, secret_hash, created_at_ms, revoked_at_ms, minted_by, user_name)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&k.id)
         .bind(&k.name)
@@ -26,6 +26,7 @@ impl KeyStore for PostgresStore {
         .bind(to_unix_millis(k.created_at))
         .bind(k.revoked_at.map(to_unix_millis))
         .bind(&k.minted_by)
+        .bind(&k.user)
         .execute(&mut *tx)
         .await
         .map_err(backend)?;

@@ -19,6 +19,7 @@ mod policies;
 mod reviews;
 mod rows;
 mod tokens;
+mod users;
 
 use std::sync::Arc;
 

@@ -19,8 +19,8 @@ impl KeyStore for SqliteStore {
         self.writer
             .run(move |conn| {
                 conn.execute(
-                    "INSERT INTO api_keys (id, name, role, secret_hash, created_at_ms, revoked_at_ms, minted_by)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    "INSERT INTO api_keys (id, name, role, secret_hash, created_at_ms, revoked_at_ms, minted_by, user_name)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                     params![
                         k.id,
                         k.name,
@@ -28,7 +28,8 @@ impl KeyStore for SqliteStore {
                         k.secret_hash,
                         to_unix_millis(k.created_at),
                         k.revoked_at.map(to_unix_millis),
-                        k.minted_by
+                        k.minted_by,
+                        k.user
                     ],
                 )
                 .map_err(backend)?;

@@ -24,6 +24,7 @@ mod reviews;
 mod rows;
 mod tokens;
 mod tx;
+mod users;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -50,6 +51,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0009_key_principal.sql"),
     include_str!("../migrations/0010_readiness.sql"),
     include_str!("../migrations/0011_unsigned_tokens.sql"),
+    include_str!("../migrations/0012_users.sql"),
 ];
 const DB_FILE: &str = "gatehouse.db";
 

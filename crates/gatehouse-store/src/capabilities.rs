@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use crate::sql::EvidenceRow;
 use crate::{
     ApiKey, CreateOutcome, DecisionQuery, IssuedToken, NewDecision, PolicyVersion, Redemption,
-    StoreResult,
+    StoreResult, User,
 };
 
 /// Storing and reading decisions.
@@ -80,6 +80,43 @@ pub trait KeyStore: Send + Sync {
 
     /// Marks a key revoked. Returns false when no such key exists.
     async fn revoke_key(&self, id: &str, at: OffsetDateTime) -> StoreResult<bool>;
+}
+
+/// A change to a user account (see [`UserStore::update_user`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserUpdate {
+    Disable,
+    /// The new membership, sorted and without repeats.
+    Groups(Vec<String>),
+    /// The new Argon2id PHC string.
+    Password(String),
+}
+
+/// People and their groups.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Creates a user with its groups and appends a `user_event` entry;
+    /// `Duplicate` when the name is taken.
+    async fn create_user(&self, user: &User) -> StoreResult<()>;
+
+    async fn get_user(&self, name: &str) -> StoreResult<Option<User>>;
+
+    /// Every user, by name.
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+
+    /// Applies one change and appends its `user_event` entry; returns the
+    /// user as it is now, or `NotFound`. Disabling twice keeps the first
+    /// time and logs nothing new.
+    async fn update_user(
+        &self,
+        name: &str,
+        update: &UserUpdate,
+        at: OffsetDateTime,
+    ) -> StoreResult<User>;
+
+    /// Whether an active user belongs to `group`: a group exists while
+    /// someone can review for it.
+    async fn group_exists(&self, group: &str) -> StoreResult<bool>;
 }
 
 /// Approval tokens and the keys that signed them.
@@ -198,6 +235,7 @@ pub trait Store:
     DecisionStore
     + ReviewStore
     + KeyStore
+    + UserStore
     + TokenStore
     + EvidenceStore
     + PolicyStore
@@ -215,6 +253,6 @@ pub trait Store:
 pub mod prelude {
     pub use super::{
         DecisionStore, EvidenceStore, KeyStore, LogStore, PolicyStore, ReviewStore, Store,
-        TokenStore,
+        TokenStore, UserStore,
     };
 }

@@ -57,7 +57,7 @@ impl StoreError {
 
 /// The tables both backends keep. A store is usable only while every one
 /// of them exists (see [`schema_probe_sql`]).
-pub const TABLES: [&str; 12] = [
+pub const TABLES: [&str; 15] = [
     "decisions",
     "events",
     "policy_versions",
@@ -70,6 +70,9 @@ pub const TABLES: [&str; 12] = [
     "executions",
     "outcomes",
     "token_keys",
+    "users",
+    "user_groups",
+    "user_identities",
 ];
 
 /// One statement that reads no row but fails unless every table in

@@ -10,13 +10,16 @@ use gatehouse_log::entry::LogEntry;
 use time::OffsetDateTime;
 
 use crate::{
-    ApiKey, DecisionQuery, IssuedToken, PolicyVersion, Redemption, StoreError, StoreResult,
+    ApiKey, DecisionQuery, IssuedToken, PolicyVersion, Redemption, StoreError, StoreResult, User,
 };
 
 /// A decision as first written (`body`) and its mutable state.
 pub const DECISION_COLUMNS: &str = "body, status, review, resolved_at_ms, log_index, flag_reason";
 pub const KEY_COLUMNS: &str =
-    "id, name, role, secret_hash, created_at_ms, revoked_at_ms, minted_by";
+    "id, name, role, secret_hash, created_at_ms, revoked_at_ms, minted_by, user_name";
+/// A user's columns; the groups come from `user_groups`, aggregated by
+/// each backend into the last column as one comma-separated text.
+pub const USER_COLUMNS: &str = "name, role, email, password_hash, created_at_ms, disabled_at_ms";
 pub const TOKEN_COLUMNS: &str = "decision_id, jti, kid, token, expires_at_ms, created_at_ms";
 pub const REDEMPTION_COLUMNS: &str = "jti, decision_id, redeemed_by, redeemed_at_ms";
 pub const POLICY_VERSION_COLUMNS: &str = "version, files_json, first_used_at_ms";
@@ -83,6 +86,53 @@ pub fn key_from_row(row: &dyn Columns) -> StoreResult<ApiKey> {
         created_at: from_unix_millis(row.int(4)?),
         revoked_at: row.opt_int(5)?.map(from_unix_millis),
         minted_by: row.opt_text(6)?,
+        user: row.opt_text(7)?,
+    })
+}
+
+/// Every user (or the one named by the first parameter, with `one`),
+/// with its groups aggregated into the last column.
+pub fn users_sql(dialect: Dialect, one: bool) -> String {
+    let agg = match dialect {
+        Dialect::Sqlite => "group_concat(g.group_name, ',')",
+        Dialect::Postgres => "string_agg(g.group_name, ',')",
+    };
+    let columns = USER_COLUMNS
+        .split(", ")
+        .map(|c| format!("u.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let filter = if one {
+        format!("WHERE u.name = {}", dialect.param(1))
+    } else {
+        String::new()
+    };
+    format!(
+        "SELECT {columns}, {agg} FROM users u LEFT JOIN user_groups g ON g.user_name = u.name
+         {filter} GROUP BY {columns} ORDER BY u.name"
+    )
+}
+
+/// A user from a row of [`USER_COLUMNS`] followed by its groups joined
+/// with commas (group names cannot contain one).
+pub fn user_from_row(row: &dyn Columns) -> StoreResult<User> {
+    let role = row.text(1)?;
+    let groups = row.opt_text(6)?.unwrap_or_default();
+    let mut groups: Vec<String> = groups
+        .split(',')
+        .filter(|g| !g.is_empty())
+        .map(str::to_string)
+        .collect();
+    groups.sort();
+    groups.dedup();
+    Ok(User {
+        name: row.text(0)?,
+        role: Role::parse(&role).ok_or_else(|| corrupt(format!("role {role:?}")))?,
+        email: row.opt_text(2)?,
+        groups,
+        password_hash: row.text(3)?,
+        created_at: from_unix_millis(row.int(4)?),
+        disabled_at: row.opt_int(5)?.map(from_unix_millis),
     })
 }
 

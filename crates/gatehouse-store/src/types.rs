@@ -71,6 +71,11 @@ pub struct ApiKey {
     /// principal for separation of duties. Keys made with the CLI have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minted_by: Option<String>,
+    /// The person the key belongs to, if any: what they do with it is
+    /// theirs (reviews, separation of duties). A key without one is its
+    /// own identity, by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 /// A decision ready to store, with its log entries serialised once: the
@@ -147,4 +152,30 @@ pub struct Redemption {
     pub decision_id: String,
     pub redeemed_by: String,
     pub at: OffsetDateTime,
+}
+
+/// A person who reviews, audits or administers: signs in to the console
+/// and may own API keys. Groups route reviews. The password is stored only
+/// as an Argon2id PHC string. External identities (an OIDC subject, a
+/// Slack user id) attach to the name through the `user_identities` table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub name: String,
+    pub role: Role,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Sorted and without repeats.
+    pub groups: Vec<String>,
+    #[serde(skip_serializing)]
+    pub password_hash: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub disabled_at: Option<OffsetDateTime>,
+}
+
+impl User {
+    pub fn is_active(&self) -> bool {
+        self.disabled_at.is_none()
+    }
 }

@@ -23,6 +23,10 @@ pub enum Command {
     /// Manage API keys directly in the database.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage people (reviewers, auditors, admins) and their groups
+    /// directly in the database.
+    #[command(subcommand)]
+    Users(UsersCommand),
     /// Check and test policy sets.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -256,6 +260,10 @@ pub enum KeysCommand {
         role: String,
         #[arg(long)]
         name: Option<String>,
+        /// The person the key belongs to (an active user): reviews made
+        /// with it are theirs. The name defaults to theirs.
+        #[arg(long)]
+        user: Option<String>,
         #[command(flatten)]
         storage: StorageArgs,
     },
@@ -274,6 +282,54 @@ pub enum KeysCommand {
     /// Revoke a key by id.
     Revoke {
         id: String,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum UsersCommand {
+    /// Create a user; the password is read from standard input (one line)
+    /// and stored only as an Argon2id hash.
+    Create {
+        name: String,
+        /// A group the user reviews for; repeat for several.
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long, default_value = "reviewer", value_parser = ["reviewer", "auditor", "admin"])]
+        role: String,
+        /// Read the password from standard input (required: passwords are
+        /// never taken from the command line, where `ps` shows them).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// List users with their roles and groups.
+    List {
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Disable a user: no more sign-ins, and their keys stop working.
+    Disable {
+        name: String,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Replace a user's groups (none given: the user leaves every group).
+    SetGroups {
+        name: String,
+        groups: Vec<String>,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Set a user's password, read from standard input.
+    SetPassword {
+        name: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
         #[command(flatten)]
         storage: StorageArgs,
     },

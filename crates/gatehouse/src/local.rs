@@ -241,12 +241,21 @@ pub async fn keys(cmd: KeysCommand) -> Result<()> {
         KeysCommand::Create {
             role,
             name,
+            user,
             storage,
         } => {
             let role = Role::parse(&role).context("unknown role")?;
             let store = open_store(&storage).await?;
-            let name = gatehouse_app::access::key_name(name, role)?;
-            let new = gatehouse_app::access::generate_key(role, &name, OffsetDateTime::now_utc());
+            let name = gatehouse_app::access::key_name(name.or_else(|| user.clone()), role)?;
+            let mut new =
+                gatehouse_app::access::generate_key(role, &name, OffsetDateTime::now_utc());
+            if let Some(user) = user {
+                let found = store.get_user(&user).await?;
+                if !found.is_some_and(|u| u.is_active()) {
+                    bail!("no active user named {user:?}; create it with `gatehouse users create`");
+                }
+                new.key.user = Some(user);
+            }
             store.create_key(&new.key).await?;
             println!(
                 "created {} key {} ({name}); the secret below is shown only once:",
@@ -257,7 +266,10 @@ pub async fn keys(cmd: KeysCommand) -> Result<()> {
         }
         KeysCommand::List { storage } => {
             let store = open_store(&storage).await?;
-            println!("{:<28} {:<9} {:<24} STATUS", "ID", "ROLE", "NAME");
+            println!(
+                "{:<28} {:<9} {:<24} {:<8} USER",
+                "ID", "ROLE", "NAME", "STATUS"
+            );
             for k in store.list_keys().await? {
                 let status = if k.revoked_at.is_some() {
                     "revoked"
@@ -265,10 +277,11 @@ pub async fn keys(cmd: KeysCommand) -> Result<()> {
                     "active"
                 };
                 println!(
-                    "{:<28} {:<9} {:<24} {status}",
+                    "{:<28} {:<9} {:<24} {status:<8} {}",
                     k.id,
                     k.role.as_str(),
-                    k.name
+                    k.name,
+                    k.user.as_deref().unwrap_or("-")
                 );
             }
         }

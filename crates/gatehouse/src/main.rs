@@ -8,6 +8,7 @@ mod local;
 mod log;
 mod serve;
 mod token;
+mod users;
 
 use std::process::ExitCode;
 
@@ -40,6 +41,7 @@ fn main() -> ExitCode {
         let result = match cli.command {
             Command::Serve(args) => serve::run(args).await.map(|_| ExitCode::SUCCESS),
             Command::Keys(cmd) => local::keys(cmd).await.map(|_| ExitCode::SUCCESS),
+            Command::Users(cmd) => users::run(cmd).await.map(|_| ExitCode::SUCCESS),
             Command::Policy(cmd) => local::policy(cmd),
             // `request` has its own exit codes: 0 may proceed, 1 no, 2 error.
             Command::Request(args) => Ok(client::request(args).await),

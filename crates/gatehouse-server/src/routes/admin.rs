@@ -28,7 +28,9 @@ pub async fn create_key(
     Auth(caller): Auth,
     ApiJson(body): ApiJson<NewKeyBody>,
 ) -> Result<(StatusCode, Json<KeyCreated>), ApiError> {
-    let new = app.create_key(&caller, body.role, body.name).await?;
+    let new = app
+        .create_key(&caller, body.role, body.name, body.user)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(KeyCreated {

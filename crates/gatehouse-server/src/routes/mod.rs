@@ -5,6 +5,7 @@ mod gate;
 mod health;
 mod log;
 mod tokens;
+mod users;
 
 use std::sync::Arc;
 
@@ -69,6 +70,11 @@ pub(crate) fn documented() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(log::consistency))
         .routes(routes!(admin::list_keys, admin::create_key))
         .routes(routes!(admin::revoke_key))
+        .routes(routes!(users::list_users, users::create_user))
+        .routes(routes!(users::get_user))
+        .routes(routes!(users::disable_user))
+        .routes(routes!(users::set_groups))
+        .routes(routes!(users::set_password))
 }
 
 pub fn router(app: Arc<App>, config: ServerConfig) -> Router {

@@ -177,6 +177,7 @@ pub async fn keys_create_list_revoke(store: Arc<dyn Store>) {
         created_at: now(),
         revoked_at: None,
         minted_by: None,
+        user: None,
     };
     store.create_key(&key).await.unwrap();
     assert_eq!(store.get_key(&key.id).await.unwrap(), Some(key.clone()));

@@ -111,6 +111,7 @@ pub async fn log_records_every_event_with_a_checkpoint(store: Arc<dyn Store>) {
         created_at: now(),
         revoked_at: None,
         minted_by: None,
+        user: None,
     };
     store.create_key(&key).await.unwrap();
     store.revoke_key(&key.id, now()).await.unwrap();

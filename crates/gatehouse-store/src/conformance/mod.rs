@@ -12,11 +12,13 @@ mod decisions;
 mod log;
 mod reviews;
 mod tokens;
+mod users;
 
 pub use decisions::*;
 pub use log::*;
 pub use reviews::*;
 pub use tokens::*;
+pub use users::*;
 
 use gatehouse_log::checkpoint::LogSigner;
 
@@ -54,7 +56,8 @@ macro_rules! conformance_tests {
             a_refused_decision_does_not_fail_its_batch,
             tokens_are_issued_once_and_redeemed_once,
             executions_outcomes_and_flags_are_logged,
-            retired_token_keys_stay_while_their_tokens_live
+            retired_token_keys_stay_while_their_tokens_live,
+            users_groups_and_key_owners
         );
     };
     (@tests $make:path, $($name:ident),*) => {
