@@ -16,6 +16,12 @@ pub struct ReviewBody {
     pub decision: ReviewChoice,
     #[serde(default)]
     pub comment: Option<String>,
+    /// Approve with changes: the payload approved instead of the proposed
+    /// one (e.g. a lower amount). The decision's policies evaluate it
+    /// first; if they would reject it the review is refused (422
+    /// `amendment_rejected`). The approval token then binds this payload.
+    #[serde(default)]
+    pub amended_payload: Option<Map<String, Value>>,
 }
 
 /// `POST /api/agent/tasks/{task_id}/events`: what happened around a task.

@@ -40,6 +40,12 @@ pub struct GateBody {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub payload: Option<Value>,
+    /// The group that owns this request: with no `@reviewers` on the
+    /// policies that send it to review, its members review it (if the
+    /// group exists; otherwise any reviewer). It never widens a route a
+    /// policy set.
+    #[serde(default)]
+    pub owner: Option<String>,
     /// Same as the `Idempotency-Key` header.
     #[serde(default)]
     pub idempotency_key: Option<String>,
@@ -63,6 +69,12 @@ pub struct SdkGateBody {
     pub task_id: Option<String>,
     #[serde(default)]
     pub summary: Option<Vec<String>>,
+    /// The group that owns this request: with no `@reviewers` on the
+    /// policies that send it to review, its members review it (if the
+    /// group exists; otherwise any reviewer). It never widens a route a
+    /// policy set.
+    #[serde(default)]
+    pub owner: Option<String>,
     #[serde(default)]
     pub idempotency_key: Option<String>,
 }
@@ -134,7 +146,7 @@ impl GateBody {
             task_id: Some(name("task_id", task_id)?),
             task_label: text("task_label", self.task_label)?,
             preview: text("preview", self.preview)?,
-            owner: None,
+            owner: self.owner.map(|o| name("owner", o)).transpose()?,
             source_record_id: None,
             question: None,
             evidence: Vec::new(),
@@ -155,7 +167,7 @@ impl SdkGateBody {
             task_id,
             task_label: None,
             preview: None,
-            owner: None,
+            owner: self.owner.map(|o| name("owner", o)).transpose()?,
             source_record_id: None,
             question: None,
             evidence: Vec::new(),

@@ -10,6 +10,8 @@ use gatehouse_core::{
 };
 use gatehouse_log::entry::LogEntry;
 use gatehouse_log::packet::Check;
+
+use crate::progress::{ApprovedAction, ReviewProgress};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -76,6 +78,13 @@ pub struct GateView {
     /// Signed approval token, for the agent that asked, once it may proceed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_token: Option<String>,
+    /// For a decision that went to review: who must approve and who has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_progress: Option<ReviewProgress>,
+    /// Once it may proceed: the exact action to run (with the approved
+    /// amendment, if reviewers changed it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_action: Option<ApprovedAction>,
 }
 
 impl From<&Decision> for GateView {
@@ -106,6 +115,8 @@ impl GateView {
             decision_url: format!("/api/decision/{}", d.id),
             flagged_for_review: d.flag.clone(),
             approval_token: None,
+            review_progress: ReviewProgress::of(d),
+            approved_action: ApprovedAction::of(d),
         }
     }
 }
@@ -140,6 +151,12 @@ pub struct RecordView {
     /// itself does not repeat what the caller just sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<SubmittedRequest>,
+    /// For a decision that went to review: who must approve and who has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_progress: Option<ReviewProgress>,
+    /// Once it may proceed: the exact action to run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_action: Option<ApprovedAction>,
 }
 
 impl RecordView {
@@ -168,6 +185,8 @@ impl RecordView {
             review: d.review.as_ref().map(ReviewView::from),
             resolved_at: d.resolved_at.map(rfc3339),
             request: None,
+            review_progress: ReviewProgress::of(d),
+            approved_action: ApprovedAction::of(d),
         }
     }
 }

@@ -4,9 +4,12 @@
 use std::sync::Arc;
 
 use gatehouse_core::canonical::canonical_sha256_hex;
+use gatehouse_core::decision::rfc3339;
+use gatehouse_core::review_rule::{Requirement, ReviewRule};
 use gatehouse_core::{ids, ActionRequest, Decision, Verdict};
-use gatehouse_policy::Clock;
+use gatehouse_policy::{valid_group, Clock, ReviewRoute};
 use gatehouse_store::{CreateOutcome, NewDecision, Role};
+use time::OffsetDateTime;
 
 use crate::error::{AppError, AppResult};
 use crate::telemetry;
@@ -32,6 +35,68 @@ pub struct Decided {
 }
 
 impl App {
+    /// Who must approve a decision the policies sent to review: one
+    /// requirement per matching review policy. A policy without
+    /// `@reviewers` is routed to the request's owner group when one exists
+    /// (never wider than a policy's own groups), otherwise to anyone.
+    async fn review_rule(
+        &self,
+        caller: &Caller,
+        request: &ActionRequest,
+        routes: &[ReviewRoute],
+        created_at: OffsetDateTime,
+    ) -> AppResult<ReviewRule> {
+        let owner_group = match &request.owner {
+            Some(owner)
+                if valid_group(owner)
+                    && (routes.is_empty() || routes.iter().any(|r| r.groups.is_empty())) =>
+            {
+                self.store.group_exists(owner).await?.then(|| owner.clone())
+            }
+            _ => None,
+        };
+        let anyone = ReviewRoute {
+            policy_id: String::new(),
+            groups: Vec::new(),
+            quorum: 1,
+            escalate_after: None,
+            escalate_to: None,
+        };
+        let routes = if routes.is_empty() {
+            std::slice::from_ref(&anyone)
+        } else {
+            routes
+        };
+        let mut requirements: Vec<Requirement> = routes
+            .iter()
+            .map(|r| Requirement {
+                groups: if r.groups.is_empty() {
+                    owner_group.iter().cloned().collect()
+                } else {
+                    r.groups.clone()
+                },
+                quorum: r.quorum,
+                escalate_to: r.escalate_to.clone(),
+                escalate_at: r.escalate_after.map(|after| rfc3339(created_at + after)),
+                policy_id: (!r.policy_id.is_empty()).then(|| r.policy_id.clone()),
+            })
+            .collect();
+        // "Any one reviewer" is implied by every other requirement.
+        if requirements.len() > 1 {
+            let trivial =
+                |r: &Requirement| r.groups.is_empty() && r.quorum == 1 && r.escalate_to.is_none();
+            if !requirements.iter().all(trivial) {
+                requirements.retain(|r| !trivial(r));
+            } else {
+                requirements.truncate(1);
+            }
+        }
+        Ok(ReviewRule {
+            requester: caller.identity().to_string(),
+            requirements,
+        })
+    }
+
     /// Evaluates and durably stores a decision.
     pub async fn decide(
         &self,
@@ -66,6 +131,13 @@ impl App {
             created_at + timeout
         });
         let action_hash = request.action_hash();
+        let review_rule = match eval.verdict {
+            Verdict::PendingReview => Some(
+                self.review_rule(caller, &request, &eval.routes, created_at)
+                    .await?,
+            ),
+            _ => None,
+        };
         let decision = Decision {
             record_hash: String::new(),
             id: ids::decision_id(),
@@ -81,6 +153,8 @@ impl App {
             created_at,
             deadline,
             review: None,
+            reviews: Vec::new(),
+            review_rule,
             resolved_at: None,
             idempotency_key,
             request_hash,

@@ -77,6 +77,17 @@ pub enum AppError {
 
 pub type AppResult<T> = Result<T, AppError>;
 
+impl From<gatehouse_core::review_rule::Refusal> for AppError {
+    fn from(r: gatehouse_core::review_rule::Refusal) -> Self {
+        use gatehouse_core::review_rule::Refusal;
+        match r {
+            Refusal::SelfReview => AppError::SelfReview,
+            Refusal::NotEligible(m) => AppError::NotEligible(m),
+            Refusal::AlreadyReviewed(m) => AppError::AlreadyReviewed(m),
+        }
+    }
+}
+
 fn reasons_text(reasons: &[gatehouse_core::Reason]) -> String {
     reasons
         .iter()
@@ -101,6 +112,7 @@ impl From<StoreError> for AppError {
                 AppError::NotPending(format!("decision is {status}, not pending_review"))
             }
             StoreError::Unavailable(cause) => AppError::Unavailable(cause),
+            StoreError::ReviewRefused(refusal) => refusal.into(),
             other => AppError::Internal(other.to_string()),
         }
     }

@@ -53,6 +53,8 @@ pub enum DomainEvent {
         reviewer: String,
         decision: ReviewChoice,
     },
+    /// A pending decision's escalation group may now review it too.
+    DecisionEscalated { decision_id: String, group: String },
     /// A pending decision is final.
     DecisionResolved {
         decision_id: String,
@@ -83,6 +85,7 @@ impl DomainEvent {
             DomainEvent::DecisionCreated { decision_id, .. }
             | DomainEvent::ReviewRequested { decision_id }
             | DomainEvent::ReviewRecorded { decision_id, .. }
+            | DomainEvent::DecisionEscalated { decision_id, .. }
             | DomainEvent::DecisionResolved { decision_id, .. }
             | DomainEvent::TokenRedeemed { decision_id, .. }
             | DomainEvent::ExecutionRecorded { decision_id, .. }
@@ -111,24 +114,34 @@ impl DomainEvent {
                 }
                 events
             }
-            // One review resolves a decision today; with quorum the
-            // resolution will be an entry of its own.
+            // A review resolves the decision when its entry says so (a
+            // review logged before review rules always did).
             LogEvent::Review {
-                decision, reviewer, ..
-            } => vec![
-                DomainEvent::ReviewRecorded {
+                decision,
+                reviewer,
+                resolves,
+                ..
+            } => {
+                let mut events = vec![DomainEvent::ReviewRecorded {
                     decision_id: decision_id.clone(),
                     reviewer: reviewer.clone(),
                     decision: *decision,
-                },
-                DomainEvent::DecisionResolved {
-                    decision_id,
-                    resolution: match decision {
-                        ReviewChoice::Approve => Resolution::Approved,
-                        ReviewChoice::Reject => Resolution::Rejected,
-                    },
-                },
-            ],
+                }];
+                if resolves.unwrap_or(true) {
+                    events.push(DomainEvent::DecisionResolved {
+                        decision_id,
+                        resolution: match decision {
+                            ReviewChoice::Approve => Resolution::Approved,
+                            ReviewChoice::Reject => Resolution::Rejected,
+                        },
+                    });
+                }
+                events
+            }
+            LogEvent::Escalation { group } => vec![DomainEvent::DecisionEscalated {
+                decision_id,
+                group: group.clone(),
+            }],
             LogEvent::Expiry {} => vec![DomainEvent::DecisionResolved {
                 decision_id,
                 resolution: Resolution::Expired,

@@ -65,18 +65,34 @@ impl App {
             AppError::EvidenceMismatch(format!("no log entry records decision {}", d.id))
         })?;
         let mut unverified = serde_json::Map::new();
-        let comment = d.review.as_ref().and_then(|r| r.comment.clone());
+        // The rows' reviews, in the order they were logged (a decision
+        // recorded before review rules has only `review`).
+        let shown_reviews: Vec<&gatehouse_core::Review> = if d.reviews.is_empty() {
+            d.review.iter().collect()
+        } else {
+            d.reviews.iter().collect()
+        };
         let reviews = state
             .reviews
             .iter()
-            .map(|r| PacketReview {
-                index: r.index,
-                decision: r.item.decision,
-                reviewer_key_id: r.item.reviewer.clone(),
-                reviewer_name: r.item.reviewer_name.clone().filter(|n| !n.is_empty()),
-                // The one review there is; the verifier checks its hash.
-                comment: comment.clone(),
-                reviewed_at: r.ts.clone(),
+            .enumerate()
+            .map(|(n, r)| {
+                // The row of the same position; the verifier checks the
+                // comment against the entry's hash and the amendment
+                // against its action hash.
+                let row = shown_reviews.get(n);
+                PacketReview {
+                    index: r.index,
+                    decision: r.item.decision,
+                    reviewer_key_id: r.item.reviewer.clone(),
+                    reviewer_name: r.item.reviewer_name.clone().filter(|n| !n.is_empty()),
+                    comment: row.and_then(|row| row.comment.clone()),
+                    reviewed_at: r.ts.clone(),
+                    person: r.item.person.clone(),
+                    groups: r.item.groups.clone(),
+                    action_hash: r.item.action_hash.clone(),
+                    amended_payload: row.and_then(|row| row.amended_payload.clone()),
+                }
             })
             .collect();
         let token = match self.store.get_token(&d.id).await? {
@@ -127,6 +143,8 @@ impl App {
             request: Some(PacketRequest::from(&submitted)),
             status: state.status.as_str().into(),
             reviews,
+            approved_action_hash: (state.approved_action_hash != state.action_hash)
+                .then(|| state.approved_action_hash.clone()),
             token,
             executions,
             outcomes,

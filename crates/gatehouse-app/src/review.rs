@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 
-use gatehouse_core::{Decision, Review, ReviewChoice, Status};
+use gatehouse_core::{Decision, Review, ReviewChoice, Status, Verdict};
+use gatehouse_policy::Clock;
 use gatehouse_store::{DecisionQuery, Role, StoreError};
+use serde_json::{Map, Value};
 
 use crate::error::{AppError, AppResult};
 use crate::events::Resolution;
@@ -97,12 +99,18 @@ impl App {
         }
     }
 
+    /// Records a review. Under a review rule the reviewer must be eligible
+    /// and must not have approved the same action already; the decision is
+    /// resolved once every requirement is met (or at the first reject).
+    /// An approval may carry `amended`: the payload approved instead, which
+    /// the decision's policies evaluate first (a reject refuses the review).
     pub async fn review(
         &self,
         caller: &Caller,
         id: &str,
         choice: ReviewChoice,
         comment: Option<String>,
+        amended: Option<Map<String, Value>>,
     ) -> AppResult<Decision> {
         caller.require(&[Role::Reviewer], "review decisions")?;
         if comment
@@ -113,6 +121,11 @@ impl App {
                 "comment must be at most {MAX_COMMENT} characters"
             )));
         }
+        if amended.is_some() && choice != ReviewChoice::Approve {
+            return Err(AppError::Validation(
+                "amended_payload goes with decision \"approve\" only".into(),
+            ));
+        }
         let d = self
             .store
             .get_decision(id)
@@ -120,20 +133,44 @@ impl App {
             .ok_or(AppError::NotFound("decision"))?;
         // Separation of duties: not the key that asked, nor any key acting
         // for the same principal (a key minted by it, or the key that
-        // minted it).
+        // minted it). The rule adds the person.
         if d.created_by == caller.key_id
             || self.principal(&d.created_by).await? == self.principal(&caller.key_id).await?
         {
             return Err(AppError::SelfReview);
         }
         let review_time = now();
-        let review = Review {
+        let mut review = Review {
             decision: choice,
             reviewer_key_id: caller.key_id.clone(),
             reviewer_name: Some(caller.name.clone()),
             comment,
             reviewed_at: review_time,
+            reviewer_user: caller.user.clone(),
+            groups: caller.groups.clone(),
+            action_hash: None,
+            amended_payload: None,
         };
+        if let Some(rule) = &d.review_rule {
+            if d.status == Status::PendingReview {
+                // The store judges again atomically; this answers early
+                // and before an amendment is evaluated.
+                let prior: Vec<_> = d.reviews.iter().map(|r| r.vote(&d.action_hash)).collect();
+                review.action_hash = Some(d.tally().current_action_hash);
+                rule.check(&d.created_by, &prior, &review.vote(&d.action_hash))?;
+            }
+            if let Some(payload) = amended {
+                review.action_hash = Some(self.amendment(&d, &payload).await?);
+                review.amended_payload = Some(payload);
+            } else if review.action_hash.is_none() {
+                review.action_hash = Some(d.tally().current_action_hash);
+            }
+        } else if amended.is_some() {
+            return Err(AppError::Validation(
+                "this decision was recorded before amendments; approve or reject it as proposed"
+                    .into(),
+            ));
+        }
         let updated = match self.store.review_decision(id, &review).await {
             Err(StoreError::NotPending(s)) if s == "expired" => {
                 self.sweep().await;
@@ -144,20 +181,66 @@ impl App {
             other => other?,
         };
         self.events.appended();
-        let resolution = match choice {
-            ReviewChoice::Approve => Resolution::Approved,
-            ReviewChoice::Reject => Resolution::Rejected,
-        };
-        let waited = (review_time - updated.created_at)
-            .try_into()
-            .unwrap_or_default();
-        telemetry::resolved(resolution, waited);
+        if updated.status.is_final() {
+            let resolution = match updated.status {
+                Status::Approved => Resolution::Approved,
+                _ => Resolution::Rejected,
+            };
+            let waited = (review_time - updated.created_at)
+                .try_into()
+                .unwrap_or_default();
+            telemetry::resolved(resolution, waited);
+        }
         Ok(updated)
+    }
+
+    /// Checks an amended payload the way the original was checked: the
+    /// decision's recorded policy version evaluates the changed action
+    /// (typed by the schema: a mismatch is a 400); a reject refuses the
+    /// amendment with its reasons. Returns the amended action's hash.
+    async fn amendment(&self, d: &Decision, payload: &Map<String, Value>) -> AppResult<String> {
+        let mut request = d.request.clone();
+        request.payload = payload.clone();
+        let engine = self
+            .policies
+            .version(self.store.as_ref(), &d.policy_version)
+            .await?;
+        let clock = Clock::from_datetime(now().to_offset(self.config.utc_offset));
+        let eval = engine
+            .evaluate(&request, clock)
+            .map_err(|e| AppError::SchemaMismatch(format!("amended_payload: {}", e.0)))?;
+        if eval.verdict == Verdict::Reject {
+            return Err(AppError::AmendmentRejected(eval.reasons));
+        }
+        let hash = request.action_hash();
+        if hash == d.tally().current_action_hash {
+            return Err(AppError::Validation(
+                "amended_payload is the action already proposed; approve it without changes".into(),
+            ));
+        }
+        Ok(hash)
     }
 
     /// Expires overdue pending decisions. Errors are logged and retried on
     /// the next tick: expiry only ever moves decisions towards "no".
     pub async fn sweep(&self) {
+        // Escalations first: a decision escalated and expired in the same
+        // tick shows both, in that order.
+        match self.store.escalate_due(now()).await {
+            Ok(escalated) => {
+                for (id, group) in &escalated {
+                    tracing::info!(decision_id = %id, %group, "pending decision escalated");
+                }
+                if !escalated.is_empty() {
+                    self.events.appended();
+                }
+            }
+            Err(e) => {
+                if let Some(repeats) = self.sweep_failures.admit(&e.to_string()) {
+                    tracing::warn!(error = %e, repeats, "escalation sweep failed");
+                }
+            }
+        }
         match self.store.expire_due(now()).await {
             Ok(ids) => {
                 for id in &ids {

@@ -177,7 +177,7 @@ impl App {
         let expires_at = issued_at + ttl;
         let claims = Claims {
             sub: d.id.clone(),
-            act: d.action_hash.clone(),
+            act: d.approved_action_hash(),
             dec: receipt_hash,
             aud: self.config.token_audience.clone(),
             jti: ids::token_id(),

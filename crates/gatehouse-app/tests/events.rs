@@ -83,7 +83,7 @@ async fn every_state_change_is_published_in_log_order() {
 
     let mut watched = app.events().watch(&id).await.unwrap();
     let started = Instant::now();
-    app.review(&reviewer, &id, ReviewChoice::Approve, None)
+    app.review(&reviewer, &id, ReviewChoice::Approve, None, None)
         .await
         .unwrap();
     for sub in [&mut all, &mut watched] {
@@ -184,6 +184,7 @@ async fn events_reach_subscribers_on_another_replica() {
         &id,
         ReviewChoice::Reject,
         Some("not today".into()),
+        None,
     )
     .await
     .unwrap();

@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 
 use crate::canonical::canonical_sha256_hex;
 use crate::request::{ActionRequest, Risk};
+use crate::review_rule::ReviewRule;
 
 pub const RECORD_VERSION: &str = "decision-record/v1";
 
@@ -109,7 +110,7 @@ pub enum ReviewChoice {
     Reject,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Review {
     pub decision: ReviewChoice,
     pub reviewer_key_id: String,
@@ -119,9 +120,49 @@ pub struct Review {
     pub comment: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub reviewed_at: OffsetDateTime,
+    /// The person who reviewed, when the key (or console session) belongs
+    /// to one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewer_user: Option<String>,
+    /// The reviewer's groups when they reviewed (what made them eligible).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// The action this review saw (`sha256:`): for an approval, the action
+    /// it approves. Absent on reviews recorded before review rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action_hash: Option<String>,
+    /// An approval with changes: the payload the reviewer approved instead
+    /// of the proposed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amended_payload: Option<Map<String, Value>>,
 }
 
 impl Review {
+    /// Who reviewed, for quorum and separation of duties: the person, or
+    /// the key's name for a key without one.
+    pub fn identity(&self) -> &str {
+        self.reviewer_user
+            .as_deref()
+            .or(self.reviewer_name.as_deref())
+            .unwrap_or(&self.reviewer_key_id)
+    }
+
+    /// This review as the review rule sees it; `proposed` is the action
+    /// hash of the decision, for reviews recorded before they carried one.
+    pub fn vote(&self, proposed: &str) -> crate::review_rule::Vote {
+        crate::review_rule::Vote {
+            key: self.reviewer_key_id.clone(),
+            identity: self.identity().to_string(),
+            groups: self.groups.clone(),
+            choice: self.decision,
+            action_hash: self
+                .action_hash
+                .clone()
+                .unwrap_or_else(|| proposed.to_string()),
+            at_ms: to_unix_millis(self.reviewed_at),
+        }
+    }
+
     pub fn resulting_status(&self) -> Status {
         match self.decision {
             ReviewChoice::Approve => Status::Approved,
@@ -151,8 +192,18 @@ pub struct Decision {
     pub created_at: OffsetDateTime,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub deadline: Option<OffsetDateTime>,
+    /// The review that resolved the decision (the last approval that met
+    /// the rule, or the reject).
     #[serde(default)]
     pub review: Option<Review>,
+    /// Every review so far, in the order recorded (kept in their own
+    /// column, like `review`; not part of the hashed record).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reviews: Vec<Review>,
+    /// Who must approve, fixed at creation; `None` for decisions that need
+    /// no review and for those recorded before review rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_rule: Option<ReviewRule>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub resolved_at: Option<OffsetDateTime>,
     pub record_hash: String,
@@ -205,6 +256,9 @@ pub struct DecisionRecord {
     pub created_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review_deadline: Option<String>,
+    /// Who must approve (pending decisions created with review rules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_rule: Option<ReviewRule>,
 }
 
 pub fn rfc3339(t: OffsetDateTime) -> String {
@@ -258,6 +312,67 @@ impl Decision {
             context: self.context.clone(),
             created_at: rfc3339(self.created_at),
             review_deadline: self.deadline.map(rfc3339),
+            review_rule: self.review_rule.clone(),
+        }
+    }
+
+    /// The rule reviews are judged by: the one fixed at creation, or any
+    /// reviewer and one approval for decisions recorded before rules.
+    pub fn rule(&self) -> ReviewRule {
+        self.review_rule.clone().unwrap_or_else(ReviewRule::legacy)
+    }
+
+    /// When the sweeper must next escalate this pending decision (Unix
+    /// ms), the first escalation after `after_ms`.
+    pub fn next_escalation_ms(&self, after_ms: i64) -> Option<i64> {
+        if self.status != Status::PendingReview {
+            return None;
+        }
+        self.review_rule
+            .as_ref()
+            .and_then(|r| r.next_escalation_after(after_ms))
+    }
+
+    /// Where the reviews so far leave this decision.
+    pub fn tally(&self) -> crate::review_rule::Tally {
+        let votes: Vec<_> = self
+            .reviews
+            .iter()
+            .map(|r| r.vote(&self.action_hash))
+            .collect();
+        self.rule().tally(&votes, &self.action_hash)
+    }
+
+    /// The action the agent may run: the proposed one, or the amendment
+    /// the approving reviews approved.
+    pub fn approved_payload(&self) -> &Map<String, Value> {
+        if self.status == Status::Approved {
+            let current = self.tally().current_action_hash;
+            if let Some(amended) = self
+                .reviews
+                .iter()
+                .rev()
+                .filter(|r| r.action_hash.as_deref() == Some(current.as_str()))
+                .find_map(|r| r.amended_payload.as_ref())
+            {
+                return amended;
+            }
+        }
+        &self.request.payload
+    }
+
+    /// `sha256:` of the action the agent may run (see [`Decision::approved_payload`]).
+    pub fn approved_action_hash(&self) -> String {
+        if self.status == Status::Approved
+            && self.reviews.iter().any(|r| r.amended_payload.is_some())
+        {
+            crate::request::action_hash(
+                &self.request.action,
+                &self.request.subject,
+                self.approved_payload(),
+            )
+        } else {
+            self.action_hash.clone()
         }
     }
 

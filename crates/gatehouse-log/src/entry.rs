@@ -9,6 +9,7 @@
 use gatehouse_core::canonical::{canonical_sha256_hex, to_canonical_vec};
 use gatehouse_core::decision::rfc3339;
 use gatehouse_core::execution::{ExecutionReceipt, OutcomeRecord, OutcomeStatus};
+use gatehouse_core::review_rule::ReviewRule;
 use gatehouse_core::{Decision, Review, ReviewChoice, Role, TaskEvent, Verdict};
 use std::collections::BTreeMap;
 
@@ -37,8 +38,14 @@ pub enum LogEvent {
         policy_version: String,
         action_hash: String,
         created_by: String,
+        /// Who must approve a pending decision (its record's rule), so the
+        /// log alone can tell whether its reviews approved it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        review_rule: Option<ReviewRule>,
     },
-    /// A reviewer resolved a pending decision; `id` is the decision id.
+    /// A reviewer approved or rejected a pending decision; `id` is the
+    /// decision id. Whether it resolved the decision follows from the
+    /// decision's rule and the reviews before it.
     Review {
         decision: ReviewChoice,
         reviewer: String,
@@ -46,7 +53,23 @@ pub enum LogEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reviewer_name: Option<String>,
         comment_hash: Option<String>,
+        /// With review rules: who reviewed (the person, or the key's name),
+        /// their groups then, and the action they saw or approved (an
+        /// amendment's hash differs from the proposed action's).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        person: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        groups: Option<Vec<String>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        action_hash: Option<String>,
+        /// With review rules: whether this review resolved the decision
+        /// (the rule was met, or it rejects); `derive` recomputes it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resolves: Option<bool>,
     },
+    /// A pending decision's escalation group became eligible; `id` is the
+    /// decision id.
+    Escalation { group: String },
     /// A pending decision passed its deadline; `id` is the decision id.
     Expiry {},
     /// Something the caller reported around a task; `id` is the event id.
@@ -219,6 +242,7 @@ impl LogEvent {
         matches!(
             self,
             LogEvent::Review { .. }
+                | LogEvent::Escalation { .. }
                 | LogEvent::Expiry {}
                 | LogEvent::TokenIssued { .. }
                 | LogEvent::TokenRedeemed { .. }
@@ -243,6 +267,7 @@ impl LogEvent {
         match self {
             LogEvent::Decision { .. } => "decision",
             LogEvent::Review { .. } => "review",
+            LogEvent::Escalation { .. } => "escalation",
             LogEvent::Expiry {} => "expiry",
             LogEvent::TaskEvent { .. } => "task_event",
             LogEvent::PolicyVersion { .. } => "policy_version",
@@ -321,11 +346,16 @@ impl LogEntry {
                 policy_version: d.policy_version.clone(),
                 action_hash: d.action_hash.clone(),
                 created_by: d.created_by.clone(),
+                review_rule: d.review_rule.clone(),
             },
         )
     }
 
-    pub fn review(decision_id: &str, r: &Review) -> LogEntry {
+    /// A review; one made under a review rule (it carries the action it
+    /// saw) also records who made it, their groups, and whether it
+    /// `resolves` the decision.
+    pub fn review(decision_id: &str, r: &Review, resolves: bool) -> LogEntry {
+        let ruled = r.action_hash.is_some();
         LogEntry::new(
             decision_id,
             r.reviewed_at,
@@ -334,6 +364,21 @@ impl LogEntry {
                 reviewer: r.reviewer_key_id.clone(),
                 reviewer_name: Some(r.reviewer_name.clone().unwrap_or_default()),
                 comment_hash: r.comment.as_deref().map(comment_hash),
+                person: ruled.then(|| r.identity().to_string()),
+                groups: ruled.then(|| r.groups.clone()),
+                action_hash: r.action_hash.clone(),
+                resolves: ruled.then_some(resolves),
+            },
+        )
+    }
+
+    /// `group` became eligible to review a pending decision.
+    pub fn escalation(decision_id: &str, group: &str, at: OffsetDateTime) -> LogEntry {
+        LogEntry::new(
+            decision_id,
+            at,
+            LogEvent::Escalation {
+                group: group.to_string(),
             },
         )
     }
@@ -530,6 +575,10 @@ mod tests {
                 reviewer: "k2".into(),
                 reviewer_name: None,
                 comment_hash: None,
+                person: None,
+                groups: None,
+                action_hash: None,
+                resolves: None,
             },
         ));
         let v1_token = v1(LogEntry::new(
@@ -577,8 +626,12 @@ mod tests {
             reviewer_name: Some("Rita".into()),
             comment: Some("no".into()),
             reviewed_at: at,
+            reviewer_user: None,
+            groups: Vec::new(),
+            action_hash: None,
+            amended_payload: None,
         };
-        let entry = LogEntry::review("dec_1", &review).after("ab".repeat(32));
+        let entry = LogEntry::review("dec_1", &review, true).after("ab".repeat(32));
         let bytes = entry.to_bytes();
         assert_eq!(
             String::from_utf8(bytes.clone()).unwrap(),

@@ -50,10 +50,10 @@ pub fn receipt_refusal(
             s.status.as_str()
         ));
     }
-    if action_hash != s.action_hash {
+    if action_hash != s.approved_action_hash {
         return Some(format!(
             "the executed action ({action_hash}) is not the approved one ({})",
-            s.action_hash
+            s.approved_action_hash
         ));
     }
     let issued = s.token.as_ref().map(|t| &t.item);

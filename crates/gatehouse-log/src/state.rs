@@ -5,6 +5,7 @@
 //! [`crate::rules`], shared with the server.
 
 use gatehouse_core::execution::OutcomeStatus;
+use gatehouse_core::review_rule::{unix_ms, ReviewRule, Vote};
 use gatehouse_core::{ReviewChoice, Status, Verdict};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -28,6 +29,32 @@ pub struct LoggedReview {
     pub reviewer: String,
     pub reviewer_name: Option<String>,
     pub comment_hash: Option<String>,
+    /// With review rules: the person (or key name), their groups, and the
+    /// action the review saw or approved.
+    pub person: Option<String>,
+    pub groups: Option<Vec<String>>,
+    pub action_hash: Option<String>,
+}
+
+impl LoggedReview {
+    /// The review as the rule sees it, made at `ts`.
+    pub fn vote(&self, proposed: &str, ts: &str) -> Vote {
+        Vote {
+            key: self.reviewer.clone(),
+            identity: self
+                .person
+                .clone()
+                .or_else(|| self.reviewer_name.clone())
+                .unwrap_or_else(|| self.reviewer.clone()),
+            groups: self.groups.clone().unwrap_or_default(),
+            choice: self.decision,
+            action_hash: self
+                .action_hash
+                .clone()
+                .unwrap_or_else(|| proposed.to_string()),
+            at_ms: unix_ms(ts).unwrap_or(i64::MIN),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,10 +101,18 @@ pub struct DecisionState {
     pub action_hash: String,
     pub policy_version: String,
     pub created_by: String,
+    /// Who must approve, as the decision entry fixed it (`None` before
+    /// review rules: any reviewer, one approval).
+    pub rule: Option<ReviewRule>,
     pub status: Status,
     /// The entry that resolved a pending decision (review or expiry).
     pub resolved: Option<Logged<()>>,
     pub reviews: Vec<Logged<LoggedReview>>,
+    /// The groups that became eligible by escalation.
+    pub escalations: Vec<Logged<String>>,
+    /// The action the agent may run once approved: the proposed one, or
+    /// the amendment the approvals approved.
+    pub approved_action_hash: String,
     pub token: Option<Logged<LoggedToken>>,
     pub redemptions: Vec<Logged<LoggedRedemption>>,
     pub executions: Vec<Logged<LoggedExecution>>,
@@ -91,6 +126,19 @@ pub struct DecisionState {
 }
 
 impl DecisionState {
+    /// The reviews as the rule sees them, in log order.
+    pub fn votes(&self) -> Vec<Vote> {
+        self.reviews
+            .iter()
+            .map(|r| r.item.vote(&self.action_hash, &r.ts))
+            .collect()
+    }
+
+    /// The rule the reviews are judged by.
+    pub fn review_rule(&self) -> ReviewRule {
+        self.rule.clone().unwrap_or_else(ReviewRule::legacy)
+    }
+
     /// The entry that makes the action permitted: the decision itself for
     /// `allow`, the approving review for `approved`; `None` otherwise.
     pub fn permit_index(&self) -> Option<u64> {
@@ -172,6 +220,7 @@ fn first(index: u64, entry: &LogEntry, hash: String) -> Result<DecisionState, St
         policy_version,
         action_hash,
         created_by,
+        review_rule,
     } = &entry.event
     else {
         return Err(format!(
@@ -189,9 +238,12 @@ fn first(index: u64, entry: &LogEntry, hash: String) -> Result<DecisionState, St
         action_hash: action_hash.clone(),
         policy_version: policy_version.clone(),
         created_by: created_by.clone(),
+        rule: review_rule.clone(),
         status: verdict.initial_status(),
         resolved: None,
         reviews: Vec::new(),
+        escalations: Vec::new(),
+        approved_action_hash: action_hash.clone(),
         token: None,
         redemptions: Vec::new(),
         executions: Vec::new(),
@@ -221,6 +273,10 @@ fn apply(s: &mut DecisionState, index: u64, entry: LogEntry) -> Result<(), Strin
             reviewer,
             reviewer_name,
             comment_hash,
+            person,
+            groups,
+            action_hash,
+            resolves,
         } => {
             if s.status != Status::PendingReview {
                 return Err(format!(
@@ -228,21 +284,69 @@ fn apply(s: &mut DecisionState, index: u64, entry: LogEntry) -> Result<(), Strin
                     s.status.as_str()
                 ));
             }
-            s.status = match decision {
-                ReviewChoice::Approve => Status::Approved,
-                ReviewChoice::Reject => Status::Rejected,
+            let review = LoggedReview {
+                decision,
+                reviewer,
+                reviewer_name,
+                comment_hash,
+                person,
+                groups,
+                action_hash,
             };
-            s.resolved = Some(logged(index, &ts, ()));
-            s.reviews.push(logged(
-                index,
-                &ts,
-                LoggedReview {
-                    decision,
-                    reviewer,
-                    reviewer_name,
-                    comment_hash,
-                },
-            ));
+            let prior = s.votes();
+            let vote = review.vote(&s.action_hash, &ts);
+            if let Some(rule) = &s.rule {
+                if review.person.is_none()
+                    || review.groups.is_none()
+                    || review.action_hash.is_none()
+                {
+                    return Err("a review of a decision with a review rule names no person, groups or action".into());
+                }
+                if let Err(refusal) = rule.check(&s.created_by, &prior, &vote) {
+                    return Err(format!("a review that should have been refused: {refusal}"));
+                }
+            }
+            s.reviews.push(logged(index, &ts, review));
+            let mut votes = prior;
+            votes.push(vote);
+            let tally = s.review_rule().tally(&votes, &s.action_hash);
+            if resolves.is_some_and(|r| r != tally.outcome.is_some()) {
+                return Err(format!(
+                    "a review that claims it {} the decision, which its rule says it does not",
+                    if tally.outcome.is_some() {
+                        "left pending"
+                    } else {
+                        "resolved"
+                    }
+                ));
+            }
+            if let Some(outcome) = tally.outcome {
+                s.status = outcome;
+                s.resolved = Some(logged(index, &ts, ()));
+                if outcome == Status::Approved {
+                    s.approved_action_hash = tally.current_action_hash;
+                }
+            }
+        }
+        LogEvent::Escalation { group } => {
+            if s.status != Status::PendingReview {
+                return Err(format!(
+                    "an escalation of a decision that is {}",
+                    s.status.as_str()
+                ));
+            }
+            let scheduled = s.rule.as_ref().is_some_and(|r| {
+                r.requirements.iter().any(|q| {
+                    q.escalate_to.as_deref() == Some(group.as_str())
+                        && matches!((q.escalate_at_ms(), unix_ms(&ts)), (Some(due), Some(at)) if at >= due)
+                })
+            });
+            if !scheduled {
+                return Err(format!(
+                    "an escalation to {group} that the decision's rule does not schedule by then"
+                ));
+            }
+            s.escalations.push(logged(index, &ts, group));
         }
         LogEvent::Expiry {} => {
             if s.status != Status::PendingReview {

@@ -47,7 +47,12 @@ fn review(choice: ReviewChoice) -> LogEntry {
             reviewer_name: Some("Rita".into()),
             comment: None,
             reviewed_at: t0() + Duration::minutes(1),
+            reviewer_user: None,
+            groups: Vec::new(),
+            action_hash: None,
+            amended_payload: None,
         },
+        true,
     )
 }
 

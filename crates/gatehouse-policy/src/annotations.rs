@@ -11,6 +11,25 @@ pub const REASON: &str = "reason";
 pub const CODE: &str = "code";
 pub const REVIEW_TIMEOUT: &str = "review_timeout";
 pub const TOKEN_TTL: &str = "token_ttl";
+pub const REVIEWERS: &str = "reviewers";
+pub const QUORUM: &str = "quorum";
+pub const ESCALATE_AFTER: &str = "escalate_after";
+pub const ESCALATE_TO: &str = "escalate_to";
+
+/// The most approvals a policy may require.
+const MAX_QUORUM: u32 = 100;
+
+/// Who a review policy sends its requests to: `@reviewers`, `@quorum`,
+/// `@escalate_after` and `@escalate_to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewRoute {
+    pub policy_id: String,
+    /// Empty: the request's owner group if it names one, else anyone.
+    pub groups: Vec<String>,
+    pub quorum: u32,
+    pub escalate_after: Option<Duration>,
+    pub escalate_to: Option<String>,
+}
 
 /// What Gatehouse knows about one policy besides its Cedar text.
 #[derive(Debug, Clone)]
@@ -21,6 +40,8 @@ pub(crate) struct PolicyMeta {
     pub code: String,
     pub review_timeout: Option<Duration>,
     pub token_ttl: Option<Duration>,
+    /// For review-tier policies: who reviews what they send to review.
+    pub route: Option<ReviewRoute>,
     pub text: String,
 }
 
@@ -64,6 +85,8 @@ pub(crate) fn read(
     };
     let review_timeout = duration(REVIEW_TIMEOUT, "30m, 2h or 7d");
     let token_ttl = duration(TOKEN_TTL, "5m or 1h");
+    let escalate_after = duration(ESCALATE_AFTER, "30m or 2h");
+    let route = review_route(policy, &id, review_tier, escalate_after, &mut problem);
     let meta = PolicyMeta {
         file: file.to_string(),
         review_tier,
@@ -77,9 +100,90 @@ pub(crate) fn read(
             .unwrap_or_else(|| code_from_id(&id)),
         review_timeout,
         token_ttl,
+        route,
         text: policy.to_string(),
     };
     (id, meta)
+}
+
+/// Whether `name` can be a group: letters, digits, `.`, `_`, `-`, starting
+/// with a letter or digit, at most 64 characters (the rule user groups
+/// follow too).
+pub fn valid_group(name: &str) -> bool {
+    name.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.chars().count() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// Reads the routing annotations of a review-tier policy.
+fn review_route(
+    policy: &Policy,
+    id: &str,
+    review_tier: bool,
+    escalate_after: Option<Duration>,
+    problem: &mut impl FnMut(String),
+) -> Option<ReviewRoute> {
+    let reviewers = policy.annotation(REVIEWERS);
+    let quorum = policy.annotation(QUORUM);
+    let escalate_to = policy.annotation(ESCALATE_TO);
+    let any = reviewers.is_some() || quorum.is_some() || escalate_to.is_some();
+    if !review_tier {
+        if any || policy.annotation(ESCALATE_AFTER).is_some() {
+            problem(
+                "@reviewers, @quorum and @escalate_* apply only to @tier(\"review\") policies"
+                    .into(),
+            );
+        }
+        return None;
+    }
+    let groups: Vec<String> = match reviewers {
+        None => Vec::new(),
+        Some(raw) => {
+            let groups: Vec<String> = raw.split(',').map(|g| g.trim().to_string()).collect();
+            if let Some(bad) = groups.iter().find(|g| !valid_group(g)) {
+                problem(format!(
+                    "@reviewers({raw:?}): {bad:?} is not a group name (letters, digits, '.', '_', '-'; several separated by commas)"
+                ));
+            }
+            groups
+        }
+    };
+    let quorum = match quorum {
+        None => 1,
+        Some(raw) => match raw.trim().parse::<u32>() {
+            Ok(n) if (1..=MAX_QUORUM).contains(&n) => n,
+            _ => {
+                problem(format!(
+                    "@quorum({raw:?}) must be a whole number from 1 to {MAX_QUORUM}"
+                ));
+                1
+            }
+        },
+    };
+    let escalate_to = escalate_to.map(str::to_string);
+    if let Some(g) = &escalate_to {
+        if !valid_group(g) {
+            problem(format!("@escalate_to({g:?}) is not a group name"));
+        }
+    }
+    let raw_after = policy.annotation(ESCALATE_AFTER);
+    if escalate_to.is_some() != raw_after.is_some() {
+        problem("@escalate_after and @escalate_to go together: when, and to whom".into());
+    }
+    if escalate_to.is_some() && groups.is_empty() {
+        problem("@escalate_to needs @reviewers: without it anyone may review already".into());
+    }
+    Some(ReviewRoute {
+        policy_id: id.to_string(),
+        groups,
+        quorum,
+        escalate_after,
+        escalate_to,
+    })
 }
 
 /// Parses durations such as `90s`, `30m`, `2h`, `7d`.

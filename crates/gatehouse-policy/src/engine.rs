@@ -11,7 +11,7 @@ use cedar_policy::{
 use gatehouse_core::{ActionRequest, Reason, Verdict};
 use serde_json::{Map, Value};
 
-use crate::annotations::PolicyMeta;
+use crate::annotations::{PolicyMeta, ReviewRoute};
 use crate::context::{build_context, restricted};
 use crate::schema_shape::ActionShape;
 use crate::{Clock, InputError, PolicyFile};
@@ -56,6 +56,9 @@ pub struct Evaluation {
     /// The shortest `@token_ttl` among the policies that determined the
     /// verdict: how long an approval token for this decision may live.
     pub token_ttl: Option<Duration>,
+    /// For `pending_review`: who reviews, one route per matching review
+    /// policy, by policy id; empty otherwise.
+    pub routes: Vec<ReviewRoute>,
 }
 
 pub struct Engine {
@@ -144,6 +147,7 @@ impl Engine {
             context: context.clone(),
             review_timeout: None,
             token_ttl: None,
+            routes: Vec::new(),
         };
         let mismatch = |detail: String| {
             InputError(format!(
@@ -205,6 +209,7 @@ impl Engine {
                 context,
                 review_timeout: None,
                 token_ttl: None,
+                routes: Vec::new(),
             });
         }
         let review = self
@@ -223,6 +228,17 @@ impl Engine {
                         .and_then(|m| m.review_timeout)
                 })
                 .min();
+            let mut routes: Vec<ReviewRoute> = review
+                .diagnostics()
+                .reason()
+                .filter_map(|id| {
+                    self.meta
+                        .get(AsRef::<str>::as_ref(id))
+                        .and_then(|m| m.route.clone())
+                })
+                .collect();
+            // Cedar reports policies in hash order; records must not vary.
+            routes.sort_by(|a, b| a.policy_id.cmp(&b.policy_id));
             return Ok(Evaluation {
                 verdict: Verdict::PendingReview,
                 reasons: self.reasons(&review),
@@ -230,6 +246,7 @@ impl Engine {
                 context,
                 review_timeout,
                 token_ttl: self.shortest(&review, |m| m.token_ttl),
+                routes,
             });
         }
         Ok(Evaluation {
@@ -239,6 +256,7 @@ impl Engine {
             context,
             review_timeout: None,
             token_ttl: self.shortest(&decide, |m| m.token_ttl),
+            routes: Vec::new(),
         })
     }
 
@@ -292,6 +310,7 @@ impl Engine {
             context: Value::Object(Map::new()),
             review_timeout: None,
             token_ttl: None,
+            routes: Vec::new(),
         }
     }
 }

@@ -15,7 +15,7 @@ mod error;
 mod load;
 mod schema_shape;
 
-pub use annotations::parse_duration;
+pub use annotations::{parse_duration, valid_group, ReviewRoute};
 pub use engine::{Engine, EngineOptions, Evaluation, UnknownActionMode};
 pub use error::{InputError, PolicyError};
 pub use load::{read_policy_dir, starter_files, PolicyFile};

@@ -167,6 +167,12 @@ async fn openapi_documents_every_route() {
         ("/api/gate/requests/{id}/outcomes", "post"),
         ("/api/decision/{id}/packet", "get"),
         ("/metrics", "get"),
+        ("/api/users", "get"),
+        ("/api/users", "post"),
+        ("/api/users/{name}", "get"),
+        ("/api/users/{name}/disable", "post"),
+        ("/api/users/{name}/groups", "put"),
+        ("/api/users/{name}/password", "put"),
     ];
     for (path, method) in routes {
         assert!(

@@ -5,35 +5,90 @@ use async_trait::async_trait;
 use gatehouse_core::decision::{from_unix_millis, to_unix_millis};
 use gatehouse_core::{Decision, Review};
 use gatehouse_log::entry::LogEntry;
-use gatehouse_store::sql::{decision_from_row, review_sql, why_not_reviewable, Dialect};
+use gatehouse_store::sql::{
+    decision_from_row, escalations_due, judge_review, review_sql, why_not_reviewable, Dialect,
+    DECISION_COLUMNS,
+};
 use gatehouse_store::{ReviewStore, StoreError, StoreResult};
 use sqlx::Row;
 use time::OffsetDateTime;
 
-use crate::rows::{backend, json, map_one};
+use crate::rows::{backend, map_one, Cols};
 use crate::{log, PostgresStore};
 
 #[async_trait]
 impl ReviewStore for PostgresStore {
     async fn review_decision(&self, id: &str, review: &Review) -> StoreResult<Decision> {
-        let status = review.resulting_status();
+        // Under the log lock, which every review, expiry and decision batch
+        // takes: the read and the update cannot interleave with another.
         let mut tx = self.logged_tx().await?;
-        let updated = sqlx::query(&review_sql(Dialect::Postgres))
+        let sql = format!("SELECT {DECISION_COLUMNS} FROM decisions WHERE id = $1");
+        let row = sqlx::query(&sql)
             .bind(id)
-            .bind(status.as_str())
-            .bind(json(review)?)
-            .bind(to_unix_millis(review.reviewed_at))
             .fetch_optional(&mut *tx)
             .await
             .map_err(backend)?;
-        if let Some(decision) = map_one(updated, decision_from_row)? {
-            log::append(&mut tx, &LogEntry::review(id, review)).await?;
-            self.commit_logged(tx).await?;
-            return Ok(decision);
+        let current = map_one(row, decision_from_row)?.ok_or(StoreError::NotFound)?;
+        let judged = judge_review(&current, review)?;
+        let resolves = judged.status.is_final();
+        let updated = sqlx::query(&review_sql(Dialect::Postgres))
+            .bind(id)
+            .bind(judged.status.as_str())
+            .bind(judged.review)
+            .bind(judged.reviews)
+            .bind(judged.resolved_at_ms)
+            .bind(judged.escalate_at_ms)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let updated =
+            map_one(updated, decision_from_row)?.ok_or_else(|| why_not_reviewable(&current))?;
+        log::append(&mut tx, &LogEntry::review(id, review, resolves)).await?;
+        self.commit_logged(tx).await?;
+        Ok(updated)
+    }
+
+    async fn escalate_due(&self, now: OffsetDateTime) -> StoreResult<Vec<(String, String)>> {
+        let now_ms = to_unix_millis(now);
+        let now = from_unix_millis(now_ms);
+        // Cheap check first, so an idle sweep never takes the log lock.
+        let due: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM decisions WHERE status = 'pending_review' AND escalate_at_ms <= $1 LIMIT 1",
+        )
+        .bind(now_ms)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        if due.is_none() {
+            return Ok(Vec::new());
         }
-        drop(tx);
-        let current = self.find(id).await?.ok_or(StoreError::NotFound)?;
-        Err(why_not_reviewable(&current))
+        let mut tx = self.logged_tx().await?;
+        let sql = format!(
+            "SELECT {DECISION_COLUMNS}, escalate_at_ms FROM decisions
+             WHERE status = 'pending_review' AND escalate_at_ms <= $1"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(now_ms)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let mut escalated = Vec::new();
+        for row in &rows {
+            let d = decision_from_row(&Cols(row))?;
+            let since: i64 = row.try_get("escalate_at_ms").map_err(backend)?;
+            for group in escalations_due(&d, since, now_ms) {
+                log::append(&mut tx, &LogEntry::escalation(&d.id, &group, now)).await?;
+                escalated.push((d.id.clone(), group));
+            }
+            sqlx::query("UPDATE decisions SET escalate_at_ms = $2 WHERE id = $1")
+                .bind(&d.id)
+                .bind(d.next_escalation_ms(now_ms))
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        self.commit_logged(tx).await?;
+        Ok(escalated)
     }
 
     async fn expire_due(&self, now: OffsetDateTime) -> StoreResult<Vec<String>> {

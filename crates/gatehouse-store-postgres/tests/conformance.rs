@@ -46,6 +46,10 @@ async fn two_replicas_share_one_database() {
         reviewer_name: None,
         comment: None,
         reviewed_at: gatehouse_core::decision::truncate_to_millis(time::OffsetDateTime::now_utc()),
+        reviewer_user: None,
+        groups: Vec::new(),
+        action_hash: None,
+        amended_payload: None,
     };
     b.review_decision(&d.id, &review).await.unwrap();
     assert!(a.review_decision(&d.id, &review).await.is_err());

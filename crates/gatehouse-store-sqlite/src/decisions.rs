@@ -52,8 +52,8 @@ impl DecisionStore for SqliteStore {
                 let log_index = conn.log.borrow().size();
                 let inserted = conn
                     .prepare_cached(
-                        "INSERT INTO decisions (id, created_by, idempotency_key, task_id, status, deadline_ms, created_at_ms, body, log_index)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                        "INSERT INTO decisions (id, created_by, idempotency_key, task_id, status, deadline_ms, created_at_ms, body, log_index, escalate_at_ms)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                     )
                     .map_err(backend)?
                     .execute(params![
@@ -65,7 +65,8 @@ impl DecisionStore for SqliteStore {
                         d.deadline.map(to_unix_millis),
                         to_unix_millis(d.created_at),
                         body,
-                        log_index as i64
+                        log_index as i64,
+                        d.next_escalation_ms(i64::MIN)
                     ]);
                 match inserted {
                     Ok(_) => {

@@ -52,6 +52,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0010_readiness.sql"),
     include_str!("../migrations/0011_unsigned_tokens.sql"),
     include_str!("../migrations/0012_users.sql"),
+    include_str!("../migrations/0013_review_rules.sql"),
 ];
 const DB_FILE: &str = "gatehouse.db";
 

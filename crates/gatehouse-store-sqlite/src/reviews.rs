@@ -4,13 +4,16 @@ use async_trait::async_trait;
 use gatehouse_core::decision::{from_unix_millis, to_unix_millis};
 use gatehouse_core::{Decision, Review};
 use gatehouse_log::entry::LogEntry;
-use gatehouse_store::sql::{decision_from_row, review_sql, why_not_reviewable, Dialect};
+use gatehouse_store::sql::{
+    decision_from_row, escalations_due, judge_review, review_sql, why_not_reviewable, Dialect,
+    DECISION_COLUMNS,
+};
 use gatehouse_store::{ReviewStore, StoreError, StoreResult};
 use rusqlite::params;
 use time::OffsetDateTime;
 
 use crate::decisions::find_decision;
-use crate::rows::{backend, json, query_one};
+use crate::rows::{backend, query_all, query_one};
 use crate::{log, SqliteStore};
 
 /// Without statistics SQLite prefers the status index here, which reads
@@ -26,27 +29,68 @@ impl ReviewStore for SqliteStore {
     async fn review_decision(&self, id: &str, review: &Review) -> StoreResult<Decision> {
         let id = id.to_string();
         let review = review.clone();
-        let body = json(&review)?;
         self.writer
             .run(move |conn| {
-                let status = review.resulting_status();
+                // On the single writer, the read and the update below cannot
+                // interleave with another review.
+                let current = find_decision(conn, &id)?.ok_or(StoreError::NotFound)?;
+                let judged = judge_review(&current, &review)?;
                 let updated = query_one(
                     conn,
                     &review_sql(Dialect::Sqlite),
                     params![
                         id,
-                        status.as_str(),
-                        body,
-                        to_unix_millis(review.reviewed_at)
+                        judged.status.as_str(),
+                        judged.review,
+                        judged.reviews,
+                        judged.resolved_at_ms,
+                        judged.escalate_at_ms
                     ],
                     decision_from_row,
+                )?
+                .ok_or_else(|| why_not_reviewable(&current))?;
+                log::append(
+                    conn,
+                    &LogEntry::review(&id, &review, judged.status.is_final()),
                 )?;
-                let Some(decision) = updated else {
-                    let current = find_decision(conn, &id)?.ok_or(StoreError::NotFound)?;
-                    return Err(why_not_reviewable(&current));
-                };
-                log::append(conn, &LogEntry::review(&id, &review))?;
-                Ok(decision)
+                Ok(updated)
+            })
+            .await
+    }
+
+    async fn escalate_due(&self, now: OffsetDateTime) -> StoreResult<Vec<(String, String)>> {
+        let now_ms = to_unix_millis(now);
+        let now = from_unix_millis(now_ms);
+        self.writer
+            .run(move |conn| {
+                let due = query_all(
+                    conn,
+                    &format!("SELECT {DECISION_COLUMNS} FROM decisions INDEXED BY decisions_pending_escalation
+                     WHERE status = 'pending_review' AND escalate_at_ms <= ?1"),
+                    params![now_ms],
+                    decision_from_row,
+                )?;
+                let mut escalated = Vec::new();
+                for d in due {
+                    let last = conn
+                        .query_row(
+                            "SELECT escalate_at_ms FROM decisions WHERE id = ?1",
+                            [&d.id],
+                            |r| r.get::<_, Option<i64>>(0),
+                        )
+                        .map_err(backend)?
+                        .unwrap_or(now_ms);
+                    for group in escalations_due(&d, last, now_ms) {
+                        log::append(conn, &LogEntry::escalation(&d.id, &group, now))?;
+                        escalated.push((d.id.clone(), group));
+                    }
+                    conn.execute(
+                        "UPDATE decisions SET escalate_at_ms = ?2 WHERE id = ?1",
+                        params![d.id, d.next_escalation_ms(now_ms)],
+                    )
+                    .map_err(backend)?;
+                }
+                Ok(escalated)
             })
             .await
     }

@@ -59,10 +59,15 @@ pub trait DecisionStore: Send + Sync {
 /// Resolving pending decisions.
 #[async_trait]
 pub trait ReviewStore: Send + Sync {
-    /// Applies a review if, and only if, the decision is still pending and
-    /// its deadline is after `review.reviewed_at` (see
-    /// [`crate::sql::why_not_reviewable`]). Atomic across replicas.
+    /// Records a review if, and only if, the decision is still pending, its
+    /// deadline is after `review.reviewed_at`, and its review rule admits
+    /// the reviewer ([`crate::sql::judge_review`]); the decision is resolved
+    /// once its reviews meet the rule. Atomic across replicas.
     async fn review_decision(&self, id: &str, review: &Review) -> StoreResult<Decision>;
+
+    /// Logs an `escalation` entry for every pending decision whose
+    /// escalation time has come, returning (decision id, group) pairs.
+    async fn escalate_due(&self, now: OffsetDateTime) -> StoreResult<Vec<(String, String)>>;
 
     /// Moves every pending decision whose deadline is at or before `now` to
     /// `expired`, returning their ids.

@@ -37,6 +37,10 @@ pub enum StoreError {
     /// The token was redeemed before; single use is enforced here.
     #[error("the token was already redeemed")]
     AlreadyRedeemed,
+    /// The decision's review rule refuses this review (self-review, an
+    /// ineligible reviewer, a second approval by the same person).
+    #[error("{0}")]
+    ReviewRefused(gatehouse_core::review_rule::Refusal),
     /// Revoking the key would leave no active admin key.
     #[error("this is the last active admin key")]
     LastAdmin,

@@ -3,7 +3,7 @@
 //! differ only in how they spell bind parameters ([`Dialect`]) and how a
 //! row hands out its columns ([`Columns`]).
 
-use gatehouse_core::decision::from_unix_millis;
+use gatehouse_core::decision::{from_unix_millis, to_unix_millis};
 use gatehouse_core::execution::{ExecutionReceipt, OutcomeRecord};
 use gatehouse_core::{Decision, Review, Role, Status};
 use gatehouse_log::entry::LogEntry;
@@ -14,7 +14,8 @@ use crate::{
 };
 
 /// A decision as first written (`body`) and its mutable state.
-pub const DECISION_COLUMNS: &str = "body, status, review, resolved_at_ms, log_index, flag_reason";
+pub const DECISION_COLUMNS: &str =
+    "body, status, review, resolved_at_ms, log_index, flag_reason, reviews";
 pub const KEY_COLUMNS: &str =
     "id, name, role, secret_hash, created_at_ms, revoked_at_ms, minted_by, user_name";
 /// A user's columns; the groups come from `user_groups`, aggregated by
@@ -67,6 +68,12 @@ pub fn decision_from_row(row: &dyn Columns) -> StoreResult<Decision> {
     d.resolved_at = row.opt_int(3)?.map(from_unix_millis);
     d.log_index = row.opt_int(4)?.map(|i| i as u64);
     d.flag = row.opt_text(5)?;
+    d.reviews = row
+        .opt_text(6)?
+        .map(|r| serde_json::from_str::<Vec<Review>>(&r))
+        .transpose()
+        .map_err(corrupt)?
+        .unwrap_or_default();
     Ok(d)
 }
 
@@ -216,26 +223,102 @@ pub fn count_decisions_sql(dialect: Dialect) -> String {
     )
 }
 
-/// Applies a review in one conditional statement, atomically on either
-/// backend: only a pending decision whose deadline (if any) is after the
-/// review's time changes. Binds: id, the resulting status, the review as
-/// JSON, the review's time in ms. Returns the row as [`DECISION_COLUMNS`].
+/// Stores a judged review (see [`judge_review`]): only a decision still
+/// pending changes. Binds: id, status, the resolving review (JSON or
+/// NULL), every review (JSON), the resolution time in ms (or NULL), the
+/// next escalation in ms (or NULL). Returns the row as
+/// [`DECISION_COLUMNS`].
 pub fn review_sql(dialect: Dialect) -> String {
     let p = |n| dialect.param(n);
     format!(
-        "UPDATE decisions SET status = {p2}, review = {p3}, resolved_at_ms = {p4}
-         WHERE id = {p1} AND status = 'pending_review' AND (deadline_ms IS NULL OR deadline_ms > {p4})
+        "UPDATE decisions SET status = {p2}, review = {p3}, reviews = {p4}, resolved_at_ms = {p5}, escalate_at_ms = {p6}
+         WHERE id = {p1} AND status = 'pending_review'
          RETURNING {DECISION_COLUMNS}",
         p1 = p(1),
         p2 = p(2),
         p3 = p(3),
         p4 = p(4),
+        p5 = p(5),
+        p6 = p(6),
     )
 }
 
-/// Why [`review_sql`] changed nothing for `current`: it is final already,
-/// or still pending but past its deadline (so expired, whether or not the
-/// sweeper has run yet).
+/// A review judged against its decision: the columns [`review_sql`] binds.
+pub struct JudgedReview {
+    pub status: Status,
+    pub review: Option<String>,
+    pub reviews: String,
+    pub resolved_at_ms: Option<i64>,
+    pub escalate_at_ms: Option<i64>,
+}
+
+/// Judges `review` of `current` (read in the transaction that will store
+/// it) by the decision's review rule: refused if the decision is no longer
+/// pending, is past its deadline, or the rule refuses the reviewer;
+/// otherwise the decision's new state, resolved once the reviews meet the
+/// rule. Both backends call this under their write lock.
+pub fn judge_review(current: &Decision, review: &Review) -> StoreResult<JudgedReview> {
+    let at_ms = to_unix_millis(review.reviewed_at);
+    let past_deadline = current
+        .deadline
+        .is_some_and(|dl| to_unix_millis(dl) <= at_ms);
+    if current.status != Status::PendingReview || past_deadline {
+        return Err(why_not_reviewable(current));
+    }
+    let prior: Vec<_> = current
+        .reviews
+        .iter()
+        .map(|r| r.vote(&current.action_hash))
+        .collect();
+    let vote = review.vote(&current.action_hash);
+    if let Some(rule) = &current.review_rule {
+        rule.check(&current.created_by, &prior, &vote)
+            .map_err(StoreError::ReviewRefused)?;
+    }
+    let mut reviews = current.reviews.clone();
+    reviews.push(review.clone());
+    let mut votes = prior;
+    votes.push(vote);
+    let outcome = current.rule().tally(&votes, &current.action_hash).outcome;
+    let resolved = outcome.is_some();
+    Ok(JudgedReview {
+        status: outcome.unwrap_or(Status::PendingReview),
+        review: resolved
+            .then(|| serde_json::to_string(review))
+            .transpose()
+            .map_err(corrupt)?,
+        reviews: serde_json::to_string(&reviews).map_err(corrupt)?,
+        resolved_at_ms: resolved.then_some(at_ms),
+        escalate_at_ms: if resolved {
+            None
+        } else {
+            current.next_escalation_ms(at_ms)
+        },
+    })
+}
+
+/// The groups whose escalation falls in (`since_ms`, `now_ms`] (the first
+/// sweep after creation passes `i64::MIN`), for the sweeper to log.
+pub fn escalations_due(d: &Decision, since_ms: i64, now_ms: i64) -> Vec<String> {
+    let Some(rule) = &d.review_rule else {
+        return Vec::new();
+    };
+    let mut groups: Vec<String> = rule
+        .requirements
+        .iter()
+        .filter_map(|r| match (&r.escalate_to, r.escalate_at_ms()) {
+            (Some(g), Some(at)) if at >= since_ms && at <= now_ms => Some(g.clone()),
+            _ => None,
+        })
+        .collect();
+    groups.sort();
+    groups.dedup();
+    groups
+}
+
+/// Why a review cannot apply to `current`: it is final already, or still
+/// pending but past its deadline (so expired, whether or not the sweeper
+/// has run yet).
 pub fn why_not_reviewable(current: &Decision) -> StoreError {
     let status = match current.status {
         Status::PendingReview => Status::Expired,

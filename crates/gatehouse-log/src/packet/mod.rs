@@ -36,6 +36,10 @@ pub struct Packet {
     /// Every review, in log order, each equal to its review entry.
     #[serde(default)]
     pub reviews: Vec<PacketReview>,
+    /// The action the agent may run: the proposed one, or the amendment
+    /// the approvals approved (`sha256:`); what the token and receipts bind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_action_hash: Option<String>,
     /// The approval token's claims and key id, bound by the claims hash of
     /// its `token_issued` entry; never the token itself.
     #[serde(default)]
@@ -76,7 +80,7 @@ impl From<&SubmittedRequest> for PacketRequest {
 
 /// One review, as its log entry records it (the comment is checked against
 /// the entry's comment hash).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PacketReview {
     /// The index of the review's log entry.
     pub index: u64,
@@ -88,6 +92,20 @@ pub struct PacketReview {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
     pub reviewed_at: String,
+    /// Under a review rule: who reviewed (person, or key name) and their
+    /// groups then, as the entry records them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<String>>,
+    /// The action the review saw or approved, as the entry records it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action_hash: Option<String>,
+    /// An approval with changes: the payload approved instead of the
+    /// proposed one; with the request's tool and subject it hashes to
+    /// `action_hash`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amended_payload: Option<serde_json::Map<String, Value>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -161,12 +161,13 @@ pub fn verify(packet: &Packet, log_key: &str) -> Vec<Check> {
     );
     c.all(
         "reviews",
-        reviews(&packet.reviews, &state.reviews),
+        reviews(packet, &state.reviews),
         format!(
             "{} reviews, each equal to its log entry",
             state.reviews.len()
         ),
     );
+    review_rule(&mut c, packet, &state);
     token(&mut c, packet, &state);
     evidence(&mut c, packet, &state);
     policy(&mut c, packet, cp.as_ref());
@@ -214,7 +215,77 @@ fn record(c: &mut Checks, packet: &Packet, state: &DecisionState) {
     }
 }
 
-fn reviews(shown: &[PacketReview], logged: &[crate::state::Logged<LoggedReview>]) -> Vec<String> {
+/// The record's review rule is the one logged, and an approved decision's
+/// approvals meet it: every requirement by enough distinct people who were
+/// eligible when they approved the same action, none of them the requester.
+fn review_rule(c: &mut Checks, packet: &Packet, state: &DecisionState) {
+    if packet.record.review_rule != state.rule {
+        c.add(
+            "review_rule",
+            false,
+            "the record's review rule is not the one its decision entry logged",
+        );
+        return;
+    }
+    let Some(rule) = &state.rule else {
+        return;
+    };
+    let tally = rule.tally(&state.votes(), &state.action_hash);
+    let mut missing = Vec::new();
+    if packet.status == "approved" {
+        for (n, (req, t)) in rule
+            .requirements
+            .iter()
+            .zip(&tally.requirements)
+            .enumerate()
+        {
+            if !t.met {
+                let groups = if req.groups.is_empty() {
+                    "any reviewer".to_string()
+                } else {
+                    req.groups.join(" or ")
+                };
+                missing.push(format!(
+                    "requirement {} ({groups}) has {} of {} approvals from eligible people{}",
+                    n + 1,
+                    t.approvers.len(),
+                    req.quorum,
+                    if t.approvers.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", t.approvers.join(", "))
+                    }
+                ));
+            }
+        }
+    }
+    if packet
+        .approved_action_hash
+        .as_deref()
+        .is_some_and(|h| h != state.approved_action_hash)
+    {
+        missing.push(format!(
+            "approved_action_hash is not the {} the approvals approved",
+            state.approved_action_hash
+        ));
+    }
+    c.all(
+        "review_rule",
+        missing,
+        format!(
+            "the decision needed {} and its reviews are judged by it: distinct eligible people, none of them the requester ({})",
+            rule.requirements
+                .iter()
+                .map(|r| format!("{} of {}", r.quorum, if r.groups.is_empty() { "any reviewer".into() } else { r.groups.join("/") }))
+                .collect::<Vec<_>>()
+                .join(" and "),
+            if rule.requester.is_empty() { "unnamed" } else { &rule.requester }
+        ),
+    );
+}
+
+fn reviews(packet: &Packet, logged: &[crate::state::Logged<LoggedReview>]) -> Vec<String> {
+    let shown: &[PacketReview] = &packet.reviews;
     let mut wrong = Vec::new();
     if shown.len() != logged.len() {
         wrong.push(format!(
@@ -248,6 +319,21 @@ fn reviews(shown: &[PacketReview], logged: &[crate::state::Logged<LoggedReview>]
         }
         if r.reviewed_at != l.ts {
             fields.push("reviewed_at");
+        }
+        if r.person != l.item.person {
+            fields.push("person");
+        }
+        if r.groups != l.item.groups {
+            fields.push("groups");
+        }
+        if r.action_hash != l.item.action_hash {
+            fields.push("action_hash");
+        }
+        if let (Some(amended), Some(req)) = (&r.amended_payload, &packet.request) {
+            let hash = gatehouse_core::action_hash(&req.tool_name, &req.subject, amended);
+            if Some(hash) != l.item.action_hash {
+                fields.push("amended_payload");
+            }
         }
         if !fields.is_empty() {
             wrong.push(format!(
@@ -310,8 +396,8 @@ fn token(c: &mut Checks, packet: &Packet, state: &DecisionState) {
     if claim("dec").as_str() != Some(state.leaf_hash.as_str()) {
         wrong.push("dec is not the leaf hash of the decision's entry".into());
     }
-    if claim("act").as_str() != Some(state.action_hash.as_str()) {
-        wrong.push("act is not the decision's action hash".into());
+    if claim("act").as_str() != Some(state.approved_action_hash.as_str()) {
+        wrong.push("act is not the approved action's hash".into());
     }
     c.all(
         "token",

@@ -137,15 +137,21 @@ pub async fn get_request(
     Ok(Json(view(&app, &caller, &d).await?))
 }
 
-/// Approve or reject a pending decision.
+/// Approve, approve with changes (`amended_payload`), or reject a
+/// pending decision.
 ///
-/// Roles: reviewer, never on a request its own key made.
+/// Roles: reviewer, never on a request its own key or person made
+/// (403 `self_review_forbidden`), and only in a group the decision's
+/// requirements allow (403 `not_eligible`). A decision that needs several
+/// approvals stays `pending_review` until every requirement is met; see
+/// `review_progress`. An amendment the policies reject is a 422
+/// `amendment_rejected` with `error.reasons`.
 #[utoipa::path(post, path = "/api/gate/requests/{id}/review", tag = "gate",
     params(("id" = String, Path, description = "Decision id")),
     request_body = ReviewBody,
     responses(
         (status = 200, description = "Reviewed", body = GateView),
-        (status = 409, description = "`not_pending`: already resolved or expired", body = ErrorBody),
+        (status = 409, description = "`not_pending`: already resolved or expired; `already_reviewed`: this person already approved this action", body = ErrorBody),
         NotFound, BodyErrors, AuthErrors, ServerErrors),
     security(("bearer" = []), ("apiKey" = [])))]
 pub async fn review(
@@ -155,7 +161,13 @@ pub async fn review(
     ApiJson(body): ApiJson<ReviewBody>,
 ) -> Result<Json<GateView>, ApiError> {
     let d = app
-        .review(&caller, &id, body.decision, body.comment)
+        .review(
+            &caller,
+            &id,
+            body.decision,
+            body.comment,
+            body.amended_payload,
+        )
         .await?;
     Ok(Json(GateView::from(&d)))
 }

@@ -23,6 +23,7 @@ pub(super) struct Rows {
     created_at_ms: Vec<i64>,
     body: Vec<String>,
     log_index: Vec<i64>,
+    escalate_at_ms: Vec<Option<i64>>,
     tokens: Vec<IssuedToken>,
 }
 
@@ -46,6 +47,7 @@ impl Rows {
         self.created_at_ms.push(to_unix_millis(d.created_at));
         self.body.push(job.body.clone());
         self.log_index.push(log_index as i64);
+        self.escalate_at_ms.push(d.next_escalation_ms(i64::MIN));
         if let Some((t, leaf)) = &job.new.token {
             self.tokens.push(t.clone());
             pending.append(log, leaf)?;
@@ -141,8 +143,8 @@ const INSERT_ALL: &str =
          SELECT (SELECT COALESCE(MAX(idx) + 1, 0) FROM log_entries) = $25 AS ok
          FROM pg_advisory_xact_lock($26)
      ), d AS (
-         INSERT INTO decisions (id, created_by, idempotency_key, task_id, status, deadline_ms, created_at_ms, body, log_index)
-         SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::BIGINT[], $7::BIGINT[], $8::TEXT[], $9::BIGINT[])
+         INSERT INTO decisions (id, created_by, idempotency_key, task_id, status, deadline_ms, created_at_ms, body, log_index, escalate_at_ms)
+         SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::BIGINT[], $7::BIGINT[], $8::TEXT[], $9::BIGINT[], $27::BIGINT[])
          WHERE (SELECT ok FROM g)
      ), t AS (
          INSERT INTO approval_tokens (decision_id, jti, kid, token, expires_at_ms, created_at_ms)
@@ -197,6 +199,7 @@ fn bind_all<'q>(
         .bind(to_unix_millis(OffsetDateTime::now_utc()))
         .bind(log_size as i64)
         .bind(log::LOG_LOCK)
+        .bind(&rows.escalate_at_ms)
 }
 
 #[cfg(test)]

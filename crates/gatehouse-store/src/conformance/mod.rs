@@ -11,12 +11,14 @@ use time::{Duration, OffsetDateTime};
 mod decisions;
 mod log;
 mod reviews;
+mod rules;
 mod tokens;
 mod users;
 
 pub use decisions::*;
 pub use log::*;
 pub use reviews::*;
+pub use rules::*;
 pub use tokens::*;
 pub use users::*;
 
@@ -57,7 +59,9 @@ macro_rules! conformance_tests {
             tokens_are_issued_once_and_redeemed_once,
             executions_outcomes_and_flags_are_logged,
             retired_token_keys_stay_while_their_tokens_live,
-            users_groups_and_key_owners
+            users_groups_and_key_owners,
+            review_rules_need_every_requirement,
+            due_escalations_are_logged_once
         );
     };
     (@tests $make:path, $($name:ident),*) => {
@@ -120,6 +124,8 @@ pub fn sample_decision(
         created_at,
         deadline,
         review: None,
+        reviews: Vec::new(),
+        review_rule: None,
         resolved_at: None,
         record_hash: String::new(),
         idempotency_key: idempotency_key.map(str::to_string),
@@ -139,6 +145,10 @@ fn review(choice: ReviewChoice, at: OffsetDateTime) -> Review {
         reviewer_name: Some("Rita".into()),
         comment: Some("looks fine".into()),
         reviewed_at: at,
+        reviewer_user: None,
+        groups: Vec::new(),
+        action_hash: None,
+        amended_payload: None,
     }
 }
 
