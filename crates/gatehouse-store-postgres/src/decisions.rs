@@ -8,7 +8,7 @@ use gatehouse_core::{Decision, Status};
 use gatehouse_store::sql::{
     count_decisions_sql, decision_from_row, list_decisions_sql, Dialect, DECISION_COLUMNS,
 };
-use gatehouse_store::{CreateOutcome, DecisionQuery, DecisionStore, NewDecision, StoreResult};
+use gatehouse_store::{Arg, CreateOutcome, DecisionQuery, DecisionStore, NewDecision, StoreResult};
 
 use crate::rows::{backend, map_all, map_one};
 use crate::PostgresStore;
@@ -56,16 +56,15 @@ impl DecisionStore for PostgresStore {
     }
 
     async fn list_decisions(&self, q: &DecisionQuery) -> StoreResult<Vec<Decision>> {
-        let sql = list_decisions_sql(q, Dialect::Postgres);
+        let (sql, args) = list_decisions_sql(q, Dialect::Postgres);
         let mut query = sqlx::query(&sql);
-        for (_, value) in q.filters() {
-            query = query.bind(value);
+        for arg in args {
+            query = match arg {
+                Arg::Text(t) => query.bind(t),
+                Arg::Int(i) => query.bind(i),
+            };
         }
-        let rows = query
-            .bind(i64::from(q.limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(backend)?;
+        let rows = query.fetch_all(&self.pool).await.map_err(backend)?;
         map_all(&rows, decision_from_row)
     }
 

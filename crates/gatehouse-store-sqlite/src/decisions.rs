@@ -9,7 +9,7 @@ use gatehouse_store::sql::{
     count_decisions_sql, decision_from_row, list_decisions_sql, Dialect, DECISION_COLUMNS,
 };
 use gatehouse_store::{
-    CreateOutcome, DecisionQuery, DecisionStore, NewDecision, StoreError, StoreResult,
+    Arg, CreateOutcome, DecisionQuery, DecisionStore, NewDecision, StoreError, StoreResult,
 };
 use rusqlite::{params, Connection};
 
@@ -108,14 +108,20 @@ impl DecisionStore for SqliteStore {
     async fn list_decisions(&self, query: &DecisionQuery) -> StoreResult<Vec<Decision>> {
         let q = query.clone();
         self.read(move |c| {
-            let mut args: Vec<&dyn rusqlite::ToSql> = Vec::new();
-            let filters = q.filters();
-            for (_, value) in &filters {
-                args.push(value);
-            }
-            args.push(&q.limit);
-            let sql = list_decisions_sql(&q, Dialect::Sqlite);
-            query_all(c, &sql, args.as_slice(), decision_from_row)
+            let (sql, args) = list_decisions_sql(&q, Dialect::Sqlite);
+            let values: Vec<rusqlite::types::Value> = args
+                .into_iter()
+                .map(|a| match a {
+                    Arg::Text(t) => rusqlite::types::Value::Text(t),
+                    Arg::Int(i) => rusqlite::types::Value::Integer(i),
+                })
+                .collect();
+            query_all(
+                c,
+                &sql,
+                rusqlite::params_from_iter(values),
+                decision_from_row,
+            )
         })
         .await
     }
@@ -148,16 +154,19 @@ mod tests {
         let (_dir, path) = fresh_database();
         let conn = Connection::open(path).unwrap();
         let plan = |q: DecisionQuery| -> String {
-            let filters = q.filters();
-            let mut args: Vec<&dyn rusqlite::ToSql> = filters
-                .iter()
-                .map(|(_, v)| v as &dyn rusqlite::ToSql)
+            let (sql, args) = list_decisions_sql(&q, Dialect::Sqlite);
+            let values: Vec<rusqlite::types::Value> = args
+                .into_iter()
+                .map(|a| match a {
+                    gatehouse_store::Arg::Text(t) => rusqlite::types::Value::Text(t),
+                    gatehouse_store::Arg::Int(i) => rusqlite::types::Value::Integer(i),
+                })
                 .collect();
-            args.push(&q.limit);
-            let sql = list_decisions_sql(&q, Dialect::Sqlite);
             conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
                 .unwrap()
-                .query_map(args.as_slice(), |r| r.get::<_, String>(3))
+                .query_map(rusqlite::params_from_iter(values), |r| {
+                    r.get::<_, String>(3)
+                })
                 .unwrap()
                 .collect::<Result<Vec<_>, _>>()
                 .unwrap()
@@ -168,6 +177,7 @@ mod tests {
             task_id: task.map(str::to_string),
             before: Some("dec_zzz".into()),
             limit: 50,
+            ..Default::default()
         };
         let by_status = plan(query(Some(Status::PendingReview), None));
         assert!(by_status.contains("decisions_status"), "{by_status}");

@@ -10,7 +10,8 @@ use gatehouse_log::entry::LogEntry;
 use time::OffsetDateTime;
 
 use crate::{
-    ApiKey, DecisionQuery, IssuedToken, PolicyVersion, Redemption, StoreError, StoreResult, User,
+    ApiKey, Arg, DecisionQuery, IssuedToken, ListOrder, PolicyVersion, Redemption, StoreError,
+    StoreResult, User,
 };
 
 /// A decision as first written (`body`) and its mutable state.
@@ -180,17 +181,96 @@ pub fn policy_version_from_row(row: &dyn Columns) -> StoreResult<PolicyVersion> 
 /// The decision list for the filters `query` sets (see
 /// [`DecisionQuery::filters`]), newest first. Bind the filters' values in
 /// order, then the limit.
-pub fn list_decisions_sql(query: &DecisionQuery, dialect: Dialect) -> String {
-    let filters = query.filters();
+pub fn list_decisions_sql(q: &DecisionQuery, dialect: Dialect) -> (String, Vec<Arg>) {
     let mut sql = format!("SELECT {DECISION_COLUMNS} FROM decisions WHERE 1 = 1");
-    for (i, (condition, _)) in filters.iter().enumerate() {
-        sql.push_str(&format!(" AND {condition} {}", dialect.param(i + 1)));
+    let mut args: Vec<Arg> = Vec::new();
+    // Each condition is written only when its filter is set: the catch-all
+    // form `(? IS NULL OR status = ?)` keeps both databases from using the
+    // status and task indexes.
+    let mut cond = |sql: &mut String, template: &str, values: Vec<Arg>| {
+        // Each `?` of the template becomes the next parameter.
+        let mut parts = template.split('?');
+        let mut text = parts.next().unwrap_or_default().to_string();
+        for (v, rest) in values.into_iter().zip(parts) {
+            args.push(v);
+            text.push_str(&dialect.param(args.len()));
+            text.push_str(rest);
+        }
+        sql.push_str(" AND ");
+        sql.push_str(&text);
+    };
+    let json_field = |path: &str| match dialect {
+        Dialect::Sqlite => format!("json_extract(body, '$.request.{path}')"),
+        Dialect::Postgres => format!("(body::jsonb #>> '{{request,{path}}}')"),
+    };
+    if let Some(s) = q.status {
+        cond(&mut sql, "status = ?", vec![Arg::Text(s.as_str().into())]);
     }
+    if let Some(t) = &q.task_id {
+        cond(&mut sql, "task_id = ?", vec![Arg::Text(t.clone())]);
+    }
+    for (field, value) in [
+        ("agent", &q.workflow),
+        ("action", &q.tool),
+        ("subject", &q.subject),
+    ] {
+        if let Some(v) = value {
+            cond(
+                &mut sql,
+                &format!("{} = ?", json_field(field)),
+                vec![Arg::Text(v.clone())],
+            );
+        }
+    }
+    if let Some(person) = &q.person {
+        let quoted = serde_json::to_string(person).unwrap_or_default();
+        let escaped = quoted
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        cond(
+            &mut sql,
+            "reviews LIKE ? ESCAPE '\\'",
+            vec![Arg::Text(format!("%{escaped}%"))],
+        );
+    }
+    if let Some(ms) = q.since_ms {
+        cond(&mut sql, "created_at_ms >= ?", vec![Arg::Int(ms)]);
+    }
+    if let Some(ms) = q.until_ms {
+        cond(&mut sql, "created_at_ms < ?", vec![Arg::Int(ms)]);
+    }
+    let order = match q.order {
+        ListOrder::Newest => {
+            if let Some(b) = &q.before {
+                cond(&mut sql, "id < ?", vec![Arg::Text(b.clone())]);
+            }
+            "id DESC"
+        }
+        ListOrder::Oldest => {
+            if let Some(a) = &q.after {
+                cond(&mut sql, "id > ?", vec![Arg::Text(a.clone())]);
+            }
+            "id ASC"
+        }
+        ListOrder::Deadline => {
+            if let Some((ms, id)) = q.after.as_deref().and_then(|a| a.split_once(':')) {
+                let ms: i64 = ms.parse().unwrap_or(i64::MIN);
+                cond(
+                    &mut sql,
+                    "(deadline_ms > ? OR (deadline_ms = ? AND id > ?))",
+                    vec![Arg::Int(ms), Arg::Int(ms), Arg::Text(id.to_string())],
+                );
+            }
+            "deadline_ms ASC, id ASC"
+        }
+    };
+    args.push(Arg::Int(i64::from(q.limit)));
     sql.push_str(&format!(
-        " ORDER BY id DESC LIMIT {}",
-        dialect.param(filters.len() + 1)
+        " ORDER BY {order} LIMIT {}",
+        dialect.param(args.len())
     ));
-    sql
+    (sql, args)
 }
 
 /// The newest leaf about a record; binds the record's id (`ref_id`). A new
@@ -380,12 +460,13 @@ mod tests {
     fn both_dialects_get_the_same_statements_but_for_parameters() {
         let q = DecisionQuery {
             status: Some(Status::PendingReview),
-            task_id: None,
             before: Some("dec_9".into()),
             limit: 10,
+            ..Default::default()
         };
-        let sqlite = list_decisions_sql(&q, Dialect::Sqlite);
-        let postgres = list_decisions_sql(&q, Dialect::Postgres);
+        let (sqlite, args) = list_decisions_sql(&q, Dialect::Sqlite);
+        let (postgres, _) = list_decisions_sql(&q, Dialect::Postgres);
+        assert_eq!(args.len(), 3);
         assert!(
             sqlite.ends_with("AND status = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"),
             "{sqlite}"

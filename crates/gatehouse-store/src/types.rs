@@ -1,5 +1,6 @@
 pub use gatehouse_core::Role;
 use gatehouse_core::{Decision, Status};
+
 use gatehouse_log::entry::{Leaf, LogEntry};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -16,30 +17,48 @@ pub enum CreateOutcome {
     Existing(Box<Decision>),
 }
 
+/// How a list of decisions is ordered; each order pages with its own
+/// cursor (keyset pagination, never an offset).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ListOrder {
+    /// Newest first; the next page starts `before` the last id.
+    #[default]
+    Newest,
+    /// Oldest first; the next page starts `after` the last id.
+    Oldest,
+    /// Soonest deadline first (then id); `after` is `deadline_ms:id`.
+    Deadline,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct DecisionQuery {
     pub status: Option<Status>,
     pub task_id: Option<String>,
     /// Only decisions whose id sorts before this one (ids sort by time).
     pub before: Option<String>,
+    /// The cursor of the ascending orders (see [`ListOrder`]).
+    pub after: Option<String>,
+    /// The workflow (agent) that asked.
+    pub workflow: Option<String>,
+    /// The tool (action) requested.
+    pub tool: Option<String>,
+    pub subject: Option<String>,
+    /// Someone who reviewed it (person, or key name): matched as a whole
+    /// JSON string in the decision's reviews.
+    pub person: Option<String>,
+    /// Created at or after, Unix ms.
+    pub since_ms: Option<i64>,
+    /// Created before, Unix ms.
+    pub until_ms: Option<i64>,
+    pub order: ListOrder,
     pub limit: u32,
 }
 
-impl DecisionQuery {
-    /// The filters this query sets, as `(column and operator, value)` in a
-    /// fixed order. Stores write only these into their WHERE clause: the
-    /// catch-all form `(? IS NULL OR status = ?)` keeps both databases from
-    /// using the status and task indexes.
-    pub fn filters(&self) -> Vec<(&'static str, &str)> {
-        [
-            ("status =", self.status.map(Status::as_str)),
-            ("task_id =", self.task_id.as_deref()),
-            ("id <", self.before.as_deref()),
-        ]
-        .into_iter()
-        .filter_map(|(condition, value)| value.map(|v| (condition, v)))
-        .collect()
-    }
+/// A bind parameter of a list query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Arg {
+    Text(String),
+    Int(i64),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -198,6 +198,7 @@ pub async fn list(
         task_id: query.task_id,
         before: query.before,
         limit,
+        ..Default::default()
     };
     let decisions = app.list(&caller, q).await?;
     let next_before = (decisions.len() == limit as usize)

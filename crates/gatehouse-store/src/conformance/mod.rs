@@ -61,7 +61,8 @@ macro_rules! conformance_tests {
             retired_token_keys_stay_while_their_tokens_live,
             users_groups_and_key_owners,
             review_rules_need_every_requirement,
-            due_escalations_are_logged_once
+            due_escalations_are_logged_once,
+            lists_filter_and_page_in_every_order
         );
     };
     (@tests $make:path, $($name:ident),*) => {
