@@ -34,6 +34,12 @@ pub struct AppConfig {
     /// Packets, proofs, verifications and replays built at once; more
     /// queue for a slot, so their memory is bounded whatever the load.
     pub max_evidence_jobs: usize,
+    /// A console session ends after this long without a request.
+    pub session_idle: Duration,
+    /// A console session ends this long after sign-in, however active.
+    pub session_absolute: Duration,
+    /// Failed and successful sign-ins allowed per user name per minute.
+    pub sign_ins_per_minute: u32,
 }
 
 impl Default for AppConfig {
@@ -51,6 +57,9 @@ impl Default for AppConfig {
             max_waiters: 2048,
             max_wait: Duration::from_secs(MAX_WAIT_SECONDS),
             max_evidence_jobs: default_evidence_jobs(),
+            session_idle: Duration::from_secs(30 * 60),
+            session_absolute: Duration::from_secs(12 * 3600),
+            sign_ins_per_minute: 5,
         }
     }
 }

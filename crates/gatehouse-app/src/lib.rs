@@ -12,6 +12,7 @@
 pub mod access;
 pub mod audit;
 mod config;
+pub mod console;
 pub mod decide;
 mod error;
 pub mod events;
@@ -22,6 +23,7 @@ mod packets;
 mod policies;
 pub mod review;
 pub mod rows;
+pub mod sessions;
 pub mod tasks;
 pub mod telemetry;
 pub mod throttle;
@@ -60,6 +62,10 @@ pub struct App {
     keys: Cache<gatehouse_store::ApiKey>,
     users: Cache<gatehouse_store::User>,
     limiter: Option<DefaultKeyedRateLimiter<String>>,
+    /// Sign-ins per user name ([`AppConfig::sign_ins_per_minute`]).
+    sign_ins: Option<DefaultKeyedRateLimiter<String>>,
+    /// Sweeps since expired console sessions were last deleted.
+    sweeps: std::sync::atomic::AtomicU32,
     events: Events,
     checkpoint_cache: integrity::VerifiedCheckpoint,
     /// Per decision, the state its proven entries give.
@@ -101,6 +107,8 @@ impl App {
             keys: Cache::default(),
             users: Cache::default(),
             limiter,
+            sign_ins: sessions::sign_in_limiter(config.sign_ins_per_minute),
+            sweeps: Default::default(),
             events,
             checkpoint_cache: Default::default(),
             proven: Default::default(),

@@ -260,6 +260,17 @@ impl App {
         if let Some(limiter) = &self.limiter {
             limiter.retain_recent();
         }
+        // Expired console sessions go about once a minute.
+        if self
+            .sweeps
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .is_multiple_of(60)
+        {
+            self.purge_sessions().await;
+            if let Some(limiter) = &self.sign_ins {
+                limiter.retain_recent();
+            }
+        }
     }
 
     pub async fn list(&self, caller: &Caller, query: DecisionQuery) -> AppResult<Vec<Decision>> {

@@ -18,6 +18,7 @@ mod log_reads;
 mod policies;
 mod reviews;
 mod rows;
+mod sessions;
 mod tokens;
 mod users;
 

@@ -22,6 +22,7 @@ mod log_reads;
 mod policies;
 mod reviews;
 mod rows;
+mod sessions;
 mod tokens;
 mod tx;
 mod users;
@@ -53,6 +54,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0011_unsigned_tokens.sql"),
     include_str!("../migrations/0012_users.sql"),
     include_str!("../migrations/0013_review_rules.sql"),
+    include_str!("../migrations/0014_sessions.sql"),
 ];
 const DB_FILE: &str = "gatehouse.db";
 

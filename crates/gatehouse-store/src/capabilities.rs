@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use crate::sql::EvidenceRow;
 use crate::{
     ApiKey, CreateOutcome, DecisionQuery, IssuedToken, NewDecision, PolicyVersion, Redemption,
-    StoreResult, User,
+    Session, StoreResult, User,
 };
 
 /// Storing and reading decisions.
@@ -122,6 +122,27 @@ pub trait UserStore: Send + Sync {
     /// Whether an active user belongs to `group`: a group exists while
     /// someone can review for it.
     async fn group_exists(&self, group: &str) -> StoreResult<bool>;
+}
+
+/// Console sessions, shared by every replica.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    async fn create_session(&self, session: &Session) -> StoreResult<()>;
+
+    async fn get_session(&self, id_hash: &str) -> StoreResult<Option<Session>>;
+
+    /// Records activity (for the idle expiry).
+    async fn touch_session(&self, id_hash: &str, at: OffsetDateTime) -> StoreResult<()>;
+
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<()>;
+
+    /// Deletes sessions idle since before `idle_before` or created before
+    /// `created_before`; returns how many.
+    async fn delete_expired_sessions(
+        &self,
+        idle_before: OffsetDateTime,
+        created_before: OffsetDateTime,
+    ) -> StoreResult<u64>;
 }
 
 /// Approval tokens and the keys that signed them.
@@ -241,6 +262,7 @@ pub trait Store:
     + ReviewStore
     + KeyStore
     + UserStore
+    + SessionStore
     + TokenStore
     + EvidenceStore
     + PolicyStore
@@ -257,7 +279,7 @@ pub trait Store:
 /// The capability traits, to call any of them on a `dyn Store`.
 pub mod prelude {
     pub use super::{
-        DecisionStore, EvidenceStore, KeyStore, LogStore, PolicyStore, ReviewStore, Store,
-        TokenStore, UserStore,
+        DecisionStore, EvidenceStore, KeyStore, LogStore, PolicyStore, ReviewStore, SessionStore,
+        Store, TokenStore, UserStore,
     };
 }

@@ -61,7 +61,7 @@ impl StoreError {
 
 /// The tables both backends keep. A store is usable only while every one
 /// of them exists (see [`schema_probe_sql`]).
-pub const TABLES: [&str; 15] = [
+pub const TABLES: [&str; 16] = [
     "decisions",
     "events",
     "policy_versions",
@@ -77,6 +77,7 @@ pub const TABLES: [&str; 15] = [
     "users",
     "user_groups",
     "user_identities",
+    "console_sessions",
 ];
 
 /// One statement that reads no row but fails unless every table in

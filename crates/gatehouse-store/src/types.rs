@@ -198,3 +198,16 @@ impl User {
         self.disabled_at.is_none()
     }
 }
+
+/// A console session. The browser holds a random token; only its SHA-256
+/// is stored, so a copy of the database signs nobody in. The CSRF token
+/// is kept server-side and checked on every form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Hex SHA-256 of the cookie's token.
+    pub id_hash: String,
+    pub user: String,
+    pub csrf: String,
+    pub created_at: OffsetDateTime,
+    pub last_seen_at: OffsetDateTime,
+}

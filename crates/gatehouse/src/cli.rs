@@ -208,6 +208,20 @@ pub struct ServeArgs {
     /// the decision's current state at once.
     #[arg(long, env = "GATEHOUSE_MAX_WAITERS", default_value_t = 2048)]
     pub max_waiters: usize,
+    /// The address people reach this server at (e.g.
+    /// https://gate.example.com); with https the console's cookies are
+    /// marked Secure.
+    #[arg(long, env = "GATEHOUSE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// A console session ends after this long without activity.
+    #[arg(long, env = "GATEHOUSE_SESSION_IDLE", default_value = "30m")]
+    pub session_idle: String,
+    /// A console session ends this long after sign-in, however active.
+    #[arg(long, env = "GATEHOUSE_SESSION_LIFETIME", default_value = "12h")]
+    pub session_lifetime: String,
+    /// Sign-in attempts allowed per user name per minute.
+    #[arg(long, env = "GATEHOUSE_SIGN_IN_LIMIT", default_value_t = 5)]
+    pub sign_in_limit: u32,
     /// The longest one long-poll waits, at most 60s; longer waits asked
     /// for are capped to it.
     #[arg(long, env = "GATEHOUSE_MAX_WAIT", default_value = "60s")]

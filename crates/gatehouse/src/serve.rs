@@ -56,7 +56,18 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         token_ttl,
         max_waiters: args.max_waiters,
         max_wait: max_wait(&args.max_wait)?,
+        session_idle: duration_flag("--session-idle", &args.session_idle)?,
+        session_absolute: duration_flag("--session-lifetime", &args.session_lifetime)?,
+        sign_ins_per_minute: args.sign_in_limit,
         ..AppConfig::default()
+    };
+    let console = gatehouse_console::ConsoleConfig {
+        secure_cookies: match &args.public_url {
+            Some(url) if url.starts_with("https://") => true,
+            Some(url) if url.starts_with("http://") => false,
+            Some(url) => anyhow::bail!("--public-url {url:?} must start with https:// or http://"),
+            None => false,
+        },
     };
     let http = ServerConfig {
         body_limit: args.body_limit,
@@ -125,7 +136,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     // A key supplied in the environment cannot change while the server runs.
     let key_watcher = token_key_path(&args.storage)
         .map(|path| key_reload::spawn(app.clone(), path, token_key_reload));
-    let routes = router(app.clone(), http);
+    // The console is its own router beside the API's, so the API's
+    // JSON error fallback and body rules do not apply to its pages.
+    let routes = router(app.clone(), http).merge(gatehouse_console::router(app.clone(), console));
+    tracing::info!("reviewer console at /console");
     let upkeep = tokio::spawn(async {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {

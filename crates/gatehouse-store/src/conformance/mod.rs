@@ -62,7 +62,8 @@ macro_rules! conformance_tests {
             users_groups_and_key_owners,
             review_rules_need_every_requirement,
             due_escalations_are_logged_once,
-            lists_filter_and_page_in_every_order
+            lists_filter_and_page_in_every_order,
+            sessions_are_stored_touched_and_expired
         );
     };
     (@tests $make:path, $($name:ident),*) => {

@@ -117,3 +117,47 @@ pub async fn users_groups_and_key_owners(store: Arc<dyn Store>) {
         Some(bob.name)
     );
 }
+
+pub async fn sessions_are_stored_touched_and_expired(store: Arc<dyn Store>) {
+    let u = user(&format!("sid-{}", ids::key_id()), &["finance"]);
+    store.create_user(&u).await.unwrap();
+    let t0 = now();
+    let session = |n: u8, created| crate::Session {
+        id_hash: format!("{n:02x}{}", ids::key_id()),
+        user: u.name.clone(),
+        csrf: "csrf".into(),
+        created_at: created,
+        last_seen_at: created,
+    };
+    let fresh = session(1, t0);
+    let old = session(2, t0 - time::Duration::hours(13));
+    for s in [&fresh, &old] {
+        store.create_session(s).await.unwrap();
+    }
+    assert_eq!(
+        store.get_session(&fresh.id_hash).await.unwrap(),
+        Some(fresh.clone())
+    );
+    let later = t0 + time::Duration::minutes(5);
+    store.touch_session(&fresh.id_hash, later).await.unwrap();
+    assert_eq!(
+        store
+            .get_session(&fresh.id_hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_seen_at,
+        later
+    );
+    let removed = store
+        .delete_expired_sessions(
+            t0 - time::Duration::minutes(30),
+            t0 - time::Duration::hours(12),
+        )
+        .await
+        .unwrap();
+    assert!(removed >= 1);
+    assert!(store.get_session(&old.id_hash).await.unwrap().is_none());
+    store.delete_session(&fresh.id_hash).await.unwrap();
+    assert!(store.get_session(&fresh.id_hash).await.unwrap().is_none());
+}
