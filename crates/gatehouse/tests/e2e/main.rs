@@ -12,6 +12,7 @@ mod operations;
 mod outages;
 mod replicas;
 mod resources;
+mod reviewing;
 mod secrets;
 mod tamper;
 
