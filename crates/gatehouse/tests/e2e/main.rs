@@ -3,6 +3,7 @@
 //! holds what every group shares: starting servers, keys, HTTP calls.
 
 mod cli;
+mod console;
 mod contract;
 mod evidence;
 mod hostile;

@@ -9,7 +9,7 @@ use std::process::Stdio;
 use super::*;
 
 /// Creates a user with the CLI, the password on standard input.
-fn user(storage: &[&str], name: &str, groups: &[&str]) {
+pub(crate) fn user(storage: &[&str], name: &str, groups: &[&str]) {
     let mut args = vec!["users", "create", name, "--password-stdin"];
     for g in groups {
         args.extend(["--group", g]);
@@ -35,9 +35,12 @@ fn user(storage: &[&str], name: &str, groups: &[&str]) {
     );
 }
 
-/// A reviewer key that belongs to `name`.
-fn key_of(storage: &[&str], name: &str) -> String {
-    let mut args = vec!["keys", "create", "--role", "reviewer", "--user", name];
+/// A new key of `role`, belonging to `user` if one is named.
+pub(crate) fn key_of_role(storage: &[&str], user: Option<&str>, role: &str) -> String {
+    let mut args = vec!["keys", "create", "--role", role];
+    if let Some(u) = user {
+        args.extend(["--user", u]);
+    }
     args.extend_from_slice(storage);
     let out = run(&args);
     assert!(
@@ -51,6 +54,11 @@ fn key_of(storage: &[&str], name: &str) -> String {
         .last()
         .unwrap()
         .to_string()
+}
+
+/// A reviewer key that belongs to `name`.
+fn key_of(storage: &[&str], name: &str) -> String {
+    key_of_role(storage, Some(name), "reviewer")
 }
 
 fn refund(amount: i64) -> Value {
