@@ -5,3 +5,6 @@ ALTER TABLE decisions ADD COLUMN reviews TEXT;
 ALTER TABLE decisions ADD COLUMN escalate_at_ms BIGINT;
 CREATE INDEX decisions_pending_escalation ON decisions (escalate_at_ms)
     WHERE status = 'pending_review' AND escalate_at_ms IS NOT NULL;
+-- The console's queue: pending requests by deadline, paged by (deadline, id).
+CREATE INDEX decisions_pending_queue ON decisions (deadline_ms, id)
+    WHERE status = 'pending_review';

@@ -181,6 +181,15 @@ mod tests {
         };
         let by_status = plan(query(Some(Status::PendingReview), None));
         assert!(by_status.contains("decisions_status"), "{by_status}");
+        let queue = plan(DecisionQuery {
+            status: Some(Status::PendingReview),
+            order: gatehouse_store::ListOrder::Deadline,
+            after: Some("1:dec_1".into()),
+            limit: 50,
+            ..Default::default()
+        });
+        assert!(queue.contains("decisions_pending_queue"), "{queue}");
+        assert!(!queue.contains("TEMP B-TREE"), "sorts in memory: {queue}");
         let by_task = plan(query(None, Some("task_1")));
         assert!(by_task.contains("decisions_task"), "{by_task}");
         assert!(

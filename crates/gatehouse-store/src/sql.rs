@@ -182,7 +182,16 @@ pub fn policy_version_from_row(row: &dyn Columns) -> StoreResult<PolicyVersion> 
 /// [`DecisionQuery::filters`]), newest first. Bind the filters' values in
 /// order, then the limit.
 pub fn list_decisions_sql(q: &DecisionQuery, dialect: Dialect) -> (String, Vec<Arg>) {
-    let mut sql = format!("SELECT {DECISION_COLUMNS} FROM decisions WHERE 1 = 1");
+    // Without statistics SQLite reads every pending row through the status
+    // index and sorts them for the queue's order; the queue's partial index
+    // gives them in order (a plan test checks it).
+    let indexed = match (dialect, q.status, q.order) {
+        (Dialect::Sqlite, Some(Status::PendingReview), ListOrder::Deadline) => {
+            " INDEXED BY decisions_pending_queue"
+        }
+        _ => "",
+    };
+    let mut sql = format!("SELECT {DECISION_COLUMNS} FROM decisions{indexed} WHERE 1 = 1");
     let mut args: Vec<Arg> = Vec::new();
     // Each condition is written only when its filter is set: the catch-all
     // form `(? IS NULL OR status = ?)` keeps both databases from using the
@@ -204,7 +213,10 @@ pub fn list_decisions_sql(q: &DecisionQuery, dialect: Dialect) -> (String, Vec<A
         Dialect::Postgres => format!("(body::jsonb #>> '{{request,{path}}}')"),
     };
     if let Some(s) = q.status {
-        cond(&mut sql, "status = ?", vec![Arg::Text(s.as_str().into())]);
+        // A literal, not a parameter: SQLite uses a partial index (the
+        // queue's, on pending decisions) only when it can see the value.
+        // Status names are fixed words, never caller text.
+        cond(&mut sql, &format!("status = '{}'", s.as_str()), Vec::new());
     }
     if let Some(t) = &q.task_id {
         cond(&mut sql, "task_id = ?", vec![Arg::Text(t.clone())]);
@@ -466,9 +478,9 @@ mod tests {
         };
         let (sqlite, args) = list_decisions_sql(&q, Dialect::Sqlite);
         let (postgres, _) = list_decisions_sql(&q, Dialect::Postgres);
-        assert_eq!(args.len(), 3);
+        assert_eq!(args.len(), 2);
         assert!(
-            sqlite.ends_with("AND status = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"),
+            sqlite.ends_with("AND status = 'pending_review' AND id < ?1 ORDER BY id DESC LIMIT ?2"),
             "{sqlite}"
         );
         assert_eq!(sqlite.replace('?', "$"), postgres);
