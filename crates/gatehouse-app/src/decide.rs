@@ -51,7 +51,7 @@ impl App {
                 if valid_group(owner)
                     && (routes.is_empty() || routes.iter().any(|r| r.groups.is_empty())) =>
             {
-                self.store.group_exists(owner).await?.then(|| owner.clone())
+                self.group_exists(owner).await?.then(|| owner.clone())
             }
             _ => None,
         };

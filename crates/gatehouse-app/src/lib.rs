@@ -61,6 +61,8 @@ pub struct App {
     config: AppConfig,
     keys: Cache<gatehouse_store::ApiKey>,
     users: Cache<gatehouse_store::User>,
+    /// Whether a group exists, by name (owner routing).
+    groups: Cache<bool>,
     limiter: Option<DefaultKeyedRateLimiter<String>>,
     /// Sign-ins per user name ([`AppConfig::sign_ins_per_minute`]).
     sign_ins: Option<DefaultKeyedRateLimiter<String>>,
@@ -106,6 +108,7 @@ impl App {
             policies,
             keys: Cache::default(),
             users: Cache::default(),
+            groups: Cache::default(),
             limiter,
             sign_ins: sessions::sign_in_limiter(config.sign_ins_per_minute),
             sweeps: Default::default(),

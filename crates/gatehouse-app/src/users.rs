@@ -177,6 +177,7 @@ impl App {
         caller.require(&[Role::Admin], "manage users")?;
         let user = blocking(move || prepare_user(new)).await??;
         self.store.create_user(&user).await.map_err(user_error)?;
+        self.groups.clear();
         Ok(user)
     }
 
@@ -235,6 +236,8 @@ impl App {
             .await
             .map_err(user_error)?;
         self.users.forget(name);
+        // Membership changed: owner routing asks the store again.
+        self.groups.clear();
         Ok(user)
     }
 

@@ -9,6 +9,7 @@ pub mod execution;
 pub mod ids;
 mod jcs;
 pub mod request;
+pub mod review;
 pub mod review_rule;
 pub mod role;
 

@@ -348,6 +348,36 @@ async fn approve_with_changes_binds_the_token_to_the_amended_action() {
     assert_eq!(status, StatusCode::OK, "{out}");
     assert_eq!(out["action_hash"], amended_hash);
 
+    // A receipt for the original payload is refused (and flags the
+    // decision); one for the amended payload is recorded.
+    let receipt = |payload: Value| {
+        json!({"target_system": "stripe", "target_object": "re_1", "mutation": "create_refund",
+            "executor": "billing-worker", "tool_name": "issue_refund", "subject": "cus_42", "payload": payload})
+    };
+    let executions = format!("/api/decision/{id}/executions");
+    let (status, out) = app
+        .call(
+            "POST",
+            &executions,
+            Some(&app.agent),
+            Some(receipt(json!({"amount": 25_000, "currency": "usd"}))),
+        )
+        .await;
+    assert_eq!(
+        (status, out["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("execution_refused")),
+        "{out}"
+    );
+    let (status, out) = app
+        .call(
+            "POST",
+            &executions,
+            Some(&app.agent),
+            Some(receipt(amended.clone())),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{out}");
+
     // The packet carries both reviews and the amendment, and verifies
     // offline; without the approval that met the quorum it does not.
     let (_, packet) = app
@@ -361,6 +391,7 @@ async fn approve_with_changes_binds_the_token_to_the_amended_action() {
     let key = app.store.log_verifier_key().to_string();
     let parsed: gatehouse_log::packet::Packet = serde_json::from_value(packet).unwrap();
     assert_eq!(parsed.reviews.len(), 3);
+    assert_eq!(parsed.executions.len(), 1);
     assert_eq!(
         parsed.approved_action_hash.as_deref(),
         Some(amended_hash.as_str())

@@ -8,6 +8,7 @@
 //! entries version 2 the token's claims and the policy texts) is in
 //! `unverified`, which verification never reads.
 
+mod reviews;
 mod verify;
 
 use gatehouse_core::canonical::canonical_sha256_hex;
