@@ -9,7 +9,7 @@ use gatehouse_core::decision::rfc3339;
 use gatehouse_core::execution::{ExecutionReceipt, OutcomeRecord};
 use gatehouse_core::{Decision, Review};
 use gatehouse_log::entry::{LogEntry, LogEvent};
-use gatehouse_log::state::DecisionState;
+use gatehouse_log::state::{DecisionState, Logged, LoggedReview};
 use gatehouse_store::prelude::*;
 use gatehouse_store::{IssuedToken, Redemption, StoreResult};
 
@@ -133,81 +133,94 @@ fn shown(value: Option<&str>) -> String {
     value.map_or_else(|| "none".to_string(), |v| format!("\"{v}\""))
 }
 
-/// The row's reviews against the logged ones, one by one (the entry each
-/// row review would have produced must be the one logged), and the row's
-/// resolving review against the last.
-fn review(state: &DecisionState, d: &Decision, say: &mut impl FnMut(String)) {
-    // Rows written before review rules keep only the resolving review.
-    let rows: Vec<&Review> = if d.reviews.is_empty() {
-        d.review.iter().collect()
-    } else {
-        d.reviews.iter().collect()
+/// The fields in which the entry a row's review would produce differs
+/// from the logged review `l`.
+fn review_fields(d: &Decision, r: &Review, l: &Logged<LoggedReview>) -> Vec<&'static str> {
+    let LogEvent::Review {
+        decision,
+        reviewer,
+        reviewer_name,
+        comment_hash,
+        person,
+        groups,
+        action_hash,
+        ..
+    } = LogEntry::review(&d.id, r, false).event
+    else {
+        return vec!["type"];
     };
-    if rows.len() != state.reviews.len() {
+    let mut fields = Vec::new();
+    if decision != l.item.decision {
+        fields.push("decision");
+    }
+    if reviewer != l.item.reviewer {
+        fields.push("reviewer");
+    }
+    // Entries logged before version 2 did not record the name.
+    if l.item.reviewer_name.is_some() && reviewer_name != l.item.reviewer_name {
+        fields.push("reviewer_name");
+    }
+    if comment_hash != l.item.comment_hash {
+        fields.push("comment");
+    }
+    if rfc3339(r.reviewed_at) != l.ts {
+        fields.push("reviewed_at");
+    }
+    // Reviews logged before review rules record no person or action.
+    if l.item.action_hash.is_some() && (person != l.item.person || groups != l.item.groups) {
+        fields.push("reviewer's person or groups");
+    }
+    if l.item.action_hash.is_some() && action_hash != l.item.action_hash {
+        fields.push("action_hash");
+    }
+    fields
+}
+
+/// The row's resolving review against the review its entries resolved it
+/// with, and every review in the row's list against the logged ones.
+fn review(state: &DecisionState, d: &Decision, say: &mut impl FnMut(String)) {
+    let resolving = state
+        .resolved
+        .as_ref()
+        .and_then(|r| state.reviews.iter().find(|l| l.index == r.index));
+    match (&d.review, resolving) {
+        (None, None) => {}
+        (Some(_), None) => say("the row has a review that no log entry records".into()),
+        (None, Some(l)) => say(format!(
+            "the review logged at entry {} is missing from the row",
+            l.index
+        )),
+        (Some(r), Some(l)) => {
+            let fields = review_fields(d, r, l);
+            if !fields.is_empty() {
+                say(format!(
+                    "the row's review differs from log entry {} in: {}",
+                    l.index,
+                    fields.join(", ")
+                ));
+            }
+        }
+    }
+    // Rows written before review rules keep only the resolving review.
+    if d.reviews.is_empty() && state.reviews.len() <= 1 {
+        return;
+    }
+    if d.reviews.len() != state.reviews.len() {
         say(format!(
-            "the row has {} reviews but its log entries record {}",
-            rows.len(),
+            "the row lists {} reviews but its log entries record {}",
+            d.reviews.len(),
             state.reviews.len()
         ));
     }
-    for (r, l) in rows.iter().zip(&state.reviews) {
-        let LogEvent::Review {
-            decision,
-            reviewer,
-            reviewer_name,
-            comment_hash,
-            person,
-            groups,
-            action_hash,
-            ..
-        } = LogEntry::review(&d.id, r, false).event
-        else {
-            continue;
-        };
-        let mut fields = Vec::new();
-        if decision != l.item.decision {
-            fields.push("decision");
-        }
-        if reviewer != l.item.reviewer {
-            fields.push("reviewer");
-        }
-        // Entries logged before version 2 did not record the name.
-        if l.item.reviewer_name.is_some() && reviewer_name != l.item.reviewer_name {
-            fields.push("reviewer_name");
-        }
-        if comment_hash != l.item.comment_hash {
-            fields.push("comment");
-        }
-        if rfc3339(r.reviewed_at) != l.ts {
-            fields.push("reviewed_at");
-        }
-        if person != l.item.person || groups != l.item.groups {
-            fields.push("reviewer's person or groups");
-        }
-        if action_hash != l.item.action_hash {
-            fields.push("action_hash");
-        }
+    for (r, l) in d.reviews.iter().zip(&state.reviews) {
+        let fields = review_fields(d, r, l);
         if !fields.is_empty() {
             say(format!(
-                "the row's review differs from log entry {} in: {}",
+                "the row's list of reviews differs from log entry {} in: {}",
                 l.index,
                 fields.join(", ")
             ));
         }
-    }
-    let resolved_by_review = state
-        .resolved
-        .as_ref()
-        .is_some_and(|r| state.reviews.last().is_some_and(|l| l.index == r.index));
-    match (&d.review, resolved_by_review) {
-        (Some(r), true) if Some(r) == rows.last().copied() => {}
-        (None, false) => {}
-        (Some(_), _) => say(
-            "the row's resolving review is not the review its log entries resolved it with".into(),
-        ),
-        (None, true) => say(
-            "the row has no resolving review although its log entries resolve it by review".into(),
-        ),
     }
 }
 

@@ -49,7 +49,8 @@ pub fn csrf_matches(expected: &str, presented: &str) -> bool {
 }
 
 /// Sign-in attempts per user name, so guessing one person's password is
-/// slow whichever replica or address it comes from.
+/// slow from any address. Each replica keeps its own count: N replicas
+/// allow N times the rate.
 pub(crate) fn sign_in_limiter(per_minute: u32) -> Option<DefaultKeyedRateLimiter<String>> {
     NonZeroU32::new(per_minute).map(|n| RateLimiter::keyed(Quota::per_minute(n).allow_burst(n)))
 }

@@ -20,6 +20,15 @@ const NUL_FREE: &str = "^[^\\u0000]*$";
 const NOT_BLANK: &str = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$";
 /// A name: something besides whitespace, and no control character.
 const NAME: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$";
+/// A user name: 1 to 64 letters, digits, `.`, `_`, `-` or `@`, starting
+/// with a letter or digit.
+const USER_NAME: &str = "^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$";
+/// A group name: as a user name, without `@`.
+const GROUP: &str = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$";
+/// An email address as the server checks it: something, `@`, something,
+/// no whitespace or control character.
+const EMAIL: &str =
+    "^[^\\s@\\u0000-\\u001f\\u007f-\\u009f]+@[^\\s\\u0000-\\u001f\\u007f-\\u009f]+$";
 /// A JWS in compact form: three base64url segments.
 const JWS: &str = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]*$";
 
@@ -143,8 +152,38 @@ pub(crate) fn apply(doc: &mut Value) {
         json!({"minLength": 1, "maxLength": MAX_NAME_LEN, "pattern": NOT_BLANK}),
     );
     rule(doc, "RedeemBody", "token", json!({"pattern": JWS}));
+    people(doc);
     parameters(doc);
     nul_free(doc);
+}
+
+/// Users, groups, passwords, and the owner group a request names.
+fn people(doc: &mut Value) {
+    let user_name = json!({"pattern": USER_NAME});
+    let group = json!({"type": "string", "pattern": GROUP});
+    let groups = json!({"maxItems": 64, "items": group});
+    let password = json!({"minLength": 8, "maxLength": 1024, "pattern": NUL_FREE});
+    rule(doc, "NewUserBody", "name", user_name.clone());
+    rule(
+        doc,
+        "NewUserBody",
+        "role",
+        json!({"enum": ["reviewer", "auditor", "admin"]}),
+    );
+    rule(doc, "NewUserBody", "groups", groups.clone());
+    rule(doc, "NewUserBody", "password", password.clone());
+    rule(
+        doc,
+        "NewUserBody",
+        "email",
+        json!({"maxLength": 254, "pattern": EMAIL}),
+    );
+    rule(doc, "GroupsBody", "groups", groups);
+    rule(doc, "PasswordBody", "password", password);
+    rule(doc, "NewKeyBody", "user", user_name);
+    for body in ["GateBody", "SdkGateBody"] {
+        rule(doc, body, "owner", name());
+    }
 }
 
 fn merged(mut a: Value, b: Value) -> Value {
