@@ -3,6 +3,7 @@
 //! entries, and earlier decisions about the same subject or task.
 
 use gatehouse_core::decision::to_unix_millis;
+use gatehouse_core::review_rule::Vote;
 use gatehouse_core::{Decision, ReviewChoice, Risk, Status};
 use gatehouse_log::entry::{LogEntry, LogEvent};
 use gatehouse_store::{DecisionQuery, ListOrder, Role};
@@ -47,27 +48,22 @@ pub struct TimelineStep {
     pub detail: String,
 }
 
-/// Whether `caller` may act on `d` now: a reviewer in an eligible group,
-/// not the requester, and not one who already approved the current action.
+/// Whether `caller` may approve `d` now, by the decision's own review
+/// rule (eligible, not the requester, not an approval already given).
 pub fn may_review(caller: &Caller, d: &Decision) -> bool {
     if caller.role != Role::Reviewer || d.status != Status::PendingReview {
         return false;
     }
-    let rule = d.rule();
-    if d.created_by == caller.key_id
-        || (!rule.requester.is_empty() && rule.requester == caller.identity())
-    {
-        return false;
-    }
-    if d.review_rule.is_some() && !rule.admits(&caller.groups, to_unix_millis(now())) {
-        return false;
-    }
-    let current = d.tally().current_action_hash;
-    !d.reviews.iter().any(|r| {
-        r.identity() == caller.identity()
-            && r.decision == ReviewChoice::Approve
-            && r.action_hash.as_deref().unwrap_or(&d.action_hash) == current
-    })
+    let vote = Vote {
+        key: caller.key_id.clone(),
+        identity: caller.identity().to_string(),
+        groups: caller.groups.clone(),
+        choice: ReviewChoice::Approve,
+        action_hash: d.tally().current_action_hash,
+        at_ms: to_unix_millis(now()),
+    };
+    let prior: Vec<Vote> = d.reviews.iter().map(|r| r.vote(&d.action_hash)).collect();
+    d.rule().check(&d.created_by, &prior, &vote).is_ok()
 }
 
 fn cursor(order_oldest: bool, d: &Decision) -> String {

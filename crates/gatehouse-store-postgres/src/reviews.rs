@@ -16,6 +16,23 @@ use time::OffsetDateTime;
 use crate::rows::{backend, map_one, Cols};
 use crate::{log, PostgresStore};
 
+impl PostgresStore {
+    /// Whether a pending decision's `column` (a deadline or an escalation
+    /// time) is due at `now_ms`: read without the log lock, so an idle
+    /// sweep never takes it.
+    async fn any_pending_due(&self, column: &'static str, now_ms: i64) -> StoreResult<bool> {
+        let sql = format!(
+            "SELECT 1 FROM decisions WHERE status = 'pending_review' AND {column} <= $1 LIMIT 1"
+        );
+        let due: Option<i32> = sqlx::query_scalar(&sql)
+            .bind(now_ms)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(due.is_some())
+    }
+}
+
 #[async_trait]
 impl ReviewStore for PostgresStore {
     async fn review_decision(&self, id: &str, review: &Review) -> StoreResult<Decision> {
@@ -51,15 +68,7 @@ impl ReviewStore for PostgresStore {
     async fn escalate_due(&self, now: OffsetDateTime) -> StoreResult<Vec<(String, String)>> {
         let now_ms = to_unix_millis(now);
         let now = from_unix_millis(now_ms);
-        // Cheap check first, so an idle sweep never takes the log lock.
-        let due: Option<i32> = sqlx::query_scalar(
-            "SELECT 1 FROM decisions WHERE status = 'pending_review' AND escalate_at_ms <= $1 LIMIT 1",
-        )
-        .bind(now_ms)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(backend)?;
-        if due.is_none() {
+        if !self.any_pending_due("escalate_at_ms", now_ms).await? {
             return Ok(Vec::new());
         }
         let mut tx = self.logged_tx().await?;
@@ -94,15 +103,7 @@ impl ReviewStore for PostgresStore {
     async fn expire_due(&self, now: OffsetDateTime) -> StoreResult<Vec<String>> {
         let now_ms = to_unix_millis(now);
         let now = from_unix_millis(now_ms);
-        // Cheap check first, so an idle sweep never takes the log lock.
-        let due: Option<i32> = sqlx::query_scalar(
-            "SELECT 1 FROM decisions WHERE status = 'pending_review' AND deadline_ms <= $1 LIMIT 1",
-        )
-        .bind(now_ms)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(backend)?;
-        if due.is_none() {
+        if !self.any_pending_due("deadline_ms", now_ms).await? {
             return Ok(Vec::new());
         }
         let mut tx = self.logged_tx().await?;

@@ -13,7 +13,7 @@ use std::process::Child;
 use fantoccini::{Client, ClientBuilder, Locator};
 
 use super::*;
-use crate::reviewing::{key_of_role, user};
+use crate::reviewing::user;
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -151,7 +151,7 @@ async fn reviewers_work_in_the_browser() {
     let storage = ["--data", data.to_str().unwrap()];
     user(&storage, "ana", &["finance"]);
     user(&storage, "bo", &["finance"]);
-    let agent = key_of_role(&storage, None, "agent");
+    let agent = create_key(&storage, "agent");
     let policies = examples("review-routing");
     let server = Server::start(&storage, &["--policies", policies.to_str().unwrap()]);
     let base = server.url.clone();

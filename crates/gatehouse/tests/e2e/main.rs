@@ -121,7 +121,15 @@ impl Drop for Server {
 }
 
 fn create_key(storage: &[&str], role: &str) -> String {
+    create_key_for(storage, role, None)
+}
+
+/// A new key of `role`, belonging to `user` if one is named.
+fn create_key_for(storage: &[&str], role: &str, user: Option<&str>) -> String {
     let mut args = vec!["keys", "create", "--role", role];
+    if let Some(u) = user {
+        args.extend(["--user", u]);
+    }
     args.extend_from_slice(storage);
     let out = run(&args);
     assert!(

@@ -35,30 +35,9 @@ pub(crate) fn user(storage: &[&str], name: &str, groups: &[&str]) {
     );
 }
 
-/// A new key of `role`, belonging to `user` if one is named.
-pub(crate) fn key_of_role(storage: &[&str], user: Option<&str>, role: &str) -> String {
-    let mut args = vec!["keys", "create", "--role", role];
-    if let Some(u) = user {
-        args.extend(["--user", u]);
-    }
-    args.extend_from_slice(storage);
-    let out = run(&args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .to_string()
-}
-
 /// A reviewer key that belongs to `name`.
 fn key_of(storage: &[&str], name: &str) -> String {
-    key_of_role(storage, Some(name), "reviewer")
+    create_key_for(storage, "reviewer", Some(name))
 }
 
 fn refund(amount: i64) -> Value {
