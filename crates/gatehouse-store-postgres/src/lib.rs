@@ -15,6 +15,7 @@ mod evidence;
 mod keys;
 mod log;
 mod log_reads;
+mod outbox;
 mod policies;
 mod reviews;
 mod rows;

@@ -19,6 +19,7 @@ mod evidence;
 mod keys;
 mod log;
 mod log_reads;
+mod outbox;
 mod policies;
 mod reviews;
 mod rows;
@@ -55,6 +56,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0012_users.sql"),
     include_str!("../migrations/0013_review_rules.sql"),
     include_str!("../migrations/0014_sessions.sql"),
+    include_str!("../migrations/0015_outbox.sql"),
 ];
 const DB_FILE: &str = "gatehouse.db";
 

@@ -267,6 +267,7 @@ pub trait Store:
     + EvidenceStore
     + PolicyStore
     + LogStore
+    + crate::outbox::OutboxStore
     + Send
     + Sync
     + 'static
@@ -282,4 +283,5 @@ pub mod prelude {
         DecisionStore, EvidenceStore, KeyStore, LogStore, PolicyStore, ReviewStore, SessionStore,
         Store, TokenStore, UserStore,
     };
+    pub use crate::outbox::OutboxStore;
 }

@@ -9,10 +9,12 @@
 mod capabilities;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod outbox;
 pub mod sql;
 mod types;
 
 pub use capabilities::*;
+pub use outbox::OutboxStore;
 pub use types::*;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -61,7 +63,7 @@ impl StoreError {
 
 /// The tables both backends keep. A store is usable only while every one
 /// of them exists (see [`schema_probe_sql`]).
-pub const TABLES: [&str; 16] = [
+pub const TABLES: [&str; 21] = [
     "decisions",
     "events",
     "policy_versions",
@@ -78,6 +80,11 @@ pub const TABLES: [&str; 16] = [
     "user_groups",
     "user_identities",
     "console_sessions",
+    "outbox_cursor",
+    "deliveries",
+    "delivery_attempts",
+    "notification_refs",
+    "webhooks",
 ];
 
 /// One statement that reads no row but fails unless every table in

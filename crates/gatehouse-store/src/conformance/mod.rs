@@ -10,6 +10,7 @@ use time::{Duration, OffsetDateTime};
 
 mod decisions;
 mod log;
+mod outbox;
 mod reviews;
 mod rules;
 mod tokens;
@@ -17,6 +18,7 @@ mod users;
 
 pub use decisions::*;
 pub use log::*;
+pub use outbox::*;
 pub use reviews::*;
 pub use rules::*;
 pub use tokens::*;
@@ -63,7 +65,11 @@ macro_rules! conformance_tests {
             review_rules_need_every_requirement,
             due_escalations_are_logged_once,
             lists_filter_and_page_in_every_order,
-            sessions_are_stored_touched_and_expired
+            sessions_are_stored_touched_and_expired,
+            outbox_cursor_moves_with_its_deliveries,
+            deliveries_are_claimed_once_in_order,
+            concurrent_claims_take_each_delivery_once,
+            webhooks_and_refs_are_kept
         );
     };
     (@tests $make:path, $($name:ident),*) => {
