@@ -22,7 +22,7 @@ pub struct ErrorDetail {
     /// `headers_too_large`, `validation_failed`, `token_rejected`,
     /// `rate_limited`, `unavailable`, `too_many_connections`,
     /// `already_exists`, `not_eligible`, `already_reviewed`,
-    /// `amendment_rejected`, `internal`.
+    /// `amendment_rejected`, `callback_not_allowed`, `internal`.
     pub code: String,
     pub message: String,
     /// With `amendment_rejected`: the policy reasons that reject the
@@ -67,7 +67,9 @@ pub enum ServerErrors {
 pub enum BodyErrors {
     /// `invalid_json` (not JSON), `duplicate_key` (a key repeated within
     /// one object, at any depth), `schema_mismatch` (does not fit the
-    /// policy schema) or `bad_request` (e.g. conflicting idempotency keys).
+    /// policy schema), `callback_not_allowed` (a `callback_url` whose host
+    /// is not on the server's callback allowlist, or an address inside its
+    /// networks) or `bad_request` (e.g. conflicting idempotency keys).
     #[response(status = 400)]
     BadRequest(ErrorBody),
     /// `payload_too_large`: the body is over the server's limit.

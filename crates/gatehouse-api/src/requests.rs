@@ -46,6 +46,11 @@ pub struct GateBody {
     /// policy set.
     #[serde(default)]
     pub owner: Option<String>,
+    /// Where to POST the resolution once the request is decided after a
+    /// review (a Standard Webhooks-signed `decision.resolved`). Its host
+    /// must be on the server's callback allowlist.
+    #[serde(default)]
+    pub callback_url: Option<String>,
     /// Same as the `Idempotency-Key` header.
     #[serde(default)]
     pub idempotency_key: Option<String>,
@@ -75,6 +80,11 @@ pub struct SdkGateBody {
     /// policy set.
     #[serde(default)]
     pub owner: Option<String>,
+    /// Where to POST the resolution once the request is decided after a
+    /// review (a Standard Webhooks-signed `decision.resolved`). Its host
+    /// must be on the server's callback allowlist.
+    #[serde(default)]
+    pub callback_url: Option<String>,
     #[serde(default)]
     pub idempotency_key: Option<String>,
 }
@@ -93,6 +103,11 @@ pub struct DecideBody {
     /// (the payload).
     #[schema(value_type = Object)]
     pub context: Value,
+    /// Where to POST the resolution once the request is decided after a
+    /// review (a Standard Webhooks-signed `decision.resolved`). Its host
+    /// must be on the server's callback allowlist.
+    #[serde(default)]
+    pub callback_url: Option<String>,
     #[serde(default)]
     pub idempotency_key: Option<String>,
 }
@@ -102,6 +117,19 @@ fn text(field: &str, value: Option<String>) -> Result<Option<String>, Validation
         Some(v) if v.chars().count() > MAX_TEXT_LEN => Err(ValidationError::new(
             field,
             format!("must be at most {MAX_TEXT_LEN} characters"),
+        )),
+        other => Ok(other),
+    }
+}
+
+/// The longest callback URL accepted, in characters.
+pub const MAX_URL_LEN: usize = 2_048;
+
+fn callback_url(value: Option<String>) -> Result<Option<String>, ValidationError> {
+    match value {
+        Some(v) if v.chars().count() > MAX_URL_LEN => Err(ValidationError::new(
+            "callback_url",
+            format!("must be at most {MAX_URL_LEN} characters"),
         )),
         other => Ok(other),
     }
@@ -147,6 +175,7 @@ impl GateBody {
             task_label: text("task_label", self.task_label)?,
             preview: text("preview", self.preview)?,
             owner: self.owner.map(|o| name("owner", o)).transpose()?,
+            callback_url: callback_url(self.callback_url)?,
             source_record_id: None,
             question: None,
             evidence: Vec::new(),
@@ -168,6 +197,7 @@ impl SdkGateBody {
             task_label: None,
             preview: None,
             owner: self.owner.map(|o| name("owner", o)).transpose()?,
+            callback_url: callback_url(self.callback_url)?,
             source_record_id: None,
             question: None,
             evidence: Vec::new(),
@@ -250,6 +280,7 @@ impl DecideBody {
             source_record_id,
             question: text("question", Some(self.question))?,
             evidence,
+            callback_url: callback_url(self.callback_url)?,
         })
     }
 }

@@ -158,7 +158,7 @@ impl<T> Default for Cache<T> {
 }
 
 impl<T: Clone> Cache<T> {
-    fn get(&self, id: &str, ttl: Duration) -> Option<T> {
+    pub(crate) fn get(&self, id: &str, ttl: Duration) -> Option<T> {
         let entries = self.entries.lock().ok()?;
         entries
             .get(id)
@@ -166,7 +166,7 @@ impl<T: Clone> Cache<T> {
             .map(|(k, _)| k.clone())
     }
 
-    fn put(&self, id: &str, value: T) {
+    pub(crate) fn put(&self, id: &str, value: T) {
         if let Ok(mut entries) = self.entries.lock() {
             // Bounded: a flood of distinct valid keys cannot grow it forever.
             if entries.len() > 10_000 {
@@ -311,6 +311,12 @@ impl App {
             }
         }
         Ok(current)
+    }
+
+    /// A key's name by id, for adapters that label what a key did (the
+    /// notifier picks a callback's secret by it); `None` if unknown.
+    pub async fn key_name(&self, key_id: &str) -> AppResult<Option<String>> {
+        Ok(self.store.get_key(key_id).await?.map(|k| k.name))
     }
 
     pub async fn revoke_key(&self, caller: &Caller, id: &str) -> AppResult<()> {

@@ -40,6 +40,11 @@ pub struct AppConfig {
     pub session_absolute: Duration,
     /// Failed and successful sign-ins allowed per user name per minute.
     pub sign_ins_per_minute: u32,
+    /// The address people and receivers reach this server at, for links
+    /// in notifications; without it links are paths.
+    pub public_url: Option<String>,
+    /// Which callback URLs requests may name (none by default).
+    pub callbacks: crate::callbacks::CallbackAllowlist,
 }
 
 impl Default for AppConfig {
@@ -60,6 +65,8 @@ impl Default for AppConfig {
             session_idle: Duration::from_secs(30 * 60),
             session_absolute: Duration::from_secs(12 * 3600),
             sign_ins_per_minute: 5,
+            public_url: None,
+            callbacks: Default::default(),
         }
     }
 }

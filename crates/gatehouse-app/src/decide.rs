@@ -112,6 +112,12 @@ impl App {
                 )));
             }
         }
+        if let Some(url) = &request.callback_url {
+            self.config
+                .callbacks
+                .check_url(url)
+                .map_err(AppError::CallbackNotAllowed)?;
+        }
         let created_at = now();
         let clock = Clock::from_datetime(created_at.to_offset(self.config.utc_offset));
         let engine = self.policies.current();

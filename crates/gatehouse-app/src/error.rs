@@ -18,6 +18,10 @@ pub enum AppError {
     /// filter value).
     #[error("{0}")]
     InvalidArgument(String),
+    /// A `callback_url` this server will not call (not on the allowlist,
+    /// an address inside its networks, not http(s)).
+    #[error("{0}")]
+    CallbackNotAllowed(String),
     #[error("missing or invalid API key")]
     Unauthorized,
     #[error("this API key's role ({role}) may not {action}")]

@@ -248,6 +248,9 @@ struct Shared {
 pub struct Events {
     shared: Arc<Shared>,
     reader_started: AtomicBool,
+    /// Woken by every local commit that appended, listened to or not (the
+    /// outbox's fan-out waits on it); a wake with no one waiting is kept.
+    committed: Notify,
 }
 
 impl Events {
@@ -265,6 +268,7 @@ impl Events {
                 poll,
             }),
             reader_started: AtomicBool::new(false),
+            committed: Notify::new(),
         }
     }
 
@@ -281,9 +285,16 @@ impl Events {
     /// Called after a local commit that appended to the log: wakes the
     /// reader at once if anyone listens.
     pub(crate) fn appended(&self) {
+        self.committed.notify_one();
         if self.shared.listening.load(Ordering::Acquire) > 0 {
             self.shared.wake.notify_one();
         }
+    }
+
+    /// Resolves after the next local commit that appended to the log (at
+    /// once if one happened since the last call).
+    pub(crate) async fn committed(&self) {
+        self.committed.notified().await
     }
 
     async fn add(&self, decision: Option<String>) -> AppResult<Subscription> {

@@ -11,14 +11,18 @@
 
 pub mod access;
 pub mod audit;
+pub mod callbacks;
 mod config;
 pub mod console;
 pub mod decide;
+pub mod deliveries;
 mod error;
 pub mod events;
 pub mod evidence;
 pub mod executions;
 mod integrity;
+pub mod notice;
+pub mod outbox;
 mod packets;
 mod policies;
 pub mod review;
@@ -63,6 +67,8 @@ pub struct App {
     users: Cache<gatehouse_store::User>,
     /// Whether a group exists, by name (owner routing).
     groups: Cache<bool>,
+    /// The webhook subscriptions made through the API.
+    webhooks: Cache<Arc<Vec<gatehouse_store::outbox::WebhookRecord>>>,
     limiter: Option<DefaultKeyedRateLimiter<String>>,
     /// Sign-ins per user name ([`AppConfig::sign_ins_per_minute`]).
     sign_ins: Option<DefaultKeyedRateLimiter<String>>,
@@ -109,6 +115,7 @@ impl App {
             keys: Cache::default(),
             users: Cache::default(),
             groups: Cache::default(),
+            webhooks: Cache::default(),
             limiter,
             sign_ins: sessions::sign_in_limiter(config.sign_ins_per_minute),
             sweeps: Default::default(),

@@ -44,9 +44,9 @@ pub(crate) fn page_error(e: AppError, me: Option<&MeView>) -> Response {
         AppError::Validation(_) | AppError::AmendmentRejected(_) => {
             (StatusCode::UNPROCESSABLE_ENTITY, "Not accepted")
         }
-        AppError::SchemaMismatch(_) | AppError::InvalidArgument(_) => {
-            (StatusCode::BAD_REQUEST, "Not accepted")
-        }
+        AppError::SchemaMismatch(_)
+        | AppError::InvalidArgument(_)
+        | AppError::CallbackNotAllowed(_) => (StatusCode::BAD_REQUEST, "Not accepted"),
         AppError::NotPending(_) | AppError::AlreadyReviewed(_) | AppError::EvidenceMismatch(_) => {
             (StatusCode::CONFLICT, "Already decided")
         }

@@ -48,6 +48,16 @@ pub fn key_id() -> String {
     next()
 }
 
+/// A notification's id, the same for every attempt to deliver it (the
+/// Standard Webhooks `webhook-id`).
+pub fn delivery_id() -> String {
+    format!("msg_{}", next())
+}
+
+pub fn webhook_id() -> String {
+    format!("wh_{}", next())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

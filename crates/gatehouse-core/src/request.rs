@@ -63,6 +63,10 @@ pub struct ActionRequest {
     pub question: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub evidence: Vec<Value>,
+    /// Where the resolution is POSTed (checked against the callback
+    /// allowlist when the request is made).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
 }
 
 impl ActionRequest {

@@ -37,6 +37,7 @@ fn request(tool: &str, risk: &str, payload: serde_json::Value) -> ActionRequest 
         source_record_id: None,
         question: None,
         evidence: Vec::new(),
+        callback_url: None,
     }
 }
 

@@ -62,6 +62,9 @@ impl ApiError {
                 AppError::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
                 AppError::SchemaMismatch(_) => (StatusCode::BAD_REQUEST, "schema_mismatch"),
                 AppError::InvalidArgument(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+                AppError::CallbackNotAllowed(_) => {
+                    (StatusCode::BAD_REQUEST, "callback_not_allowed")
+                }
                 AppError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
                 AppError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
                 AppError::SelfReview => (StatusCode::FORBIDDEN, "self_review_forbidden"),

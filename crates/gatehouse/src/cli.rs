@@ -19,7 +19,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the HTTP service.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage API keys directly in the database.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -30,6 +30,13 @@ pub enum Command {
     /// Check and test policy sets.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// The configuration file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Notifications owed to webhooks, callbacks, Slack and email: list
+    /// them and retry dead letters, directly in the database.
+    #[command(subcommand)]
+    Deliveries(DeliveriesCommand),
     /// Submit a Gate request; exit 0 only if the action may proceed.
     Request(RequestArgs),
     /// Approve or reject a pending request.
@@ -161,8 +168,56 @@ pub enum UnknownAction {
     Reject,
 }
 
+#[derive(Subcommand)]
+pub enum ConfigCommand {
+    /// Check a configuration file: every key, type, duration, URL and
+    /// secret reference (env:NAME, file:PATH); an error names its line.
+    Check { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+pub enum DeliveriesCommand {
+    /// List deliveries, newest first.
+    List {
+        /// Only dead letters (given up after the last attempt or too old).
+        #[arg(long)]
+        failed: bool,
+        /// Only pending ones (not yet delivered, retrying).
+        #[arg(long, conflicts_with = "failed")]
+        pending: bool,
+        /// Only those about one decision.
+        #[arg(long)]
+        decision: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Show a delivery and every attempt.
+    Show {
+        id: String,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Make a dead (or pending) delivery due now, with a fresh count of
+    /// attempts; the server sends it within a second.
+    Retry {
+        id: String,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+}
+
 #[derive(Args)]
 pub struct ServeArgs {
+    /// A TOML configuration file: every flag below by its long name with
+    /// underscores, and the notification sections (docs/NOTIFICATIONS.md).
+    /// Flags and environment variables override it.
+    #[arg(long, env = "GATEHOUSE_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, env = "GATEHOUSE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,

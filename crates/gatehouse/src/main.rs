@@ -3,6 +3,8 @@
 
 mod cli;
 mod client;
+mod config;
+mod deliveries;
 mod key_reload;
 mod local;
 mod log;
@@ -12,7 +14,7 @@ mod users;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 use crate::cli::{Cli, Command};
 
@@ -25,8 +27,32 @@ use crate::cli::{Cli, Command};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn main() -> ExitCode {
+/// The command line; for `serve` with a configuration file, parsed again
+/// with the file's values as the flags' defaults, so flags and environment
+/// variables still override it.
+fn parse() -> anyhow::Result<(Cli, Option<config::Loaded>)> {
     let cli = Cli::parse();
+    let Command::Serve(args) = &cli.command else {
+        return Ok((cli, None));
+    };
+    let Some(file) = &args.config else {
+        return Ok((cli, None));
+    };
+    let loaded = config::load(file)?;
+    let command =
+        Cli::command().mut_subcommand("serve", |serve| config::with_defaults(serve, &loaded));
+    let cli = Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit());
+    Ok((cli, Some(loaded)))
+}
+
+fn main() -> ExitCode {
+    let (cli, loaded) = match parse() {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -39,7 +65,17 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async move {
         let result = match cli.command {
-            Command::Serve(args) => serve::run(args).await.map(|_| ExitCode::SUCCESS),
+            Command::Serve(args) => serve::run(*args, loaded.map(|l| l.notify).unwrap_or_default())
+                .await
+                .map(|_| ExitCode::SUCCESS),
+            Command::Config(cli::ConfigCommand::Check { file }) => match config::check(&file) {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    Ok(ExitCode::from(1))
+                }
+            },
+            Command::Deliveries(cmd) => deliveries::run(cmd).await.map(|_| ExitCode::SUCCESS),
             Command::Keys(cmd) => local::keys(cmd).await.map(|_| ExitCode::SUCCESS),
             Command::Users(cmd) => users::run(cmd).await.map(|_| ExitCode::SUCCESS),
             Command::Policy(cmd) => local::policy(cmd),

@@ -40,7 +40,10 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-pub async fn run(args: ServeArgs) -> Result<()> {
+pub async fn run(
+    args: ServeArgs,
+    notify: gatehouse_notify::settings::NotifySettings,
+) -> Result<()> {
     init_logging(args.log_format);
 
     // Validate every setting before touching storage or the network.
@@ -59,8 +62,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         session_idle: duration_flag("--session-idle", &args.session_idle)?,
         session_absolute: duration_flag("--session-lifetime", &args.session_lifetime)?,
         sign_ins_per_minute: args.sign_in_limit,
+        public_url: args.public_url.clone(),
+        callbacks: gatehouse_app::callbacks::CallbackAllowlist::parse(&notify.callbacks.allow)
+            .map_err(|e| anyhow::anyhow!("[callbacks] allow: {e}"))?,
         ..AppConfig::default()
     };
+    let outbox = gatehouse_notify::outbox(&notify).map_err(|e| anyhow::anyhow!("{e}"))?;
     let console = gatehouse_console::ConsoleConfig {
         secure_cookies: match &args.public_url {
             Some(url) if url.starts_with("https://") => true,
@@ -133,6 +140,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         }
     }
     let sweeper = app.spawn_background();
+    let deliveries = app.spawn_outbox(outbox);
     // A key supplied in the environment cannot change while the server runs.
     let key_watcher = token_key_path(&args.storage)
         .map(|path| key_reload::spawn(app.clone(), path, token_key_reload));
@@ -177,6 +185,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     .await
     .context("server failed")?;
     sweeper.abort();
+    deliveries.abort();
     upkeep.abort();
     if let Some(m) = metrics_server {
         m.abort();

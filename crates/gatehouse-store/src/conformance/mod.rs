@@ -111,6 +111,7 @@ pub fn sample_decision(
         source_record_id: None,
         question: None,
         evidence: vec![],
+        callback_url: None,
     };
     let created_at = now();
     let deadline = (verdict == Verdict::PendingReview).then(|| created_at + Duration::hours(1));

@@ -1,0 +1,384 @@
+//! The outbox's two loops: the fan-out turns log entries into deliveries
+//! (in one transaction with the cursor, see `gatehouse_store::outbox`),
+//! and the dispatcher claims due deliveries and hands each to its
+//! channel, retrying with exponential backoff and jitter until it is
+//! delivered or dead. Channels (webhooks, callbacks, Slack, email) are
+//! adapters that implement [`Channel`]; this module knows no transport.
+//!
+//! Neither loop is on the decide path: a commit only wakes the fan-out,
+//! and a slow or failing receiver holds one dispatcher slot, never a
+//! request.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use gatehouse_core::{ids, Decision};
+use gatehouse_log::entry::LogEntry;
+use gatehouse_store::outbox::{Delivery, DeliveryAttempt, DeliveryNext, NewDelivery};
+use rand::Rng;
+use tokio::sync::Semaphore;
+
+use crate::events::DomainEvent;
+use crate::notice::event_type;
+use crate::throttle::Throttle;
+use crate::App;
+
+/// Leaves fanned out per transaction.
+const FAN_OUT_PAGE: u32 = 500;
+
+/// An event as channels see it when deciding what they owe.
+pub struct OutboxEvent<'a> {
+    pub log_index: u64,
+    /// When it happened (the entry's `ts`, RFC 3339).
+    pub at: &'a str,
+    pub event_type: &'static str,
+    pub event: &'a DomainEvent,
+    pub decision: &'a Decision,
+}
+
+/// A delivery a channel owes for an event.
+pub struct Owed {
+    pub target: String,
+    pub payload: String,
+}
+
+/// How an attempt went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sent {
+    Delivered {
+        code: Option<u16>,
+    },
+    Failed {
+        code: Option<u16>,
+        error: String,
+        /// Trying again cannot help (the target is refused, the message
+        /// is malformed): dead-letter at once.
+        permanent: bool,
+    },
+}
+
+/// A way of notifying: its name is the `channel` of its deliveries.
+#[async_trait]
+pub trait Channel: Send + Sync {
+    fn name(&self) -> &'static str;
+
+    /// Whether this channel may owe anything for an event of this type;
+    /// cheap (no read that is not cached), so the fan-out reads a decision
+    /// only when someone wants it.
+    async fn wants(&self, app: &App, event_type: &str) -> bool;
+
+    /// The deliveries owed for an event.
+    async fn owed(&self, app: &App, event: &OutboxEvent<'_>) -> Vec<Owed>;
+
+    /// One attempt at a delivery.
+    async fn send(&self, app: &App, delivery: &Delivery) -> Sent;
+}
+
+/// Delivery settings (the configuration file's `[outbox]`).
+#[derive(Debug, Clone)]
+pub struct OutboxConfig {
+    /// Attempts before a delivery is dead-lettered.
+    pub max_attempts: u32,
+    /// Age after which a delivery is dead-lettered, whatever its attempts.
+    pub max_age: Duration,
+    /// The wait after the first failure; it doubles per attempt.
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+    /// The longest one attempt may take; a claim's lease is longer, so a
+    /// delivery is only claimed again once its attempt cannot be running.
+    pub attempt_timeout: Duration,
+    /// Attempts in flight at once in this process.
+    pub concurrency: usize,
+    /// How often the log and the due deliveries are checked when nothing
+    /// wakes the loops (entries other replicas appended, retries).
+    pub poll: Duration,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig {
+            max_attempts: 12,
+            max_age: Duration::from_secs(24 * 3600),
+            backoff: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(600),
+            attempt_timeout: Duration::from_secs(10),
+            concurrency: 16,
+            poll: Duration::from_secs(1),
+        }
+    }
+}
+
+impl OutboxConfig {
+    fn lease(&self) -> Duration {
+        self.attempt_timeout * 2 + Duration::from_secs(5)
+    }
+
+    /// The wait before attempt `attempts + 1`: exponential, capped, with
+    /// full jitter over its upper half so receivers that failed together
+    /// are not retried together.
+    pub fn backoff_after(&self, attempts: u32) -> Duration {
+        let exp = self
+            .backoff
+            .saturating_mul(1u32 << attempts.saturating_sub(1).min(20));
+        let capped = exp.min(self.max_backoff);
+        let half = capped / 2;
+        half + rand::thread_rng().gen_range(Duration::ZERO..=half)
+    }
+
+    /// What follows a failed attempt.
+    pub fn after_failure(&self, d: &Delivery, now_ms: i64, permanent: bool) -> DeliveryNext {
+        let next = now_ms + self.backoff_after(d.attempts).as_millis() as i64;
+        let too_old = next - d.age_from_ms > self.max_age.as_millis() as i64;
+        if permanent || d.attempts >= self.max_attempts || too_old {
+            DeliveryNext::Dead
+        } else {
+            DeliveryNext::RetryAt(next)
+        }
+    }
+}
+
+/// The channels and settings the outbox runs with.
+pub struct Outbox {
+    pub channels: Vec<Arc<dyn Channel>>,
+    pub config: OutboxConfig,
+}
+
+fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+impl App {
+    /// Starts the fan-out and the dispatcher. Without channels the fan-out
+    /// still moves the cursor, so channels configured later start from
+    /// then rather than replaying history.
+    pub fn spawn_outbox(self: &Arc<Self>, outbox: Outbox) -> tokio::task::JoinHandle<()> {
+        let app = Arc::clone(self);
+        let outbox = Arc::new(outbox);
+        tokio::spawn(async move {
+            let failures = Throttle::new(Duration::from_secs(60));
+            let slots = Arc::new(Semaphore::new(outbox.config.concurrency.max(1)));
+            let by_name: Arc<HashMap<&'static str, Arc<dyn Channel>>> = Arc::new(
+                outbox
+                    .channels
+                    .iter()
+                    .map(|c| (c.name(), c.clone()))
+                    .collect(),
+            );
+            loop {
+                if let Err(e) = app.fan_out(&outbox).await {
+                    if let Some(repeats) = failures.admit(&e.to_string()) {
+                        tracing::warn!(error = %e, repeats, "the outbox cannot read the log; retrying");
+                    }
+                }
+                if let Err(e) = app.dispatch(&outbox, &slots, &by_name).await {
+                    if let Some(repeats) = failures.admit(&e.to_string()) {
+                        tracing::warn!(error = %e, repeats, "the outbox cannot claim deliveries; retrying");
+                    }
+                }
+                tokio::select! {
+                    _ = app.events.committed() => {}
+                    _ = tokio::time::sleep(outbox.config.poll) => {}
+                }
+            }
+        })
+    }
+
+    /// Turns every log entry past the cursor into the deliveries owed.
+    async fn fan_out(&self, outbox: &Outbox) -> crate::AppResult<()> {
+        loop {
+            let from = self.store.outbox_cursor().await?;
+            if outbox.channels.is_empty() {
+                let size = self.store.log_size().await?;
+                if size > from {
+                    self.store
+                        .enqueue_deliveries(from, size, Vec::new())
+                        .await?;
+                }
+                return Ok(());
+            }
+            let page = self.store.log_leaves(from, FAN_OUT_PAGE).await?;
+            let mut next = from;
+            let mut owed = Vec::new();
+            for (index, bytes) in &page {
+                // A gap is a commit not yet visible: stop before it.
+                if *index != next {
+                    break;
+                }
+                next += 1;
+                let entry = match LogEntry::parse(bytes) {
+                    Ok(entry) => entry,
+                    Err(e) => {
+                        tracing::warn!(index, error = %e, "log entry skipped by the outbox");
+                        continue;
+                    }
+                };
+                self.owed_for(outbox, *index, &entry, &mut owed).await?;
+            }
+            if next == from {
+                return Ok(());
+            }
+            // Lost to another replica: it stored these; read on from there.
+            self.store.enqueue_deliveries(from, next, owed).await?;
+            if page.len() < FAN_OUT_PAGE as usize {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn owed_for(
+        &self,
+        outbox: &Outbox,
+        index: u64,
+        entry: &LogEntry,
+        owed: &mut Vec<NewDelivery>,
+    ) -> crate::AppResult<()> {
+        let mut decision: Option<Decision> = None;
+        for (ordinal, event) in DomainEvent::from_entry(entry).iter().enumerate() {
+            let Some(event_type) = event_type(event) else {
+                continue;
+            };
+            let mut wanted = Vec::new();
+            for c in &outbox.channels {
+                if c.wants(self, event_type).await {
+                    wanted.push(c);
+                }
+            }
+            if wanted.is_empty() {
+                continue;
+            }
+            if decision.is_none() {
+                match self.store.get_decision(event.decision_id()).await? {
+                    Some(d) => decision = Some(d),
+                    // The entry's row is gone (a tampered database): there
+                    // is nothing to show, and `log verify` names it.
+                    None => return Ok(()),
+                }
+            }
+            let Some(d) = decision.as_ref() else { continue };
+            let ev = OutboxEvent {
+                log_index: index,
+                at: &entry.ts,
+                event_type,
+                event,
+                decision: d,
+            };
+            let position = (index as i64) * 16 + ordinal as i64;
+            for channel in wanted {
+                for o in channel.owed(self, &ev).await {
+                    owed.push(NewDelivery {
+                        id: ids::delivery_id(),
+                        log_index: index,
+                        position,
+                        decision_id: d.id.clone(),
+                        event_type: event_type.to_string(),
+                        channel: channel.name().to_string(),
+                        target: o.target,
+                        payload: o.payload,
+                        created_at_ms: now_ms(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Claims what is due and starts one attempt per delivery, as many at
+    /// once as there are free slots.
+    async fn dispatch(
+        self: &Arc<Self>,
+        outbox: &Arc<Outbox>,
+        slots: &Arc<Semaphore>,
+        channels: &Arc<HashMap<&'static str, Arc<dyn Channel>>>,
+    ) -> crate::AppResult<()> {
+        loop {
+            let free = slots.available_permits();
+            if free == 0 {
+                return Ok(());
+            }
+            let now = now_ms();
+            let lease = now + outbox.config.lease().as_millis() as i64;
+            let claimed = self.store.claim_deliveries(now, lease, free as u32).await?;
+            let full = claimed.len() == free;
+            for d in claimed {
+                let Ok(permit) = slots.clone().acquire_owned().await else {
+                    return Ok(());
+                };
+                let (app, outbox, channels) = (self.clone(), outbox.clone(), channels.clone());
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    app.attempt(&outbox, &channels, d).await;
+                });
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        outbox: &Outbox,
+        channels: &HashMap<&'static str, Arc<dyn Channel>>,
+        d: Delivery,
+    ) {
+        let started = Instant::now();
+        let at = now_ms();
+        let sent = match channels.get(d.new.channel.as_str()) {
+            Some(channel) => {
+                match tokio::time::timeout(outbox.config.attempt_timeout, channel.send(self, &d))
+                    .await
+                {
+                    Ok(sent) => sent,
+                    Err(_) => Sent::Failed {
+                        code: None,
+                        error: format!(
+                            "no answer within {} s",
+                            outbox.config.attempt_timeout.as_secs_f32()
+                        ),
+                        permanent: false,
+                    },
+                }
+            }
+            // Configured away since it was owed (e.g. Slack removed).
+            None => Sent::Failed {
+                code: None,
+                error: format!("the {} channel is not configured", d.new.channel),
+                permanent: true,
+            },
+        };
+        let (code, error, next) = match sent {
+            Sent::Delivered { code } => (code, None, DeliveryNext::Delivered),
+            Sent::Failed {
+                code,
+                error,
+                permanent,
+            } => {
+                let next = outbox.config.after_failure(&d, now_ms(), permanent);
+                (code, Some(error), next)
+            }
+        };
+        metrics::counter!("gatehouse_deliveries_total",
+            "channel" => d.new.channel.clone(),
+            "result" => match next { DeliveryNext::Delivered => "delivered", DeliveryNext::RetryAt(_) => "retry", DeliveryNext::Dead => "dead" })
+        .increment(1);
+        if next == DeliveryNext::Dead {
+            tracing::warn!(delivery = %d.new.id, channel = %d.new.channel, target = %d.new.target,
+                error = error.as_deref().unwrap_or(""), "delivery dead-lettered");
+        }
+        let attempt = DeliveryAttempt {
+            delivery_id: d.new.id.clone(),
+            attempt: d.attempts,
+            at_ms: at,
+            duration_ms: started.elapsed().as_millis() as i64,
+            status_code: code,
+            error,
+        };
+        if let Err(e) = self.store.finish_delivery(&attempt, next).await {
+            // The lease runs out and the delivery is attempted again:
+            // at least once, never lost.
+            tracing::warn!(delivery = %d.new.id, error = %e, "cannot record a delivery attempt");
+        }
+    }
+}

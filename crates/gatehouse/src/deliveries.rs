@@ -1,0 +1,128 @@
+//! `gatehouse deliveries`: the outbox, read and retried in the database
+//! directly (like `gatehouse users`); a running server picks a retry up
+//! within its poll interval.
+
+use anyhow::{bail, Result};
+use gatehouse_store::outbox::{Delivery, DeliveryQuery, DeliveryStatus};
+use serde_json::json;
+
+use crate::cli::DeliveriesCommand;
+use crate::local::open_store;
+
+fn when(ms: Option<i64>) -> String {
+    ms.and_then(|ms| {
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+    })
+    .and_then(|t| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    })
+    .unwrap_or_else(|| "-".into())
+}
+
+fn as_json(d: &Delivery) -> serde_json::Value {
+    json!({
+        "id": d.new.id,
+        "decision_id": d.new.decision_id,
+        "event": d.new.event_type,
+        "channel": d.new.channel,
+        "target": d.new.target,
+        "status": d.status,
+        "attempts": d.attempts,
+        "next_attempt_at": (d.status == DeliveryStatus::Pending).then(|| when(Some(d.next_attempt_at_ms))),
+        "last_attempt_at": d.last_attempt_at_ms.map(|ms| when(Some(ms))),
+        "last_status_code": d.last_status_code,
+        "last_error": d.last_error,
+        "delivered_at": d.delivered_at_ms.map(|ms| when(Some(ms))),
+    })
+}
+
+pub async fn run(cmd: DeliveriesCommand) -> Result<()> {
+    match cmd {
+        DeliveriesCommand::List {
+            failed,
+            pending,
+            decision,
+            limit,
+            json,
+            storage,
+        } => {
+            let store = open_store(&storage).await?;
+            let status = if failed {
+                Some(DeliveryStatus::Dead)
+            } else if pending {
+                Some(DeliveryStatus::Pending)
+            } else {
+                None
+            };
+            let list = store
+                .list_deliveries(&DeliveryQuery {
+                    decision_id: decision,
+                    status,
+                    before: None,
+                    limit: limit.clamp(1, gatehouse_app::deliveries::MAX_DELIVERY_PAGE),
+                })
+                .await?;
+            if json {
+                for d in &list {
+                    println!("{}", as_json(d));
+                }
+                return Ok(());
+            }
+            if list.is_empty() {
+                println!("no deliveries");
+                return Ok(());
+            }
+            println!(
+                "{:<30}  {:<9}  {:<8}  {:<23}  {:>3}  {:<30}  LAST ERROR",
+                "ID", "STATUS", "CHANNEL", "EVENT", "TRY", "DECISION"
+            );
+            for d in &list {
+                println!(
+                    "{:<30}  {:<9}  {:<8}  {:<23}  {:>3}  {:<30}  {}",
+                    d.new.id,
+                    d.status.as_str(),
+                    d.new.channel,
+                    d.new.event_type,
+                    d.attempts,
+                    d.new.decision_id,
+                    d.last_error.as_deref().unwrap_or("")
+                );
+            }
+        }
+        DeliveriesCommand::Show { id, storage } => {
+            let store = open_store(&storage).await?;
+            let Some(d) = store.get_delivery(&id).await? else {
+                bail!("no delivery {id:?}");
+            };
+            let attempts = store.delivery_attempts(&id).await?;
+            let mut shown = as_json(&d);
+            shown["attempts_made"] = attempts
+                .iter()
+                .map(|a| {
+                    json!({"attempt": a.attempt, "at": when(Some(a.at_ms)), "duration_ms": a.duration_ms,
+                           "status_code": a.status_code, "error": a.error})
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&shown)?);
+        }
+        DeliveriesCommand::Retry { id, storage } => {
+            let store = open_store(&storage).await?;
+            let Some(d) = store.get_delivery(&id).await? else {
+                bail!("no delivery {id:?}");
+            };
+            let now = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+            if !store.retry_delivery(&id, now).await? {
+                bail!(
+                    "delivery {id} was {}; only pending and dead deliveries can be retried",
+                    d.status.as_str()
+                );
+            }
+            println!(
+                "delivery {id} is due again ({} to {})",
+                d.new.event_type, d.new.target
+            );
+        }
+    }
+    Ok(())
+}
