@@ -112,7 +112,7 @@ impl Default for OutboxConfig {
 
 impl OutboxConfig {
     fn lease(&self) -> Duration {
-        self.attempt_timeout * 2 + Duration::from_secs(5)
+        self.attempt_timeout + Duration::from_secs(5)
     }
 
     /// The wait before attempt `attempts + 1`: exponential, capped, with

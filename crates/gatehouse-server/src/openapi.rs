@@ -34,6 +34,8 @@ use utoipa::{Modify, OpenApi};
         (name = "evidence", description = "Replay, verification and Decision Packets"),
         (name = "log", description = "The transparency log"),
         (name = "keys", description = "API keys"),
+        (name = "users", description = "People and their groups"),
+        (name = "notifications", description = "Webhook subscriptions and the deliveries of the outbox"),
         (name = "service", description = "Health, readiness, this document"),
     )
 )]

@@ -4,6 +4,7 @@ mod executions;
 mod gate;
 mod health;
 mod log;
+mod notifications;
 mod tokens;
 mod users;
 
@@ -75,6 +76,14 @@ pub(crate) fn documented() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(users::disable_user))
         .routes(routes!(users::set_groups))
         .routes(routes!(users::set_password))
+        .routes(routes!(
+            notifications::list_webhooks,
+            notifications::create_webhook
+        ))
+        .routes(routes!(notifications::delete_webhook))
+        .routes(routes!(notifications::list_deliveries))
+        .routes(routes!(notifications::get_delivery))
+        .routes(routes!(notifications::retry_delivery))
 }
 
 pub fn router(app: Arc<App>, config: ServerConfig) -> Router {

@@ -9,6 +9,7 @@ mod evidence;
 mod hostile;
 mod keys;
 mod lifecycle;
+mod notifications;
 mod operations;
 mod outages;
 mod replicas;

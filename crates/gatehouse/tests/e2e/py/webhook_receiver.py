@@ -82,6 +82,13 @@ def parse_args():
         metavar="SECONDS",
         help="sleep this long before answering each request (default 0)",
     )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=0,
+        help="port to listen on (default: one the system picks), e.g. to come "
+        "back on the address a receiver that was down had",
+    )
     args = parser.parse_args()
     if args.fail_first < 0:
         parser.error("--fail-first must not be negative")
@@ -245,7 +252,7 @@ def main():
     args = parse_args()
     Handler.receiver = Receiver(args)
     # Port 0: the system picks a free port, so parallel tests never collide.
-    server = Server(("127.0.0.1", 0), Handler)
+    server = Server(("127.0.0.1", args.port), Handler)
     exit_with_parent()
     # The socket listens already: a connection made as soon as this line is
     # read waits in the backlog until serve_forever() accepts it.
