@@ -25,6 +25,9 @@ pub fn new_webhook_secret() -> String {
 
 /// Checks a subscription's event names against the catalogue.
 pub fn check_event_types(events: &[String]) -> Result<(), String> {
+    if events.len() > 64 {
+        return Err("events may name at most 64 entries".into());
+    }
     if events.is_empty() {
         return Err(format!(
             "events must name at least one of: {}",
@@ -48,8 +51,21 @@ pub fn check_webhook_url(raw: &str) -> Result<url::Url, String> {
     if !matches!(url.scheme(), "https" | "http") {
         return Err(format!("{raw:?} must be an http or https URL"));
     }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("{raw:?} has no host"));
+    match url.host() {
+        None => return Err(format!("{raw:?} has no host")),
+        // The URL standard lets odd characters through in names (`0*`);
+        // a name DNS can resolve has letters, digits and hyphens only.
+        Some(url::Host::Domain(name)) => {
+            let ok = name.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
+            if !ok {
+                return Err(format!("{raw:?} does not name a valid host"));
+            }
+        }
+        Some(_) => {}
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(format!(

@@ -153,6 +153,7 @@ pub(crate) fn apply(doc: &mut Value) {
     );
     rule(doc, "RedeemBody", "token", json!({"pattern": JWS}));
     people(doc);
+    notifications(doc);
     parameters(doc);
     nul_free(doc);
 }
@@ -184,6 +185,25 @@ fn people(doc: &mut Value) {
     for body in ["GateBody", "SdkGateBody"] {
         rule(doc, body, "owner", name());
     }
+}
+
+/// Webhook subscriptions: a plain http(s) URL the server can parse, and
+/// event names from the catalogue.
+fn notifications(doc: &mut Value) {
+    rule(
+        doc,
+        "WebhookBody",
+        "url",
+        json!({"maxLength": 2048,
+               "pattern": "^https?://[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?$"}),
+    );
+    rule(
+        doc,
+        "WebhookBody",
+        "events",
+        json!({"minItems": 1, "maxItems": 64,
+               "items": {"type": "string", "enum": gatehouse_app::notice::EVENT_TYPES}}),
+    );
 }
 
 fn merged(mut a: Value, b: Value) -> Value {

@@ -173,6 +173,12 @@ async fn openapi_documents_every_route() {
         ("/api/users/{name}/disable", "post"),
         ("/api/users/{name}/groups", "put"),
         ("/api/users/{name}/password", "put"),
+        ("/api/webhooks", "get"),
+        ("/api/webhooks", "post"),
+        ("/api/webhooks/{id}", "delete"),
+        ("/api/deliveries", "get"),
+        ("/api/deliveries/{id}", "get"),
+        ("/api/deliveries/{id}/retry", "post"),
     ];
     for (path, method) in routes {
         assert!(
