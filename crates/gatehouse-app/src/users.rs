@@ -31,6 +31,23 @@ pub struct NewUser {
     pub password: String,
 }
 
+/// The identity provider name Slack user ids are linked under.
+pub const SLACK: &str = "slack";
+
+/// Slack user ids: `U` or `W` and upper-case letters and digits.
+pub fn check_slack_user_id(id: &str) -> Result<(), String> {
+    let ok = (3..=24).contains(&id.len())
+        && (id.starts_with('U') || id.starts_with('W'))
+        && id
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{id:?} is not a Slack user id (like U012AB3CD)"))
+    }
+}
+
 /// Whether `name` is a valid user or group name: 1 to 64 characters,
 /// letters, digits, `.`, `_`, `-` (and `@` for users), starting with a
 /// letter or digit.
@@ -179,6 +196,58 @@ impl App {
         self.store.create_user(&user).await.map_err(user_error)?;
         self.groups.clear();
         Ok(user)
+    }
+
+    /// Links a Slack user id to a person: clicks in Slack by that Slack
+    /// user are that person's reviews. A Slack id links to one person.
+    pub async fn link_slack(
+        &self,
+        caller: &Caller,
+        name: &str,
+        slack_user_id: &str,
+    ) -> AppResult<()> {
+        caller.require(&[Role::Admin], "manage users")?;
+        check_slack_user_id(slack_user_id).map_err(AppError::Validation)?;
+        self.store
+            .get_user(name)
+            .await?
+            .ok_or(AppError::NotFound("user"))?;
+        Ok(self
+            .store
+            .set_identity(SLACK, slack_user_id, Some(name))
+            .await?)
+    }
+
+    /// The active person behind a Slack user: the one linked to the Slack
+    /// id, otherwise the one active user whose email is the Slack
+    /// profile's (when Slack shared it).
+    pub async fn person_for_slack(
+        &self,
+        slack_user_id: &str,
+        email: Option<&str>,
+    ) -> AppResult<Option<User>> {
+        if let Some(name) = self.store.user_by_identity(SLACK, slack_user_id).await? {
+            return Ok(self.store.get_user(&name).await?.filter(User::is_active));
+        }
+        let Some(email) = email.map(str::to_ascii_lowercase) else {
+            return Ok(None);
+        };
+        let matching: Vec<User> = self
+            .store
+            .list_users()
+            .await?
+            .into_iter()
+            .filter(|u| {
+                u.is_active()
+                    && u.email.as_deref().map(str::to_ascii_lowercase) == Some(email.clone())
+            })
+            .collect();
+        // Two people sharing an address is no one in particular.
+        Ok(if matching.len() == 1 {
+            matching.into_iter().next()
+        } else {
+            None
+        })
     }
 
     pub async fn list_users(&self, caller: &Caller) -> AppResult<Vec<User>> {

@@ -7,6 +7,8 @@
 
 pub mod settings;
 pub mod signing;
+pub mod slack;
+pub mod slack_http;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -15,10 +17,27 @@ use gatehouse_app::outbox::{Channel, Outbox};
 
 use crate::settings::NotifySettings;
 
+/// The outbox's channels and the routes that answer Slack.
+pub struct Notifier {
+    pub outbox: Outbox,
+    slack: Option<Arc<slack::Slack>>,
+}
+
+impl Notifier {
+    /// The endpoints the notifier answers (Slack's interactions), to merge
+    /// into the server's routes; none without Slack.
+    pub fn routes(&self, app: Arc<gatehouse_app::App>) -> axum::Router {
+        match &self.slack {
+            Some(slack) => slack_http::router(app, slack.clone()),
+            None => axum::Router::new(),
+        }
+    }
+}
+
 /// The outbox with every channel the settings configure. Webhooks are
 /// always on, because subscriptions can be made through the API at any
 /// time; the others only when their section is present.
-pub fn outbox(settings: &NotifySettings) -> Result<Outbox, String> {
+pub fn build(settings: &NotifySettings) -> Result<Notifier, String> {
     let config = settings.outbox.config();
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -41,5 +60,15 @@ pub fn outbox(settings: &NotifySettings) -> Result<Outbox, String> {
             config.attempt_timeout,
         )?));
     }
-    Ok(Outbox { channels, config })
+    let slack = settings
+        .slack
+        .as_ref()
+        .map(|s| Arc::new(slack::Slack::new(s, &settings.groups, client.clone())));
+    if let Some(slack) = &slack {
+        channels.push(Arc::new(slack::SlackChannel(slack.clone())));
+    }
+    Ok(Notifier {
+        outbox: Outbox { channels, config },
+        slack,
+    })
 }

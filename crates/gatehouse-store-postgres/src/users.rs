@@ -149,4 +149,42 @@ impl UserStore for PostgresStore {
         .map_err(backend)?;
         Ok(found.is_some())
     }
+
+    async fn set_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+        user: Option<&str>,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        sqlx::query("DELETE FROM user_identities WHERE provider = $1 AND subject = $2")
+            .bind(provider)
+            .bind(subject)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        if let Some(user) = user {
+            sqlx::query(
+                "INSERT INTO user_identities (provider, subject, user_name) VALUES ($1, $2, $3)",
+            )
+            .bind(provider)
+            .bind(subject)
+            .bind(user)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn user_by_identity(&self, provider: &str, subject: &str) -> StoreResult<Option<String>> {
+        sqlx::query_scalar(
+            "SELECT user_name FROM user_identities WHERE provider = $1 AND subject = $2",
+        )
+        .bind(provider)
+        .bind(subject)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)
+    }
 }

@@ -139,4 +139,48 @@ impl UserStore for SqliteStore {
         })
         .await
     }
+
+    async fn set_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+        user: Option<&str>,
+    ) -> StoreResult<()> {
+        let (provider, subject, user) = (
+            provider.to_string(),
+            subject.to_string(),
+            user.map(str::to_string),
+        );
+        self.writer
+            .run(move |tx| {
+                tx.execute(
+                    "DELETE FROM user_identities WHERE provider = ?1 AND subject = ?2",
+                    [&provider, &subject],
+                )
+                .map_err(backend)?;
+                if let Some(user) = user {
+                    tx.execute(
+                        "INSERT INTO user_identities (provider, subject, user_name) VALUES (?1, ?2, ?3)",
+                        [&provider, &subject, &user],
+                    )
+                    .map_err(backend)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn user_by_identity(&self, provider: &str, subject: &str) -> StoreResult<Option<String>> {
+        let (provider, subject) = (provider.to_string(), subject.to_string());
+        self.read(move |c| {
+            c.query_row(
+                "SELECT user_name FROM user_identities WHERE provider = ?1 AND subject = ?2",
+                [provider, subject],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
 }

@@ -122,6 +122,18 @@ pub trait UserStore: Send + Sync {
     /// Whether an active user belongs to `group`: a group exists while
     /// someone can review for it.
     async fn group_exists(&self, group: &str) -> StoreResult<bool>;
+
+    /// Links an outside identity (a Slack user id, an OIDC subject) to a
+    /// user, replacing the subject's earlier link; `None` unlinks it.
+    async fn set_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+        user: Option<&str>,
+    ) -> StoreResult<()>;
+
+    /// The user an outside identity is linked to.
+    async fn user_by_identity(&self, provider: &str, subject: &str) -> StoreResult<Option<String>>;
 }
 
 /// Console sessions, shared by every replica.

@@ -358,6 +358,13 @@ pub enum KeysCommand {
 
 #[derive(Subcommand)]
 pub enum UsersCommand {
+    /// Link a Slack user id to a person (replacing the id's earlier link).
+    LinkSlack {
+        name: String,
+        slack_user_id: String,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
     /// Create a user; the password is read from standard input (one line)
     /// and stored only as an Argon2id hash.
     Create {
@@ -365,6 +372,10 @@ pub enum UsersCommand {
         /// A group the user reviews for; repeat for several.
         #[arg(long = "group")]
         groups: Vec<String>,
+        /// The person's Slack user id (e.g. U012AB3CD): their clicks on
+        /// Slack approval messages are their reviews.
+        #[arg(long)]
+        slack_user_id: Option<String>,
         #[arg(long)]
         email: Option<String>,
         #[arg(long, default_value = "reviewer", value_parser = ["reviewer", "auditor", "admin"])]

@@ -67,7 +67,7 @@ pub async fn run(
             .map_err(|e| anyhow::anyhow!("[callbacks] allow: {e}"))?,
         ..AppConfig::default()
     };
-    let outbox = gatehouse_notify::outbox(&notify).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let notifier = gatehouse_notify::build(&notify).map_err(|e| anyhow::anyhow!("{e}"))?;
     let console = gatehouse_console::ConsoleConfig {
         secure_cookies: match &args.public_url {
             Some(url) if url.starts_with("https://") => true,
@@ -140,13 +140,16 @@ pub async fn run(
         }
     }
     let sweeper = app.spawn_background();
-    let deliveries = app.spawn_outbox(outbox);
+    let notifier_routes = notifier.routes(app.clone());
+    let deliveries = app.spawn_outbox(notifier.outbox);
     // A key supplied in the environment cannot change while the server runs.
     let key_watcher = token_key_path(&args.storage)
         .map(|path| key_reload::spawn(app.clone(), path, token_key_reload));
     // The console is its own router beside the API's, so the API's
     // JSON error fallback and body rules do not apply to its pages.
-    let routes = router(app.clone(), http).merge(gatehouse_console::router(app.clone(), console));
+    let routes = router(app.clone(), http)
+        .merge(gatehouse_console::router(app.clone(), console))
+        .merge(notifier_routes);
     tracing::info!("reviewer console at /console");
     let upkeep = tokio::spawn(async {
         let mut tick = tokio::time::interval(Duration::from_secs(5));

@@ -35,14 +35,35 @@ fn not_found(name: &str) -> impl FnOnce(StoreError) -> anyhow::Error + '_ {
 
 pub async fn run(cmd: UsersCommand) -> Result<()> {
     match cmd {
+        UsersCommand::LinkSlack {
+            name,
+            slack_user_id,
+            storage,
+        } => {
+            gatehouse_app::users::check_slack_user_id(&slack_user_id)
+                .map_err(anyhow::Error::msg)?;
+            let store = open_store(&storage).await?;
+            store
+                .get_user(&name)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no user named {name:?}"))?;
+            store
+                .set_identity(gatehouse_app::users::SLACK, &slack_user_id, Some(&name))
+                .await?;
+            println!("Slack user {slack_user_id} is now {name}");
+        }
         UsersCommand::Create {
             name,
             groups,
             email,
+            slack_user_id,
             role,
             password_stdin: _,
             storage,
         } => {
+            if let Some(id) = &slack_user_id {
+                gatehouse_app::users::check_slack_user_id(id).map_err(anyhow::Error::msg)?;
+            }
             let role = Role::parse(&role).context("unknown role")?;
             let password = read_password()?;
             let user = prepare_user(NewUser {
@@ -56,6 +77,11 @@ pub async fn run(cmd: UsersCommand) -> Result<()> {
             match store.create_user(&user).await {
                 Err(StoreError::Duplicate) => bail!("a user named {:?} exists already", user.name),
                 other => other?,
+            }
+            if let Some(id) = &slack_user_id {
+                store
+                    .set_identity(gatehouse_app::users::SLACK, id, Some(&user.name))
+                    .await?;
             }
             println!(
                 "created {} {} in groups [{}]",

@@ -232,8 +232,40 @@ pub async fn concurrent_claims_take_each_delivery_once(store: Arc<dyn Store>) {
     assert_eq!(ids.len(), 40);
 }
 
-/// Notification refs are replaced; webhooks are stored, listed, deleted.
+/// Notification refs are replaced; webhooks are stored, listed, deleted;
+/// outside identities are linked, moved and unlinked.
 pub async fn webhooks_and_refs_are_kept(store: Arc<dyn Store>) {
+    for name in ["ana", "bo"] {
+        let mut u = crate::conformance::sample_user(name, &["finance"]);
+        u.email = Some(format!("{name}@example.com"));
+        store.create_user(&u).await.unwrap();
+    }
+    assert_eq!(store.user_by_identity("slack", "U1").await.unwrap(), None);
+    store
+        .set_identity("slack", "U1", Some("ana"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .user_by_identity("slack", "U1")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("ana")
+    );
+    store.set_identity("slack", "U1", Some("bo")).await.unwrap();
+    assert_eq!(
+        store
+            .user_by_identity("slack", "U1")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("bo")
+    );
+    assert_eq!(store.user_by_identity("oidc", "U1").await.unwrap(), None);
+    store.set_identity("slack", "U1", None).await.unwrap();
+    assert_eq!(store.user_by_identity("slack", "U1").await.unwrap(), None);
+
     assert_eq!(
         store.notification_ref("dec", "slack:C1").await.unwrap(),
         None

@@ -8,7 +8,7 @@ use gatehouse_log::entry::{LogEntry, LogEvent, UserChange};
 use super::now;
 use crate::{ApiKey, Store, StoreError, User, UserUpdate};
 
-fn user(name: &str, groups: &[&str]) -> User {
+pub fn sample_user(name: &str, groups: &[&str]) -> User {
     User {
         name: name.to_string(),
         role: Role::Reviewer,
@@ -36,7 +36,7 @@ async fn user_events(store: &Arc<dyn Store>, name: &str) -> Vec<(UserChange, Opt
 
 pub async fn users_groups_and_key_owners(store: Arc<dyn Store>) {
     let name = format!("ana-{}", ids::key_id());
-    let ana = user(&name, &["finance", "legal"]);
+    let ana = sample_user(&name, &["finance", "legal"]);
     store.create_user(&ana).await.unwrap();
     assert_eq!(store.get_user(&name).await.unwrap(), Some(ana.clone()));
     assert!(store.list_users().await.unwrap().contains(&ana));
@@ -48,7 +48,7 @@ pub async fn users_groups_and_key_owners(store: Arc<dyn Store>) {
     assert!(!store.group_exists("no-such-group").await.unwrap());
 
     // A user without groups lists with none.
-    let bob = user(&format!("bob-{}", ids::key_id()), &[]);
+    let bob = sample_user(&format!("bob-{}", ids::key_id()), &[]);
     store.create_user(&bob).await.unwrap();
     assert_eq!(
         store.get_user(&bob.name).await.unwrap().unwrap().groups,
@@ -119,7 +119,7 @@ pub async fn users_groups_and_key_owners(store: Arc<dyn Store>) {
 }
 
 pub async fn sessions_are_stored_touched_and_expired(store: Arc<dyn Store>) {
-    let u = user(&format!("sid-{}", ids::key_id()), &["finance"]);
+    let u = sample_user(&format!("sid-{}", ids::key_id()), &["finance"]);
     store.create_user(&u).await.unwrap();
     let t0 = now();
     let session = |n: u8, created| crate::Session {

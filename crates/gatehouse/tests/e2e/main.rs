@@ -16,6 +16,7 @@ mod replicas;
 mod resources;
 mod reviewing;
 mod secrets;
+mod slack;
 mod tamper;
 
 use std::io::{BufRead, BufReader};
