@@ -80,6 +80,44 @@ impl App {
             })?;
         }
         let user = self.check_password(name, password).await?;
+        self.start_session(user).await
+    }
+
+    /// A one-time link (its token) that signs `user` in and opens a
+    /// decision, for a notification mail; it works once, within `ttl`.
+    pub async fn create_sign_in_link(
+        &self,
+        user: &str,
+        decision_id: &str,
+        ttl: Duration,
+    ) -> AppResult<String> {
+        let token = random_hex();
+        let expires = gatehouse_core::decision::to_unix_millis(now() + ttl);
+        self.store
+            .create_sign_in_link(&token_hash(&token), user, decision_id, expires)
+            .await?;
+        Ok(token)
+    }
+
+    /// Signs in with a mailed link: once, before it expires, and only for
+    /// a person still active. Returns the session and the decision to open.
+    pub async fn sign_in_with_link(&self, token: &str) -> AppResult<(SignedIn, String)> {
+        let at = gatehouse_core::decision::to_unix_millis(now());
+        let (name, decision) = self
+            .store
+            .use_sign_in_link(&token_hash(token), at)
+            .await?
+            .ok_or(AppError::Unauthorized)?;
+        let user = self
+            .store
+            .get_user(&name)
+            .await?
+            .filter(User::is_active)
+            .ok_or(AppError::Unauthorized)?;
+        Ok((self.start_session(user).await?, decision))
+    }
+
+    async fn start_session(&self, user: User) -> AppResult<SignedIn> {
         let token = random_hex();
         let at = now();
         let session = Session {

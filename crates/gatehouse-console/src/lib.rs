@@ -55,6 +55,17 @@ pub(crate) struct LoginPage {
     pub csrf: String,
 }
 
+/// The page a mailed sign-in link opens: a GET only shows it (mail
+/// scanners follow links); its POST signs in.
+#[derive(Template)]
+#[template(path = "link.html")]
+pub(crate) struct LinkPage {
+    pub me: Option<MeView>,
+    pub message: Option<String>,
+    pub error: Option<String>,
+    pub token: String,
+}
+
 /// A rendered template; a template that fails to render (it cannot, with
 /// these types) is a plain 500 without details.
 pub(crate) fn render(t: &impl Template) -> Response {
@@ -113,6 +124,10 @@ pub fn router(app: Arc<App>, config: ConsoleConfig) -> Router {
             get(session::login_form).post(session::login),
         )
         .route("/console/logout", post(session::logout))
+        .route(
+            "/console/link/{token}",
+            get(session::link_page).post(session::link_sign_in),
+        )
         .route("/console/history", get(pages::history))
         .route("/console/decisions/{id}", get(pages::decision))
         .route("/console/decisions/{id}/packet", get(pages::packet))

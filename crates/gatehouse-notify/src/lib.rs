@@ -5,6 +5,7 @@
 //! `settings.rs`. The outbox decides what is owed and when to try again;
 //! this crate only speaks the wire formats.
 
+pub mod email;
 pub mod settings;
 pub mod signing;
 pub mod slack;
@@ -37,7 +38,7 @@ impl Notifier {
 /// The outbox with every channel the settings configure. Webhooks are
 /// always on, because subscriptions can be made through the API at any
 /// time; the others only when their section is present.
-pub fn build(settings: &NotifySettings) -> Result<Notifier, String> {
+pub fn build(settings: &NotifySettings, public_url: Option<&str>) -> Result<Notifier, String> {
     let config = settings.outbox.config();
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -66,6 +67,14 @@ pub fn build(settings: &NotifySettings) -> Result<Notifier, String> {
         .map(|s| Arc::new(slack::Slack::new(s, &settings.groups, client.clone())));
     if let Some(slack) = &slack {
         channels.push(Arc::new(slack::SlackChannel(slack.clone())));
+    }
+    if let Some(smtp) = &settings.smtp {
+        channels.push(Arc::new(email::EmailChannel::new(
+            smtp,
+            &settings.groups,
+            public_url,
+            config.attempt_timeout,
+        )?));
     }
     Ok(Notifier {
         outbox: Outbox { channels, config },

@@ -82,4 +82,49 @@ impl SessionStore for PostgresStore {
         .map_err(backend)?;
         Ok(done.rows_affected())
     }
+
+    async fn create_sign_in_link(
+        &self,
+        id_hash: &str,
+        user: &str,
+        decision_id: &str,
+        expires_at_ms: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO sign_in_links (id_hash, user_name, decision_id, expires_at_ms)
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id_hash)
+        .bind(user)
+        .bind(decision_id)
+        .bind(expires_at_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn use_sign_in_link(
+        &self,
+        id_hash: &str,
+        now_ms: i64,
+    ) -> StoreResult<Option<(String, String)>> {
+        let row = sqlx::query(
+            "UPDATE sign_in_links SET used_at_ms = $2
+             WHERE id_hash = $1 AND used_at_ms IS NULL AND expires_at_ms > $2
+             RETURNING user_name, decision_id",
+        )
+        .bind(id_hash)
+        .bind(now_ms)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.map(|r| {
+            Ok((
+                r.try_get(0).map_err(backend)?,
+                r.try_get(1).map_err(backend)?,
+            ))
+        })
+        .transpose()
+    }
 }

@@ -57,6 +57,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0013_review_rules.sql"),
     include_str!("../migrations/0014_sessions.sql"),
     include_str!("../migrations/0015_outbox.sql"),
+    include_str!("../migrations/0016_sign_in_links.sql"),
 ];
 const DB_FILE: &str = "gatehouse.db";
 

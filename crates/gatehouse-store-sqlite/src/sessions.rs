@@ -96,4 +96,49 @@ impl SessionStore for SqliteStore {
             })
             .await
     }
+
+    async fn create_sign_in_link(
+        &self,
+        id_hash: &str,
+        user: &str,
+        decision_id: &str,
+        expires_at_ms: i64,
+    ) -> StoreResult<()> {
+        let (h, u, d) = (
+            id_hash.to_string(),
+            user.to_string(),
+            decision_id.to_string(),
+        );
+        self.writer
+            .run(move |tx| {
+                tx.execute(
+                    "INSERT INTO sign_in_links (id_hash, user_name, decision_id, expires_at_ms)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![h, u, d, expires_at_ms],
+                )
+                .map_err(backend)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn use_sign_in_link(
+        &self,
+        id_hash: &str,
+        now_ms: i64,
+    ) -> StoreResult<Option<(String, String)>> {
+        let h = id_hash.to_string();
+        self.writer
+            .run(move |tx| {
+                query_one(
+                    tx,
+                    "UPDATE sign_in_links SET used_at_ms = ?2
+                     WHERE id_hash = ?1 AND used_at_ms IS NULL AND expires_at_ms > ?2
+                     RETURNING user_name, decision_id",
+                    params![h, now_ms],
+                    |r| Ok((r.text(0)?, r.text(1)?)),
+                )
+            })
+            .await
+    }
 }

@@ -155,6 +155,24 @@ pub trait SessionStore: Send + Sync {
         idle_before: OffsetDateTime,
         created_before: OffsetDateTime,
     ) -> StoreResult<u64>;
+
+    /// Stores a one-time sign-in link (the hash of its token).
+    async fn create_sign_in_link(
+        &self,
+        id_hash: &str,
+        user: &str,
+        decision_id: &str,
+        expires_at_ms: i64,
+    ) -> StoreResult<()>;
+
+    /// Uses a sign-in link: marks it used and returns (user, decision) if
+    /// it was unused and unexpired at `now_ms`; a second use gets `None`,
+    /// whichever replica it reaches.
+    async fn use_sign_in_link(
+        &self,
+        id_hash: &str,
+        now_ms: i64,
+    ) -> StoreResult<Option<(String, String)>>;
 }
 
 /// Approval tokens and the keys that signed them.

@@ -63,7 +63,7 @@ impl StoreError {
 
 /// The tables both backends keep. A store is usable only while every one
 /// of them exists (see [`schema_probe_sql`]).
-pub const TABLES: [&str; 21] = [
+pub const TABLES: [&str; 22] = [
     "decisions",
     "events",
     "policy_versions",
@@ -85,6 +85,7 @@ pub const TABLES: [&str; 21] = [
     "delivery_attempts",
     "notification_refs",
     "webhooks",
+    "sign_in_links",
 ];
 
 /// One statement that reads no row but fails unless every table in

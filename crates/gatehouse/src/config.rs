@@ -211,6 +211,15 @@ fn parse(file: &Path, text: &str) -> Result<Loaded> {
             at("allow")
         ));
     }
+    if config.smtp.is_some() && config.public_url.is_none() {
+        return Err(anyhow!(
+            "{}: [smtp] needs public_url (e.g. public_url = \"https://gate.example.com\"): mails link to the console",
+            text.lines()
+                .position(|l| l.trim() == "[smtp]")
+                .map(|l| format!("{name}, line {}", l + 1))
+                .unwrap_or_else(|| name.to_string())
+        ));
+    }
     let mut names = std::collections::BTreeSet::new();
     for (i, w) in config.webhooks.iter().enumerate() {
         let n = w

@@ -41,7 +41,24 @@ fn parse() -> anyhow::Result<(Cli, Option<config::Loaded>)> {
     let loaded = config::load(file)?;
     let command =
         Cli::command().mut_subcommand("serve", |serve| config::with_defaults(serve, &loaded));
-    let cli = Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit());
+    let matches = command.get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // The file's database_url is only a default: --data (or GATEHOUSE_DATA)
+    // given now picks SQLite over it, as a flag must win over the file.
+    if let (Command::Serve(args), Some(serve)) =
+        (&mut cli.command, matches.subcommand_matches("serve"))
+    {
+        use clap::parser::ValueSource;
+        let given = |id| {
+            matches!(
+                serve.value_source(id),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            )
+        };
+        if given("data") && !given("database_url") {
+            args.storage.database_url = None;
+        }
+    }
     Ok((cli, Some(loaded)))
 }
 

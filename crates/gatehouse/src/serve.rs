@@ -67,7 +67,8 @@ pub async fn run(
             .map_err(|e| anyhow::anyhow!("[callbacks] allow: {e}"))?,
         ..AppConfig::default()
     };
-    let notifier = gatehouse_notify::build(&notify).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let notifier = gatehouse_notify::build(&notify, args.public_url.as_deref())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let console = gatehouse_console::ConsoleConfig {
         secure_cookies: match &args.public_url {
             Some(url) if url.starts_with("https://") => true,

@@ -266,6 +266,23 @@ pub async fn webhooks_and_refs_are_kept(store: Arc<dyn Store>) {
     store.set_identity("slack", "U1", None).await.unwrap();
     assert_eq!(store.user_by_identity("slack", "U1").await.unwrap(), None);
 
+    // Sign-in links work once, and not after they expire.
+    store
+        .create_sign_in_link("h1", "ana", "dec-1", 1_000)
+        .await
+        .unwrap();
+    store
+        .create_sign_in_link("h2", "bo", "dec-2", 1_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.use_sign_in_link("h1", 999).await.unwrap(),
+        Some(("ana".to_string(), "dec-1".to_string()))
+    );
+    assert_eq!(store.use_sign_in_link("h1", 999).await.unwrap(), None);
+    assert_eq!(store.use_sign_in_link("h2", 1_000).await.unwrap(), None);
+    assert_eq!(store.use_sign_in_link("nope", 1).await.unwrap(), None);
+
     assert_eq!(
         store.notification_ref("dec", "slack:C1").await.unwrap(),
         None

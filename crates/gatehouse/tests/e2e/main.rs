@@ -5,6 +5,7 @@
 mod cli;
 mod console;
 mod contract;
+mod email;
 mod evidence;
 mod hostile;
 mod keys;

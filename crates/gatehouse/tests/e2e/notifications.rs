@@ -14,7 +14,7 @@ const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const CALLBACK_SECRET: &str = "whsec_C2FsbGJhY2sgc2VjcmV0IG9mIDMyIGJ5dGVzIQ==";
 
 /// The Python with the test packages (scripts/test exports it).
-fn python() -> PathBuf {
+pub(crate) fn python() -> PathBuf {
     if let Ok(p) = std::env::var("GATEHOUSE_TEST_PYTHON") {
         return PathBuf::from(p);
     }
