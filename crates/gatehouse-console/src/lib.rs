@@ -9,6 +9,7 @@
 //! script or style, `frame-ancestors 'none'`, and pages never cached.
 
 mod actions;
+mod deliveries;
 mod live;
 mod pages;
 mod session;
@@ -129,6 +130,8 @@ pub fn router(app: Arc<App>, config: ConsoleConfig) -> Router {
             get(session::link_page).post(session::link_sign_in),
         )
         .route("/console/history", get(pages::history))
+        .route("/console/deliveries", get(deliveries::dead_letters))
+        .route("/console/deliveries/{id}/retry", post(deliveries::retry))
         .route("/console/decisions/{id}", get(pages::decision))
         .route("/console/decisions/{id}/packet", get(pages::packet))
         .route("/console/decisions/{id}/review", post(actions::review))

@@ -212,6 +212,8 @@ pub(crate) struct DecisionPage {
     pub verify_detail: String,
     pub timeline: Vec<TimelineStep>,
     pub related: Vec<HistoryRow>,
+    /// The decision's notifications (admins and auditors).
+    pub deliveries: Vec<crate::deliveries::DeliveryRow>,
 }
 
 /// The decision page, with `message` or `error` from the last action.
@@ -254,6 +256,7 @@ pub(crate) async fn decision_page(
             .iter()
             .map(HistoryRow::of)
             .collect(),
+        deliveries: crate::deliveries::of_decision(console, s, id).await?,
     })
 }
 

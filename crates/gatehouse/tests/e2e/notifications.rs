@@ -368,13 +368,45 @@ events = ["decision.pending_review"]
         dead[0]
     );
 
+    // Admins see the dead letter in the console, with the decision's
+    // notifications on its page.
+    admin_user(&storage, "adm");
+    let (console, session) = super::slack::console_sign_in(&server, "adm");
+    let delivery = dead[0]["id"].as_str().unwrap();
+    let get = |path: &str| {
+        console
+            .get(format!("{}{path}", server.url))
+            .header("cookie", &session)
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    };
+    let page = get("/console/deliveries");
+    assert!(page.contains(delivery) && page.contains("Retry"), "{page}");
+    let decision_page = get(&format!("/console/decisions/{id}"));
+    assert!(
+        decision_page.contains("Notifications")
+            && decision_page.contains("decision.pending_review")
+    );
+    // A form without its token is refused and retries nothing.
+    let refused = console
+        .post(format!(
+            "{}/console/deliveries/{delivery}/retry",
+            server.url
+        ))
+        .header("cookie", &session)
+        .form(&[("csrf", "wrong")])
+        .send()
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+
     // The receiver comes back on the same address; a retry delivers.
     let hooks = Receiver::start(
         dir.path(),
         "hooks",
         &["--secret", SECRET, "--port", &port.to_string()],
     );
-    let delivery = dead[0]["id"].as_str().unwrap();
     let mut retry = vec!["deliveries", "retry", delivery];
     retry.extend_from_slice(&storage);
     assert!(run(&retry).status.success());
@@ -386,6 +418,43 @@ events = ["decision.pending_review"]
     let out = run(&retry);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("delivered"));
+    // Nor through the console's button.
+    let again = console
+        .post(format!(
+            "{}/console/deliveries/{delivery}/retry",
+            server.url
+        ))
+        .header("cookie", &session)
+        .form(&[("csrf", super::slack::csrf_of(&page).as_str())])
+        .send()
+        .unwrap();
+    assert_eq!(again.status(), 409);
+}
+
+/// An admin who signs in to the console, made with the CLI.
+fn admin_user(storage: &[&str], name: &str) {
+    use std::io::Write;
+    let mut args = vec![
+        "users",
+        "create",
+        name,
+        "--role",
+        "admin",
+        "--password-stdin",
+    ];
+    args.extend_from_slice(storage);
+    let mut child = gatehouse(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a long enough password\n")
+        .unwrap();
+    assert!(child.wait().unwrap().success());
 }
 
 /// Killed with SIGKILL while a receiver is slow: after a restart every

@@ -141,26 +141,30 @@ fn click(action: &str, decision: &str, slack_user: &str) -> Value {
            "actions": [{"action_id": action, "value": decision, "block_id": "gatehouse"}]})
 }
 
-/// Signs in to the console with the login form and approves through the
-/// decision page's form, cookies and CSRF tokens handled by hand.
-fn approve_in_console(server: &Server, name: &str, id: &str) {
+/// The CSRF token of the first form on a console page.
+pub(crate) fn csrf_of(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+    html[at..at + html[at..].find('"').unwrap()].to_string()
+}
+
+fn cookie_of(resp: &reqwest::blocking::Response, name: &str) -> String {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .map(|c| c.split(';').next().unwrap().to_string())
+        .unwrap_or_else(|| panic!("no {name} cookie"))
+}
+
+/// Signs in to the console with its login form (cookies and CSRF tokens
+/// by hand); returns a client that does not follow redirects and the
+/// session cookie.
+pub(crate) fn console_sign_in(server: &Server, name: &str) -> (reqwest::blocking::Client, String) {
     let client = reqwest::blocking::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let csrf_of = |html: &str| {
-        let at = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
-        html[at..at + html[at..].find('"').unwrap()].to_string()
-    };
-    let cookie_of = |resp: &reqwest::blocking::Response, name: &str| {
-        resp.headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find(|c| c.starts_with(&format!("{name}=")))
-            .map(|c| c.split(';').next().unwrap().to_string())
-            .unwrap_or_else(|| panic!("no {name} cookie"))
-    };
     let page = client
         .get(format!("{}/console/login", server.url))
         .send()
@@ -178,6 +182,12 @@ fn approve_in_console(server: &Server, name: &str, id: &str) {
         .send()
         .unwrap();
     let session = cookie_of(&signed_in, "gh_session");
+    (client, session)
+}
+
+/// Approves through the decision page's form in the console.
+fn approve_in_console(server: &Server, name: &str, id: &str) {
+    let (client, session) = console_sign_in(server, name);
     let page = client
         .get(format!("{}/console/decisions/{id}", server.url))
         .header("cookie", &session)
