@@ -49,7 +49,14 @@ start_server() { # binary tag storage-args...
     shift 2
     local key
     key=$("$bin" keys create --role agent --name bench "$@" | tail -n 1)
-    "$bin" serve --listen 127.0.0.1:0 --rate-limit 0 "$@" > "$work/$tag.out" 2> "$work/$tag.err" &
+    # GATEHOUSE_BENCH_CONFIG: a configuration file (e.g. with webhooks) for
+    # this build's server only, so a baseline of the same revision measures
+    # what the file costs.
+    local -a config=()
+    if [ "$tag" = current ] && [ -n "${GATEHOUSE_BENCH_CONFIG:-}" ]; then
+        config=(--config "$GATEHOUSE_BENCH_CONFIG")
+    fi
+    "$bin" serve --listen 127.0.0.1:0 --rate-limit 0 "${config[@]}" "$@" > "$work/$tag.out" 2> "$work/$tag.err" &
     local pid=$! url=""
     for _ in $(seq 100); do
         url=$(sed -n 's/^gatehouse listening on //p' "$work/$tag.out")
