@@ -6,7 +6,12 @@ BASELINE="${GATEHOUSE_BENCH_BASELINE:-}"
 BASE_BIN=""
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 cargo build --release -q -p gatehouse
-if [ -n "$BASELINE" ]; then
+if [ -n "${GATEHOUSE_BENCH_BASELINE_BIN:-}" ]; then
+    # A binary already built (e.g. a copy of this build, to measure what
+    # GATEHOUSE_BENCH_CONFIG costs without building anything else).
+    BASE_BIN=$GATEHOUSE_BENCH_BASELINE_BIN
+    BASELINE="${BASELINE:-$("$BASE_BIN" --version)}"
+elif [ -n "$BASELINE" ]; then
     base_src=target/bench-baseline/src
     if [ ! -d "$base_src" ]; then
         git worktree add --detach -f "$base_src" "$BASELINE" >/dev/null

@@ -62,7 +62,7 @@ bench_backend() { # name "storage args" "baseline storage args"
 }
 
 echo "Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); wrk on the same machine; median of ${RUNS} runs of ${DURATION} s."
-[ -z "$BASELINE" ] || echo "Baseline: $BASELINE ($(git log -1 --format=%s "$BASELINE")), run beside this build ($(git rev-parse --short HEAD))."
+[ -z "$BASELINE" ] || echo "Baseline: $BASELINE ($(git log -1 --format=%s "$BASELINE" 2>/dev/null || echo "$GATEHOUSE_BENCH_BASELINE_BIN")), run beside this build ($(git rev-parse --short HEAD)${GATEHOUSE_BENCH_CONFIG:+, with --config $GATEHOUSE_BENCH_CONFIG})."
 echo
 if [ -n "$BASE_BIN" ]; then
     echo "| store | conns | decide req/s | decide p50 ms | decide p99 ms | no-op req/s | no-op p50 ms | no-op p99 ms | decide / no-op | baseline decide req/s | baseline p99 ms | decide / baseline |"

@@ -235,6 +235,10 @@ pub struct NewUserBody {
     pub email: Option<String>,
     /// 8 to 1024 characters; stored only as an Argon2id hash.
     pub password: String,
+    /// The person's Slack user id (e.g. `U012AB3CD`): their clicks on
+    /// Slack approval messages are their reviews.
+    #[serde(default)]
+    pub slack_user_id: Option<String>,
 }
 
 fn reviewer() -> Role {
@@ -264,6 +268,7 @@ impl From<NewUserBody> for gatehouse_app::users::NewUser {
             groups: b.groups,
             email: b.email,
             password: b.password,
+            slack_user_id: b.slack_user_id,
         }
     }
 }

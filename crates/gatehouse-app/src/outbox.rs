@@ -27,6 +27,9 @@ use crate::App;
 
 /// Leaves fanned out per transaction.
 const FAN_OUT_PAGE: u32 = 500;
+/// How long the fan-out waits after a commit wakes it, so that a busy
+/// server's commits are read in one go rather than one query each.
+const FAN_OUT_GATHER: Duration = Duration::from_millis(20);
 
 /// An event as channels see it when deciding what they owe.
 pub struct OutboxEvent<'a> {
@@ -143,6 +146,18 @@ impl OutboxConfig {
 pub struct Outbox {
     pub channels: Vec<Arc<dyn Channel>>,
     pub config: OutboxConfig,
+    /// Woken when an attempt finishes.
+    finished: tokio::sync::Notify,
+}
+
+impl Outbox {
+    pub fn new(channels: Vec<Arc<dyn Channel>>, config: OutboxConfig) -> Outbox {
+        Outbox {
+            channels,
+            config,
+            finished: tokio::sync::Notify::new(),
+        }
+    }
 }
 
 fn now_ms() -> i64 {
@@ -166,37 +181,58 @@ impl App {
                     .map(|c| (c.name(), c.clone()))
                     .collect(),
             );
+            // Claims are made when the fan-out stored something, when an
+            // attempt finished (a later delivery to its target may now go),
+            // and on every poll (retries coming due, other replicas' rows);
+            // not on every commit, which would cost the decide path a
+            // query per batch.
+            let mut claim = true;
             loop {
-                if let Err(e) = app.fan_out(&outbox).await {
-                    if let Some(repeats) = failures.admit(&e.to_string()) {
-                        tracing::warn!(error = %e, repeats, "the outbox cannot read the log; retrying");
+                match app.fan_out(&outbox).await {
+                    Ok(stored) => claim |= stored > 0,
+                    Err(e) => {
+                        if let Some(repeats) = failures.admit(&e.to_string()) {
+                            tracing::warn!(error = %e, repeats, "the outbox cannot read the log; retrying");
+                        }
                     }
                 }
-                if let Err(e) = app.dispatch(&outbox, &slots, &by_name).await {
-                    if let Some(repeats) = failures.admit(&e.to_string()) {
-                        tracing::warn!(error = %e, repeats, "the outbox cannot claim deliveries; retrying");
+                if claim {
+                    claim = false;
+                    if let Err(e) = app.dispatch(&outbox, &slots, &by_name).await {
+                        if let Some(repeats) = failures.admit(&e.to_string()) {
+                            tracing::warn!(error = %e, repeats, "the outbox cannot claim deliveries; retrying");
+                        }
                     }
                 }
                 tokio::select! {
-                    _ = app.events.committed() => {}
-                    _ = tokio::time::sleep(outbox.config.poll) => {}
+                    _ = app.events.committed() => {
+                        // Gathers the commits of the next moments into one
+                        // read of the log.
+                        tokio::time::sleep(FAN_OUT_GATHER).await;
+                    }
+                    _ = outbox.finished.notified() => claim = true,
+                    _ = tokio::time::sleep(outbox.config.poll) => claim = true,
                 }
             }
         })
     }
 
-    /// Turns every log entry past the cursor into the deliveries owed.
-    async fn fan_out(&self, outbox: &Outbox) -> crate::AppResult<()> {
+    /// Turns every log entry past the cursor into the deliveries owed;
+    /// returns how many it stored.
+    async fn fan_out(&self, outbox: &Outbox) -> crate::AppResult<usize> {
+        let mut stored = 0;
         loop {
             let from = self.store.outbox_cursor().await?;
-            if outbox.channels.is_empty() {
+            // With no channel that wants any event (no subscription yet),
+            // the entries need no reading: the cursor just follows the log.
+            if !self.anything_wanted(outbox).await {
                 let size = self.store.log_size().await?;
                 if size > from {
                     self.store
                         .enqueue_deliveries(from, size, Vec::new())
                         .await?;
                 }
-                return Ok(());
+                return Ok(stored);
             }
             let page = self.store.log_leaves(from, FAN_OUT_PAGE).await?;
             let mut next = from;
@@ -217,14 +253,31 @@ impl App {
                 self.owed_for(outbox, *index, &entry, &mut owed).await?;
             }
             if next == from {
-                return Ok(());
+                return Ok(stored);
             }
+            let count = owed.len();
             // Lost to another replica: it stored these; read on from there.
-            self.store.enqueue_deliveries(from, next, owed).await?;
+            if self.store.enqueue_deliveries(from, next, owed).await? {
+                stored += count;
+            }
             if page.len() < FAN_OUT_PAGE as usize {
-                return Ok(());
+                return Ok(stored);
             }
         }
+    }
+
+    async fn anything_wanted(&self, outbox: &Outbox) -> bool {
+        for c in &outbox.channels {
+            for t in crate::notice::EVENT_TYPES
+                .iter()
+                .chain([crate::notice::REVIEW_RECORDED].iter())
+            {
+                if c.wants(self, t).await {
+                    return true;
+                }
+            }
+        }
+        false
     }
 
     async fn owed_for(
@@ -309,6 +362,7 @@ impl App {
                 tokio::spawn(async move {
                     let _permit = permit;
                     app.attempt(&outbox, &channels, d).await;
+                    outbox.finished.notify_one();
                 });
             }
             if !full {

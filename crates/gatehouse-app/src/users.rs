@@ -29,6 +29,8 @@ pub struct NewUser {
     pub groups: Vec<String>,
     pub email: Option<String>,
     pub password: String,
+    /// Linked as the person's Slack identity when given.
+    pub slack_user_id: Option<String>,
 }
 
 /// The identity provider name Slack user ids are linked under.
@@ -192,8 +194,15 @@ fn user_error(e: StoreError) -> AppError {
 impl App {
     pub async fn create_user(&self, caller: &Caller, new: NewUser) -> AppResult<User> {
         caller.require(&[Role::Admin], "manage users")?;
+        let slack = new.slack_user_id.clone();
+        if let Some(id) = &slack {
+            check_slack_user_id(id).map_err(AppError::Validation)?;
+        }
         let user = blocking(move || prepare_user(new)).await??;
         self.store.create_user(&user).await.map_err(user_error)?;
+        if let Some(id) = &slack {
+            self.store.set_identity(SLACK, id, Some(&user.name)).await?;
+        }
         self.groups.clear();
         Ok(user)
     }

@@ -99,16 +99,16 @@ async fn committed_events_are_delivered_in_order_retried_and_dead_lettered() {
         sent: Mutex::default(),
         fail: |_| true,
     });
-    let _outbox = app.spawn_outbox(Outbox {
-        channels: vec![flaky.clone(), down.clone()],
-        config: OutboxConfig {
+    let _outbox = app.spawn_outbox(Outbox::new(
+        vec![flaky.clone(), down.clone()],
+        OutboxConfig {
             max_attempts: 3,
             backoff: Duration::from_millis(100),
             max_backoff: Duration::from_millis(200),
             poll: Duration::from_millis(50),
             ..OutboxConfig::default()
         },
-    });
+    ));
 
     let pending = app
         .decide(&agent, request(Risk::High), Some("k1".into()))

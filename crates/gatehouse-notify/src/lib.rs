@@ -61,6 +61,12 @@ pub fn build(settings: &NotifySettings, public_url: Option<&str>) -> Result<Noti
             config.attempt_timeout,
         )?));
     }
+    if settings.slack.is_some() && public_url.is_none() {
+        return Err(
+            "[slack] needs public_url: its messages link to the console (set public_url or --public-url)"
+                .into(),
+        );
+    }
     let slack = settings
         .slack
         .as_ref()
@@ -77,7 +83,7 @@ pub fn build(settings: &NotifySettings, public_url: Option<&str>) -> Result<Noti
         )?));
     }
     Ok(Notifier {
-        outbox: Outbox { channels, config },
+        outbox: Outbox::new(channels, config),
         slack,
     })
 }

@@ -100,7 +100,7 @@ async fn person(s: &Shared, slack_user: &str) -> Result<gatehouse_app::users::Us
         .and_then(|a| a["user"]["profile"]["email"].as_str().map(str::to_string));
     match s.app.person_for_slack(slack_user, email.as_deref()).await {
         Ok(Some(user)) => Ok(user),
-        Ok(None) => Err("Your Slack account is not linked to a Gatehouse reviewer. Ask an admin to run `gatehouse users link-slack NAME YOUR_SLACK_ID`, or to give your Gatehouse user your Slack email address.".into()),
+        Ok(None) => Err("Your Slack account is not linked to an active Gatehouse reviewer. Ask an admin to run `gatehouse users link-slack NAME YOUR_SLACK_ID`, or to give your Gatehouse user your Slack email address.".into()),
         Err(e) => Err(format!("Gatehouse could not look you up: {e}")),
     }
 }

@@ -179,6 +179,12 @@ fn people(doc: &mut Value) {
         "email",
         json!({"maxLength": 254, "pattern": EMAIL}),
     );
+    rule(
+        doc,
+        "NewUserBody",
+        "slack_user_id",
+        json!({"pattern": "^[UW][A-Z0-9]{2,23}$"}),
+    );
     rule(doc, "GroupsBody", "groups", groups);
     rule(doc, "PasswordBody", "password", password);
     rule(doc, "NewKeyBody", "user", user_name);

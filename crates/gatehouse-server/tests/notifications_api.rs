@@ -210,3 +210,52 @@ async fn callback_urls_must_be_allowed() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn users_are_linked_to_their_slack_id() {
+    let app = app().await;
+    let (status, out) = app
+        .call(
+            "POST",
+            "/api/users",
+            Some(&app.admin),
+            Some(json!({"name": "ana", "password": "long enough pw", "slack_user_id": "ana"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{out}");
+    assert!(
+        out["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Slack user id"),
+        "{out}"
+    );
+    let (_, list) = app.call("GET", "/api/users", Some(&app.admin), None).await;
+    assert_eq!(list["items"], json!([]), "a refused user is not stored");
+    let (status, out) = app
+        .call(
+            "POST",
+            "/api/users",
+            Some(&app.admin),
+            Some(
+                json!({"name": "ana", "password": "long enough pw", "slack_user_id": "U0ANA",
+                        "email": "Ana@Example.com"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{out}");
+    let by_id = app.app.person_for_slack("U0ANA", None).await.unwrap();
+    assert_eq!(by_id.map(|u| u.name).as_deref(), Some("ana"));
+    let by_email = app
+        .app
+        .person_for_slack("U0OTHER", Some("ana@example.com"))
+        .await
+        .unwrap();
+    assert_eq!(by_email.map(|u| u.name).as_deref(), Some("ana"));
+    assert!(app
+        .app
+        .person_for_slack("U0OTHER", None)
+        .await
+        .unwrap()
+        .is_none());
+}

@@ -211,15 +211,6 @@ fn parse(file: &Path, text: &str) -> Result<Loaded> {
             at("allow")
         ));
     }
-    if config.smtp.is_some() && config.public_url.is_none() {
-        return Err(anyhow!(
-            "{}: [smtp] needs public_url (e.g. public_url = \"https://gate.example.com\"): mails link to the console",
-            text.lines()
-                .position(|l| l.trim() == "[smtp]")
-                .map(|l| format!("{name}, line {}", l + 1))
-                .unwrap_or_else(|| name.to_string())
-        ));
-    }
     let mut names = std::collections::BTreeSet::new();
     for (i, w) in config.webhooks.iter().enumerate() {
         let n = w
@@ -261,6 +252,16 @@ pub fn with_defaults(serve: clap::Command, loaded: &Loaded) -> clap::Command {
 pub fn check(file: &Path) -> Result<()> {
     let loaded = load(file)?;
     let n = &loaded.notify;
+    // The address may come from --public-url or the environment instead,
+    // which this check cannot see: a warning, not an error.
+    let has_public_url = loaded.flags.iter().any(|(k, _)| *k == "public_url");
+    for (section, on) in [("[slack]", n.slack.is_some()), ("[smtp]", n.smtp.is_some())] {
+        if on && !has_public_url {
+            eprintln!(
+                "warning: {section} needs public_url (here, --public-url or GATEHOUSE_PUBLIC_URL): its messages link to the console"
+            );
+        }
+    }
     println!(
         "{}: ok ({} settings, {} webhooks, callbacks {}, slack {}, smtp {}, {} groups)",
         loaded.path.display(),

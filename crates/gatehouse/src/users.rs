@@ -72,6 +72,7 @@ pub async fn run(cmd: UsersCommand) -> Result<()> {
                 groups,
                 email,
                 password,
+                slack_user_id: None,
             })?;
             let store = open_store(&storage).await?;
             match store.create_user(&user).await {

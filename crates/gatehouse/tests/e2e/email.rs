@@ -6,6 +6,7 @@ use std::io::BufRead;
 use std::path::PathBuf;
 
 use super::notifications::python;
+use super::reviewing::person;
 use super::*;
 
 /// smtp_sink.py: each message lands in `dir` as NNNN.json.
@@ -52,14 +53,7 @@ impl Sink {
     }
 
     fn wait_for(&self, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-        for _ in 0..300 {
-            let got = self.mails();
-            if done(&got) {
-                return got;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("timed out waiting for {what}: {:#?}", self.mails())
+        poll_until(what, || self.mails(), |got| done(got))
     }
 }
 
@@ -81,34 +75,6 @@ fn text_of(mail: &Value) -> String {
         .unwrap()
         .replace("=\r\n", "")
         .replace("=3D", "=")
-}
-
-fn user_with_email(storage: &[&str], name: &str, group: &str) {
-    use std::io::Write;
-    let email = format!("{name}@example.com");
-    let mut args = vec![
-        "users",
-        "create",
-        name,
-        "--group",
-        group,
-        "--email",
-        &email,
-        "--password-stdin",
-    ];
-    args.extend_from_slice(storage);
-    let mut child = gatehouse(&args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"a long enough password\n")
-        .unwrap();
-    assert!(child.wait().unwrap().success());
 }
 
 fn email_flow(storage: &[&str], dir: &Path) {
@@ -150,9 +116,27 @@ emails = ["leads@example.com"]
         ),
     )
     .unwrap();
-    user_with_email(storage, "ana", "finance");
-    user_with_email(storage, "bo", "finance");
-    user_with_email(storage, "lee", "legal");
+    person(
+        storage,
+        "ana",
+        &["finance"],
+        "reviewer",
+        Some("ana@example.com"),
+    );
+    person(
+        storage,
+        "bo",
+        &["finance"],
+        "reviewer",
+        Some("bo@example.com"),
+    );
+    person(
+        storage,
+        "lee",
+        &["legal"],
+        "reviewer",
+        Some("lee@example.com"),
+    );
     let agent = create_key(storage, "agent");
     let server = Server::start(
         storage,

@@ -235,6 +235,23 @@ fn log_verify(storage: &[&str], extra: &[&str]) -> (i32, String) {
     )
 }
 
+/// Reads `read()` every 100 ms until `done` holds for it (at most 30 s),
+/// and returns it; panics with `what` and the last reading otherwise.
+fn poll_until<T: std::fmt::Debug>(
+    what: &str,
+    read: impl Fn() -> T,
+    done: impl Fn(&T) -> bool,
+) -> T {
+    for _ in 0..300 {
+        let got = read();
+        if done(&got) {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}; last seen: {:#?}", read())
+}
+
 fn base64_decode(s: &str) -> Vec<u8> {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.decode(s).unwrap()

@@ -72,17 +72,7 @@ impl Receiver {
 
     /// Waits until `done` holds for what was received.
     pub(crate) fn wait_for(&self, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-        for _ in 0..300 {
-            let got = self.received();
-            if done(&got) {
-                return got;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!(
-            "timed out waiting for {what}; received {:#?}",
-            self.received()
-        );
+        poll_until(what, || self.received(), |got| done(got))
     }
 }
 
@@ -263,10 +253,20 @@ secret = "file:{secret}"
     let items = list["items"].as_array().unwrap();
     assert_eq!(items.len(), 4, "{list}");
     assert!(items.iter().all(|d| d["status"] == "delivered"), "{list}");
-    let retried = items
+    // The one that was answered 500 first (about either decision).
+    let (_, all) = call(
+        "GET",
+        &format!("{}/api/deliveries", server.url),
+        Some(&admin),
+        None,
+    );
+    let retried = all["items"]
+        .as_array()
+        .unwrap()
         .iter()
         .find(|d| d["attempts"] == 2)
         .expect("one delivery retried");
+    assert_eq!(retried["id"], *first_id);
     let (_, detail) = call(
         "GET",
         &format!(
@@ -370,7 +370,7 @@ events = ["decision.pending_review"]
 
     // Admins see the dead letter in the console, with the decision's
     // notifications on its page.
-    admin_user(&storage, "adm");
+    super::reviewing::person(&storage, "adm", &[], "admin", None);
     let (console, session) = super::slack::console_sign_in(&server, "adm");
     let delivery = dead[0]["id"].as_str().unwrap();
     let get = |path: &str| {
@@ -429,32 +429,6 @@ events = ["decision.pending_review"]
         .send()
         .unwrap();
     assert_eq!(again.status(), 409);
-}
-
-/// An admin who signs in to the console, made with the CLI.
-fn admin_user(storage: &[&str], name: &str) {
-    use std::io::Write;
-    let mut args = vec![
-        "users",
-        "create",
-        name,
-        "--role",
-        "admin",
-        "--password-stdin",
-    ];
-    args.extend_from_slice(storage);
-    let mut child = gatehouse(&args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"a long enough password\n")
-        .unwrap();
-    assert!(child.wait().unwrap().success());
 }
 
 /// Killed with SIGKILL while a receiver is slow: after a restart every

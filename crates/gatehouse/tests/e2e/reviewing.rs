@@ -8,11 +8,25 @@ use std::process::Stdio;
 
 use super::*;
 
-/// Creates a user with the CLI, the password on standard input.
+/// Creates a reviewer with the CLI, the password on standard input.
 pub(crate) fn user(storage: &[&str], name: &str, groups: &[&str]) {
-    let mut args = vec!["users", "create", name, "--password-stdin"];
+    person(storage, name, groups, "reviewer", None);
+}
+
+/// Creates a person of any role, with an email address if given.
+pub(crate) fn person(
+    storage: &[&str],
+    name: &str,
+    groups: &[&str],
+    role: &str,
+    email: Option<&str>,
+) {
+    let mut args = vec!["users", "create", name, "--password-stdin", "--role", role];
     for g in groups {
         args.extend(["--group", g]);
+    }
+    if let Some(e) = email {
+        args.extend(["--email", e]);
     }
     args.extend_from_slice(storage);
     let mut child = gatehouse(&args)

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::reviewing::user;
+use super::reviewing::{person, user};
 use super::*;
 
 const SIGNING_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
@@ -85,16 +85,7 @@ impl Recorder {
     }
 
     fn wait_for(&self, what: &str, done: impl Fn(&Recorder) -> bool) {
-        for _ in 0..200 {
-            if done(self) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!(
-            "timed out waiting for {what}: {:#?}",
-            self.calls.lock().unwrap()
-        );
+        poll_until(what, || self.calls.lock().unwrap().clone(), |_| done(self));
     }
 }
 
@@ -216,6 +207,8 @@ fn slack_flow(storage: &[&str], dir: &Path) {
         &config,
         format!(
             r#"
+public_url = "https://gate.example.com"
+
 [outbox]
 backoff = "1s"
 
@@ -239,7 +232,13 @@ slack_channel = "CFIN"
     let mut link = vec!["users", "link-slack", "ana", "U0ANA"];
     link.extend_from_slice(storage);
     assert!(run(&link).status.success());
-    user_with_email(storage, "cy", "finance", "u0cy@example.com");
+    person(
+        storage,
+        "cy",
+        &["finance"],
+        "reviewer",
+        Some("u0cy@example.com"),
+    );
     let agent = create_key(storage, "agent");
     let policies = examples("review-routing");
     let server = Server::start(
@@ -426,34 +425,6 @@ slack_channel = "CFIN"
             b.contains("Rejected") && b.contains("cy") && b.contains("amount looks wrong")
         })
     });
-}
-
-/// A user with an email address, made with the CLI.
-fn user_with_email(storage: &[&str], name: &str, group: &str, email: &str) {
-    use std::io::Write;
-    let mut args = vec![
-        "users",
-        "create",
-        name,
-        "--group",
-        group,
-        "--email",
-        email,
-        "--password-stdin",
-    ];
-    args.extend_from_slice(storage);
-    let mut child = gatehouse(&args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"a long enough password\n")
-        .unwrap();
-    assert!(child.wait().unwrap().success());
 }
 
 fn posted_ts(slack: &Recorder) -> String {
