@@ -18,7 +18,7 @@ use gatehouse_core::{ids, Decision};
 use gatehouse_log::entry::LogEntry;
 use gatehouse_store::outbox::{Delivery, DeliveryAttempt, DeliveryNext, NewDelivery};
 use rand::Rng;
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, Semaphore};
 
 use crate::events::DomainEvent;
 use crate::notice::event_type;
@@ -27,6 +27,11 @@ use crate::App;
 
 /// Leaves fanned out per transaction.
 const FAN_OUT_PAGE: u32 = 500;
+/// How long finished attempts are gathered before they are recorded.
+const RECORD_GATHER: Duration = Duration::from_millis(20);
+/// An attempt and what follows it.
+type Finished = (DeliveryAttempt, DeliveryNext);
+
 /// How long the fan-out waits after a commit wakes it, so that a busy
 /// server's commits are read in one go rather than one query each.
 const FAN_OUT_GATHER: Duration = Duration::from_millis(20);
@@ -186,6 +191,11 @@ impl App {
             // and on every poll (retries coming due, other replicas' rows);
             // not on every commit, which would cost the decide path a
             // query per batch.
+            let (done, results) = mpsc::unbounded_channel();
+            {
+                let (app, outbox) = (app.clone(), outbox.clone());
+                tokio::spawn(async move { app.record_attempts(&outbox, results).await });
+            }
             let mut claim = true;
             loop {
                 match app.fan_out(&outbox).await {
@@ -198,7 +208,7 @@ impl App {
                 }
                 if claim {
                     claim = false;
-                    if let Err(e) = app.dispatch(&outbox, &slots, &by_name).await {
+                    if let Err(e) = app.dispatch(&outbox, &slots, &by_name, &done).await {
                         if let Some(repeats) = failures.admit(&e.to_string()) {
                             tracing::warn!(error = %e, repeats, "the outbox cannot claim deliveries; retrying");
                         }
@@ -344,6 +354,7 @@ impl App {
         outbox: &Arc<Outbox>,
         slots: &Arc<Semaphore>,
         channels: &Arc<HashMap<&'static str, Arc<dyn Channel>>>,
+        done: &mpsc::UnboundedSender<Finished>,
     ) -> crate::AppResult<()> {
         loop {
             let free = slots.available_permits();
@@ -358,11 +369,11 @@ impl App {
                 let Ok(permit) = slots.clone().acquire_owned().await else {
                     return Ok(());
                 };
-                let (app, outbox, channels) = (self.clone(), outbox.clone(), channels.clone());
+                let (app, outbox, channels, done) =
+                    (self.clone(), outbox.clone(), channels.clone(), done.clone());
                 tokio::spawn(async move {
                     let _permit = permit;
-                    app.attempt(&outbox, &channels, d).await;
-                    outbox.finished.notify_one();
+                    let _ = done.send(app.attempt(&outbox, &channels, d).await);
                 });
             }
             if !full {
@@ -371,12 +382,13 @@ impl App {
         }
     }
 
+    /// One attempt; the result is recorded by the caller, with others.
     async fn attempt(
         &self,
         outbox: &Outbox,
         channels: &HashMap<&'static str, Arc<dyn Channel>>,
         d: Delivery,
-    ) {
+    ) -> Finished {
         let started = Instant::now();
         let at = now_ms();
         let sent = match channels.get(d.new.channel.as_str()) {
@@ -429,10 +441,24 @@ impl App {
             status_code: code,
             error,
         };
-        if let Err(e) = self.store.finish_delivery(&attempt, next).await {
-            // The lease runs out and the delivery is attempted again:
-            // at least once, never lost.
-            tracing::warn!(delivery = %d.new.id, error = %e, "cannot record a delivery attempt");
+        (attempt, next)
+    }
+
+    /// Records finished attempts, many per transaction: one commit per
+    /// delivery would cost every decision a share of the disk's syncs.
+    async fn record_attempts(&self, outbox: &Outbox, mut rx: mpsc::UnboundedReceiver<Finished>) {
+        while let Some(first) = rx.recv().await {
+            tokio::time::sleep(RECORD_GATHER).await;
+            let mut batch = vec![first];
+            while let Ok(more) = rx.try_recv() {
+                batch.push(more);
+            }
+            if let Err(e) = self.store.finish_deliveries(&batch).await {
+                // Their leases run out and they are attempted again: at
+                // least once, never lost.
+                tracing::warn!(error = %e, count = batch.len(), "cannot record delivery attempts");
+            }
+            outbox.finished.notify_one();
         }
     }
 }

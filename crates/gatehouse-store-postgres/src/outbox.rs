@@ -4,9 +4,9 @@
 
 use async_trait::async_trait;
 use gatehouse_store::outbox::{
-    attempt_from, claim_sql, delivery_from, webhook_from, Delivery, DeliveryAttempt, DeliveryNext,
-    DeliveryQuery, NewDelivery, OutboxStore, WebhookRecord, ATTEMPT_COLUMNS, DELIVERY_COLUMNS,
-    WEBHOOK_COLUMNS,
+    attempt_from, claim_sql, delivery_from, finished, webhook_from, Delivery, DeliveryAttempt,
+    DeliveryNext, DeliveryQuery, NewDelivery, OutboxStore, WebhookRecord, ATTEMPT_COLUMNS,
+    DELIVERY_COLUMNS, WEBHOOK_COLUMNS,
 };
 use gatehouse_store::{StoreError, StoreResult};
 use sqlx::Row;
@@ -116,45 +116,43 @@ impl OutboxStore for PostgresStore {
         map_all(&rows, delivery_from)
     }
 
-    async fn finish_delivery(&self, a: &DeliveryAttempt, next: DeliveryNext) -> StoreResult<()> {
-        let (status, next_at, delivered) = match next {
-            DeliveryNext::Delivered => ("delivered", None, Some(a.at_ms)),
-            DeliveryNext::RetryAt(at) => ("pending", Some(at), None),
-            DeliveryNext::Dead => ("dead", None, None),
-        };
-        let code = a.status_code.map(i64::from);
+    async fn finish_deliveries(&self, done: &[(DeliveryAttempt, DeliveryNext)]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
-        sqlx::query(
-            "INSERT INTO delivery_attempts (delivery_id, attempt, at_ms, duration_ms, status_code, error)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (delivery_id, attempt, at_ms) DO NOTHING",
-        )
-        .bind(&a.delivery_id)
-        .bind(i64::from(a.attempt))
-        .bind(a.at_ms)
-        .bind(a.duration_ms)
-        .bind(code)
-        .bind(&a.error)
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?;
-        sqlx::query(
-            "UPDATE deliveries SET status = $2,
-                 next_attempt_at_ms = COALESCE($3, next_attempt_at_ms),
-                 claimed_until_ms = 0, last_attempt_at_ms = $4,
-                 last_status_code = $5, last_error = $6, delivered_at_ms = $7
-             WHERE id = $1",
-        )
-        .bind(&a.delivery_id)
-        .bind(status)
-        .bind(next_at)
-        .bind(a.at_ms)
-        .bind(code)
-        .bind(&a.error)
-        .bind(delivered)
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?;
+        for (a, next) in done {
+            let (status, next_at, delivered) = finished(next, a.at_ms);
+            let code = a.status_code.map(i64::from);
+            sqlx::query(
+                "INSERT INTO delivery_attempts (delivery_id, attempt, at_ms, duration_ms, status_code, error)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (delivery_id, attempt, at_ms) DO NOTHING",
+            )
+            .bind(&a.delivery_id)
+            .bind(i64::from(a.attempt))
+            .bind(a.at_ms)
+            .bind(a.duration_ms)
+            .bind(code)
+            .bind(&a.error)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+            sqlx::query(
+                "UPDATE deliveries SET status = $2,
+                     next_attempt_at_ms = COALESCE($3, next_attempt_at_ms),
+                     claimed_until_ms = 0, last_attempt_at_ms = $4,
+                     last_status_code = $5, last_error = $6, delivered_at_ms = $7
+                 WHERE id = $1",
+            )
+            .bind(&a.delivery_id)
+            .bind(status)
+            .bind(next_at)
+            .bind(a.at_ms)
+            .bind(code)
+            .bind(&a.error)
+            .bind(delivered)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
         tx.commit().await.map_err(backend)
     }
 

@@ -3,9 +3,9 @@
 
 use async_trait::async_trait;
 use gatehouse_store::outbox::{
-    attempt_from, claim_sql, delivery_from, webhook_from, Delivery, DeliveryAttempt, DeliveryNext,
-    DeliveryQuery, NewDelivery, OutboxStore, WebhookRecord, ATTEMPT_COLUMNS, DELIVERY_COLUMNS,
-    WEBHOOK_COLUMNS,
+    attempt_from, claim_sql, delivery_from, finished, webhook_from, Delivery, DeliveryAttempt,
+    DeliveryNext, DeliveryQuery, NewDelivery, OutboxStore, WebhookRecord, ATTEMPT_COLUMNS,
+    DELIVERY_COLUMNS, WEBHOOK_COLUMNS,
 };
 use gatehouse_store::{StoreError, StoreResult};
 use rusqlite::params;
@@ -119,50 +119,44 @@ impl OutboxStore for SqliteStore {
             .await
     }
 
-    async fn finish_delivery(
-        &self,
-        attempt: &DeliveryAttempt,
-        next: DeliveryNext,
-    ) -> StoreResult<()> {
-        let a = attempt.clone();
+    async fn finish_deliveries(&self, done: &[(DeliveryAttempt, DeliveryNext)]) -> StoreResult<()> {
+        let done = done.to_vec();
         self.writer
             .run(move |tx| {
-                tx.execute(
-                    "INSERT OR REPLACE INTO delivery_attempts
-                         (delivery_id, attempt, at_ms, duration_ms, status_code, error)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![
-                        a.delivery_id,
-                        a.attempt,
-                        a.at_ms,
-                        a.duration_ms,
-                        a.status_code,
-                        a.error
-                    ],
-                )
-                .map_err(backend)?;
-                let (status, next_at, delivered) = match next {
-                    DeliveryNext::Delivered => ("delivered", None, Some(a.at_ms)),
-                    DeliveryNext::RetryAt(at) => ("pending", Some(at), None),
-                    DeliveryNext::Dead => ("dead", None, None),
-                };
-                tx.execute(
-                    "UPDATE deliveries SET status = ?2,
-                         next_attempt_at_ms = COALESCE(?3, next_attempt_at_ms),
-                         claimed_until_ms = 0, last_attempt_at_ms = ?4,
-                         last_status_code = ?5, last_error = ?6, delivered_at_ms = ?7
-                     WHERE id = ?1",
-                    params![
-                        a.delivery_id,
-                        status,
-                        next_at,
-                        a.at_ms,
-                        a.status_code,
-                        a.error,
-                        delivered
-                    ],
-                )
-                .map_err(backend)?;
+                for (a, next) in &done {
+                    tx.execute(
+                        "INSERT OR REPLACE INTO delivery_attempts
+                             (delivery_id, attempt, at_ms, duration_ms, status_code, error)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![
+                            a.delivery_id,
+                            a.attempt,
+                            a.at_ms,
+                            a.duration_ms,
+                            a.status_code,
+                            a.error
+                        ],
+                    )
+                    .map_err(backend)?;
+                    let (status, next_at, delivered) = finished(next, a.at_ms);
+                    tx.execute(
+                        "UPDATE deliveries SET status = ?2,
+                             next_attempt_at_ms = COALESCE(?3, next_attempt_at_ms),
+                             claimed_until_ms = 0, last_attempt_at_ms = ?4,
+                             last_status_code = ?5, last_error = ?6, delivered_at_ms = ?7
+                         WHERE id = ?1",
+                        params![
+                            a.delivery_id,
+                            status,
+                            next_at,
+                            a.at_ms,
+                            a.status_code,
+                            a.error,
+                            delivered
+                        ],
+                    )
+                    .map_err(backend)?;
+                }
                 Ok(())
             })
             .await

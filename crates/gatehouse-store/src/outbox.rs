@@ -163,12 +163,9 @@ pub trait OutboxStore: Send + Sync {
         limit: u32,
     ) -> StoreResult<Vec<Delivery>>;
 
-    /// Records an attempt and what follows it, and releases the claim.
-    async fn finish_delivery(
-        &self,
-        attempt: &DeliveryAttempt,
-        next: DeliveryNext,
-    ) -> StoreResult<()>;
+    /// Records attempts and what follows each, and releases their claims,
+    /// in one transaction (the dispatcher gathers finished attempts).
+    async fn finish_deliveries(&self, done: &[(DeliveryAttempt, DeliveryNext)]) -> StoreResult<()>;
 
     /// Makes a delivery due now with a fresh count of attempts and age;
     /// false if there is no such delivery or it was delivered.
@@ -287,6 +284,15 @@ pub fn claim_sql(param: fn(usize) -> String, lock: &str) -> String {
         lease = param(2),
         limit = param(3),
     )
+}
+
+/// The status, next due time and delivery time an attempt's result sets.
+pub fn finished(next: &DeliveryNext, at_ms: i64) -> (&'static str, Option<i64>, Option<i64>) {
+    match next {
+        DeliveryNext::Delivered => ("delivered", None, Some(at_ms)),
+        DeliveryNext::RetryAt(at) => ("pending", Some(*at), None),
+        DeliveryNext::Dead => ("dead", None, None),
+    }
 }
 
 fn non_negative(v: i64) -> StoreResult<u64> {

@@ -94,18 +94,18 @@ pub async fn deliveries_are_claimed_once_in_order(store: Arc<dyn Store>) {
         .is_empty());
 
     store
-        .finish_delivery(&attempt("a1", 1, now, Some(204)), DeliveryNext::Delivered)
+        .finish_deliveries(&[(attempt("a1", 1, now, Some(204)), DeliveryNext::Delivered)])
         .await
         .unwrap();
     store
-        .finish_delivery(
-            &attempt("b1", 1, now, Some(500)),
+        .finish_deliveries(&[(
+            attempt("b1", 1, now, Some(500)),
             DeliveryNext::RetryAt(now + 60_000),
-        )
+        )])
         .await
         .unwrap();
     store
-        .finish_delivery(&attempt("c1", 1, now, None), DeliveryNext::Dead)
+        .finish_deliveries(&[(attempt("c1", 1, now, None), DeliveryNext::Dead)])
         .await
         .unwrap();
     let next = store
@@ -129,10 +129,10 @@ pub async fn deliveries_are_claimed_once_in_order(store: Arc<dyn Store>) {
         [("a2", 2)]
     );
     store
-        .finish_delivery(
-            &attempt("a2", 2, now + 6_000, Some(200)),
+        .finish_deliveries(&[(
+            attempt("a2", 2, now + 6_000, Some(200)),
             DeliveryNext::Delivered,
-        )
+        )])
         .await
         .unwrap();
     // The retry is due at its time.
