@@ -242,7 +242,27 @@ secret = "file:{secret}"
     assert_eq!(cb[0]["body"]["type"], "decision.resolved");
     assert_eq!(cb[0]["body"]["data"]["id"], id.as_str());
 
-    // Attempts are recorded: the API and the CLI show them.
+    // Attempts are recorded (a moment after the receiver answered: they
+    // are written in batches): the API and the CLI show them.
+    // Four about the reviewed decision (three webhooks, one callback) and
+    // one about the allowed one.
+    poll_until(
+        "every delivery recorded as delivered",
+        || {
+            call(
+                "GET",
+                &format!("{}/api/deliveries", server.url),
+                Some(&admin),
+                None,
+            )
+            .1
+        },
+        |list| {
+            list["items"].as_array().is_some_and(|items| {
+                items.len() == 5 && items.iter().all(|d| d["status"] == "delivered")
+            })
+        },
+    );
     let (status, list) = call(
         "GET",
         &format!("{}/api/deliveries?decision_id={id}", server.url),
@@ -250,9 +270,7 @@ secret = "file:{secret}"
         None,
     );
     assert_eq!(status, 200, "{list}");
-    let items = list["items"].as_array().unwrap();
-    assert_eq!(items.len(), 4, "{list}");
-    assert!(items.iter().all(|d| d["status"] == "delivered"), "{list}");
+    assert_eq!(list["items"].as_array().unwrap().len(), 4, "{list}");
     // The one that was answered 500 first (about either decision).
     let (_, all) = call(
         "GET",
@@ -413,8 +431,14 @@ events = ["decision.pending_review"]
     let got = hooks.wait_for("the retried delivery", |r| !r.is_empty());
     assert_eq!(got[0]["headers"]["webhook-id"], delivery);
     assert_eq!(got[0]["verified"], true);
-    // A delivered one cannot be retried.
-    std::thread::sleep(Duration::from_millis(500));
+    // A delivered one cannot be retried (once its attempt is recorded).
+    let mut show = vec!["deliveries", "show", delivery];
+    show.extend_from_slice(&storage);
+    poll_until(
+        "the retried delivery recorded",
+        || String::from_utf8_lossy(&run(&show).stdout).to_string(),
+        |out| out.contains("\"status\": \"delivered\""),
+    );
     let out = run(&retry);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("delivered"));
