@@ -190,11 +190,7 @@ impl DecisionView {
                 .iter()
                 .zip(&tally.requirements)
                 .map(|(r, t)| {
-                    let who = if r.groups.is_empty() {
-                        "any reviewer".to_string()
-                    } else {
-                        r.groups.join(" or ")
-                    };
+                    let who = r.eligible_label();
                     let escalation = match (&r.escalate_to, &r.escalate_at) {
                         (Some(g), Some(at)) => format!("; {g} may step in from {at}"),
                         _ => String::new(),

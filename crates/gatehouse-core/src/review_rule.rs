@@ -36,6 +36,17 @@ pub struct Requirement {
 }
 
 impl Requirement {
+    /// Who may approve, for people: `any reviewer`, or the groups.
+    pub fn eligible_label(&self) -> String {
+        if self.groups.is_empty() {
+            "any reviewer".to_string()
+        } else {
+            self.groups.join(" or ")
+        }
+    }
+}
+
+impl Requirement {
     /// Any reviewer, one approval: what a decision needs without annotations.
     pub fn anyone() -> Requirement {
         Requirement {

@@ -251,11 +251,7 @@ fn progress(d: &Decision) -> String {
         .iter()
         .zip(&tally.requirements)
         .map(|(r, t)| {
-            let who = if r.groups.is_empty() {
-                "any reviewer".to_string()
-            } else {
-                r.groups.join(" or ")
-            };
+            let who = r.eligible_label();
             format!(
                 "{}/{} from {who}",
                 t.approvers.len().min(r.quorum as usize),
