@@ -23,7 +23,60 @@ elif [ -n "$BASELINE" ]; then
 fi
 
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+# GATEHOUSE_BENCH_KEEP=1 keeps the servers' output (and the rest of the
+# run's files) in $work, printed at the end, to look into a run.
+if [ -n "${GATEHOUSE_BENCH_KEEP:-}" ]; then
+    trap 'kill $(jobs -p) 2>/dev/null || true; echo "kept $work" >&2' EXIT
+else
+    trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+fi
+
+# GATEHOUSE_BENCH_WEBHOOKS=1: this build's server gets a configuration
+# file with one webhook on every pending decision, delivered to a cheap
+# receiver (crates/gatehouse-notify/examples/webhook_sink.rs) standing in
+# for one on another machine; with GATEHOUSE_BENCH_BASELINE_BIN set to a
+# copy of this build, the ratio is what delivering costs decide.
+SINK_URL=""
+if [ -n "${GATEHOUSE_BENCH_WEBHOOKS:-}" ]; then
+    cargo build --release -q -p gatehouse-notify --example webhook_sink
+    target/release/examples/webhook_sink 127.0.0.1:0 > "$work/sink.out" &
+    for _ in $(seq 100); do
+        SINK_URL=$(sed -n 's/^webhook sink listening on //p' "$work/sink.out")
+        [ -n "$SINK_URL" ] && break
+        sleep 0.1
+    done
+    [ -n "$SINK_URL" ] || { echo "the webhook sink did not start" >&2; exit 1; }
+    cat > "$work/webhooks.toml" <<EOF
+[[webhooks]]
+url = "$SINK_URL/bench"
+secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+events = ["decision.pending_review"]
+EOF
+    GATEHOUSE_BENCH_CONFIG=$work/webhooks.toml
+fi
+
+# With the webhook sink: how many deliveries a backend's runs caused
+# arrived, and how long after its last run the last of them arrived
+# (the count no longer growing for 10 s). Prints one table row.
+deliveries_report() { # name count-before
+    [ -n "$SINK_URL" ] || return 0
+    local at_end last stable=0 start now drained
+    at_end=$(curl -sf "$SINK_URL/count")
+    last=$at_end
+    start=$(date +%s.%N)
+    drained=$start
+    while [ "$stable" -lt 100 ]; do
+        sleep 0.1
+        now=$(curl -sf "$SINK_URL/count")
+        if [ "$now" != "$last" ]; then
+            last=$now; stable=0; drained=$(date +%s.%N)
+        else
+            stable=$((stable + 1))
+        fi
+    done
+    printf "| %s | webhook deliveries: %d, of which %d arrived after the last run, the last %.1f s after it | | | | | | | |\n" \
+        "$1" $((last - $2)) $((last - at_end)) "$(awk -v a="$drained" -v b="$start" 'BEGIN { print a - b }')"
+}
 
 # Runs wrk once and prints "requests/s p50 p99" (latencies in ms).
 measure_once() { # script url connections

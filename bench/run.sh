@@ -30,6 +30,8 @@ bench_backend() { # name "storage args" "baseline storage args"
     read -r -a storage <<< "$2"
     read -r -a base_storage <<< "$3"
     local pid url key base_pid="" base_url="" base_key=""
+    local sink_before=0
+    [ -z "$SINK_URL" ] || sink_before=$(curl -sf "$SINK_URL/count")
     read -r pid url key < <(start_server "$BIN" current "${storage[@]}")
     if [ -n "$BASE_BIN" ]; then
         read -r base_pid base_url base_key < <(start_server "$BASE_BIN" baseline "${base_storage[@]}")
@@ -55,6 +57,7 @@ bench_backend() { # name "storage args" "baseline storage args"
         printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |%s%s\n" \
             "$name" "$c" "$dec_rps" "$dec_p50" "$dec_p99" "$noop_rps" "$noop_p50" "$noop_p99" "$ratio" "$base" "$vs"
     done
+    deliveries_report "$name" "$sink_before"
     local rss
     rss=$(awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$pid/status")
     echo "| $name | peak RSS of the server: ${rss} MB | | | | | | | |"

@@ -7,6 +7,7 @@
 
 pub mod bodies;
 pub mod error;
+pub mod hooks;
 pub mod notifications;
 pub mod progress;
 pub mod queries;

@@ -24,6 +24,13 @@ pub enum AppError {
     CallbackNotAllowed(String),
     #[error("missing or invalid API key")]
     Unauthorized,
+    /// A hook call without a valid secret or signature, or for a hook that
+    /// does not exist or was revoked (alike, so hooks cannot be probed).
+    #[error("missing or invalid hook secret or signature (X-Gatehouse-Hook-Secret or X-Gatehouse-Signature)")]
+    HookUnauthorized,
+    /// A hook asked for a workflow or action outside its scope.
+    #[error("{0}")]
+    OutOfScope(String),
     #[error("this API key's role ({role}) may not {action}")]
     Forbidden {
         role: &'static str,

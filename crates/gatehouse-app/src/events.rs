@@ -170,6 +170,7 @@ impl DomainEvent {
             | LogEvent::PolicyVersion { .. }
             | LogEvent::TokenIssued { .. }
             | LogEvent::KeyEvent { .. }
+            | LogEvent::HookEvent { .. }
             | LogEvent::UserEvent { .. } => Vec::new(),
         }
     }

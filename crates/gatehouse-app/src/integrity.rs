@@ -200,6 +200,12 @@ impl App {
             }
             Err(problem) => problem,
         };
+        // A settled state proven earlier may predate facts the row has
+        // since gained lawfully (a token issued on the first read after
+        // approval): only the log as it is now can refuse the row.
+        if freshness == Freshness::Settled {
+            return Box::pin(self.supported(d, Freshness::Current)).await;
+        }
         Err(self.refuse_unsupported(d, &problem).await)
     }
 

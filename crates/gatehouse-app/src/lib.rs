@@ -20,6 +20,7 @@ mod error;
 pub mod events;
 pub mod evidence;
 pub mod executions;
+pub mod hooks;
 mod integrity;
 pub mod notice;
 pub mod outbox;

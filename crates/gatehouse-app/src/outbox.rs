@@ -35,6 +35,9 @@ type Finished = (DeliveryAttempt, DeliveryNext);
 /// How long the fan-out waits after a commit wakes it, so that a busy
 /// server's commits are read in one go rather than one query each.
 const FAN_OUT_GATHER: Duration = Duration::from_millis(20);
+/// How long the dispatcher waits after an attempt frees a slot, so that
+/// the slots freed meanwhile are filled by one claim.
+const CLAIM_GATHER: Duration = Duration::from_millis(5);
 
 /// An event as channels see it when deciding what they owe.
 pub struct OutboxEvent<'a> {
@@ -112,7 +115,7 @@ impl Default for OutboxConfig {
             backoff: Duration::from_secs(5),
             max_backoff: Duration::from_secs(600),
             attempt_timeout: Duration::from_secs(10),
-            concurrency: 16,
+            concurrency: 64,
             poll: Duration::from_secs(1),
         }
     }
@@ -151,7 +154,7 @@ impl OutboxConfig {
 pub struct Outbox {
     pub channels: Vec<Arc<dyn Channel>>,
     pub config: OutboxConfig,
-    /// Woken when an attempt finishes.
+    /// Woken when an attempt finishes and when attempts are recorded.
     finished: tokio::sync::Notify,
 }
 
@@ -196,13 +199,16 @@ impl App {
                 let (app, outbox) = (app.clone(), outbox.clone());
                 tokio::spawn(async move { app.record_attempts(&outbox, results).await });
             }
-            let mut claim = true;
+            let (mut fan, mut claim) = (true, true);
             loop {
-                match app.fan_out(&outbox).await {
-                    Ok(stored) => claim |= stored > 0,
-                    Err(e) => {
-                        if let Some(repeats) = failures.admit(&e.to_string()) {
-                            tracing::warn!(error = %e, repeats, "the outbox cannot read the log; retrying");
+                if fan {
+                    fan = false;
+                    match app.fan_out(&outbox).await {
+                        Ok(stored) => claim |= stored > 0,
+                        Err(e) => {
+                            if let Some(repeats) = failures.admit(&e.to_string()) {
+                                tracing::warn!(error = %e, repeats, "the outbox cannot read the log; retrying");
+                            }
                         }
                     }
                 }
@@ -219,9 +225,13 @@ impl App {
                         // Gathers the commits of the next moments into one
                         // read of the log.
                         tokio::time::sleep(FAN_OUT_GATHER).await;
+                        fan = true;
                     }
-                    _ = outbox.finished.notified() => claim = true,
-                    _ = tokio::time::sleep(outbox.config.poll) => claim = true,
+                    _ = outbox.finished.notified() => {
+                        tokio::time::sleep(CLAIM_GATHER).await;
+                        claim = true;
+                    }
+                    _ = tokio::time::sleep(outbox.config.poll) => (fan, claim) = (true, true),
                 }
             }
         })
@@ -246,24 +256,48 @@ impl App {
             }
             let page = self.store.log_leaves(from, FAN_OUT_PAGE).await?;
             let mut next = from;
-            let mut owed = Vec::new();
+            let mut entries = Vec::new();
             for (index, bytes) in &page {
                 // A gap is a commit not yet visible: stop before it.
                 if *index != next {
                     break;
                 }
                 next += 1;
-                let entry = match LogEntry::parse(bytes) {
-                    Ok(entry) => entry,
+                match LogEntry::parse(bytes) {
+                    Ok(entry) => entries.push((*index, entry)),
                     Err(e) => {
                         tracing::warn!(index, error = %e, "log entry skipped by the outbox");
-                        continue;
                     }
-                };
-                self.owed_for(outbox, *index, &entry, &mut owed).await?;
+                }
             }
             if next == from {
                 return Ok(stored);
+            }
+            // The decisions the page's wanted events are about, read in one
+            // query rather than one per event.
+            let mut ids = std::collections::HashSet::new();
+            for (_, entry) in &entries {
+                for event in DomainEvent::from_entry(entry) {
+                    let wanted = match event_type(&event) {
+                        Some(t) => !self.wanting(outbox, t).await.is_empty(),
+                        None => false,
+                    };
+                    if wanted {
+                        ids.insert(event.decision_id().to_string());
+                    }
+                }
+            }
+            let decisions: HashMap<String, Decision> = self
+                .store
+                .get_decisions(&ids.into_iter().collect::<Vec<_>>())
+                .await?
+                .into_iter()
+                .map(|d| (d.id.clone(), d))
+                .collect();
+            let mut owed = Vec::new();
+            for (index, entry) in &entries {
+                self.owed_for(outbox, *index, entry, &decisions, &mut owed)
+                    .await;
             }
             let count = owed.len();
             // Lost to another replica: it stored these; read on from there.
@@ -290,36 +324,38 @@ impl App {
         false
     }
 
+    /// The channels that want events of this type.
+    async fn wanting<'o>(&self, outbox: &'o Outbox, event_type: &str) -> Vec<&'o Arc<dyn Channel>> {
+        let mut wanted = Vec::new();
+        for c in &outbox.channels {
+            if c.wants(self, event_type).await {
+                wanted.push(c);
+            }
+        }
+        wanted
+    }
+
     async fn owed_for(
         &self,
         outbox: &Outbox,
         index: u64,
         entry: &LogEntry,
+        decisions: &HashMap<String, Decision>,
         owed: &mut Vec<NewDelivery>,
-    ) -> crate::AppResult<()> {
-        let mut decision: Option<Decision> = None;
+    ) {
         for (ordinal, event) in DomainEvent::from_entry(entry).iter().enumerate() {
             let Some(event_type) = event_type(event) else {
                 continue;
             };
-            let mut wanted = Vec::new();
-            for c in &outbox.channels {
-                if c.wants(self, event_type).await {
-                    wanted.push(c);
-                }
-            }
+            let wanted = self.wanting(outbox, event_type).await;
             if wanted.is_empty() {
                 continue;
             }
-            if decision.is_none() {
-                match self.store.get_decision(event.decision_id()).await? {
-                    Some(d) => decision = Some(d),
-                    // The entry's row is gone (a tampered database): there
-                    // is nothing to show, and `log verify` names it.
-                    None => return Ok(()),
-                }
-            }
-            let Some(d) = decision.as_ref() else { continue };
+            // The entry's row is gone (a tampered database): there is
+            // nothing to show, and `log verify` names it.
+            let Some(d) = decisions.get(event.decision_id()) else {
+                continue;
+            };
             let ev = OutboxEvent {
                 log_index: index,
                 at: &entry.ts,
@@ -344,7 +380,6 @@ impl App {
                 }
             }
         }
-        Ok(())
     }
 
     /// Claims what is due and starts one attempt per delivery, as many at
@@ -372,8 +407,14 @@ impl App {
                 let (app, outbox, channels, done) =
                     (self.clone(), outbox.clone(), channels.clone(), done.clone());
                 tokio::spawn(async move {
-                    let _permit = permit;
-                    let _ = done.send(app.attempt(&outbox, &channels, d).await);
+                    let finished = app.attempt(&outbox, &channels, d).await;
+                    drop(permit);
+                    let _ = done.send(finished);
+                    // The freed slot may take another delivery now: this
+                    // one stays claimed until it is recorded, so neither it
+                    // nor a later event to its target can be claimed twice
+                    // or out of order meanwhile.
+                    outbox.finished.notify_one();
                 });
             }
             if !full {

@@ -164,6 +164,14 @@ impl App {
                 return self.signed_if_logged(d, &state, &stored).await.map(Some);
             }
         };
+        // A settled state proven before the token was issued (on the first
+        // read after an approval) does not show it yet: only the log as it
+        // is now can refuse the stored token.
+        let state = if crate::rows::token_row_disagreements(&state, &stored).is_empty() {
+            state
+        } else {
+            self.supported(d, Freshness::Current).await?
+        };
         self.signed_if_logged(d, &state, &stored).await.map(Some)
     }
 

@@ -54,6 +54,11 @@ pub fn delivery_id() -> String {
     format!("msg_{}", next())
 }
 
+/// A private hook for a no-code tool: its id is in the hook's URL.
+pub fn hook_id() -> String {
+    format!("hook_{}", next())
+}
+
 pub fn webhook_id() -> String {
     format!("wh_{}", next())
 }

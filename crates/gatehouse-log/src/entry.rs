@@ -118,6 +118,14 @@ pub enum LogEvent {
     Flag { reason: String },
     /// An API key or a signing key changed; `id` is the key id (or kid).
     KeyEvent { event: KeyChange, role: String },
+    /// A private hook for a no-code tool was created or revoked; `id` is
+    /// the hook id. Its scope is on record, never its secret.
+    HookEvent {
+        event: KeyChange,
+        name: String,
+        workflow: String,
+        actions: Vec<String>,
+    },
     /// A person's account changed; `id` is the user's name. `groups` is
     /// the new membership when it was set (created, groups_set), so who
     /// could review what is on record.
@@ -277,6 +285,7 @@ impl LogEvent {
             LogEvent::Outcome { .. } => "outcome",
             LogEvent::Flag { .. } => "flag",
             LogEvent::KeyEvent { .. } => "key_event",
+            LogEvent::HookEvent { .. } => "hook_event",
             LogEvent::UserEvent { .. } => "user_event",
         }
     }
@@ -501,6 +510,27 @@ impl LogEntry {
             LogEvent::KeyEvent {
                 event: change,
                 role: role.as_str().to_string(),
+            },
+        )
+    }
+
+    /// A hook was created or revoked, with the scope it has.
+    pub fn hook(
+        hook_id: &str,
+        change: KeyChange,
+        name: &str,
+        workflow: &str,
+        actions: &[String],
+        at: OffsetDateTime,
+    ) -> LogEntry {
+        LogEntry::new(
+            hook_id,
+            at,
+            LogEvent::HookEvent {
+                event: change,
+                name: name.to_string(),
+                workflow: workflow.to_string(),
+                actions: actions.to_vec(),
             },
         )
     }

@@ -431,6 +431,7 @@ fn apply(s: &mut DecisionState, index: u64, entry: LogEntry) -> Result<(), Strin
         other @ (LogEvent::TaskEvent { .. }
         | LogEvent::PolicyVersion { .. }
         | LogEvent::KeyEvent { .. }
+        | LogEvent::HookEvent { .. }
         | LogEvent::UserEvent { .. }) => {
             return Err(format!("a {} entry is not about a decision", other.kind()))
         }

@@ -66,6 +66,8 @@ impl ApiError {
                     (StatusCode::BAD_REQUEST, "callback_not_allowed")
                 }
                 AppError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+                AppError::HookUnauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+                AppError::OutOfScope(_) => (StatusCode::FORBIDDEN, "out_of_scope"),
                 AppError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
                 AppError::SelfReview => (StatusCode::FORBIDDEN, "self_review_forbidden"),
                 AppError::LastAdmin => (StatusCode::CONFLICT, "last_admin"),

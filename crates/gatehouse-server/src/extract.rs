@@ -20,6 +20,23 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let JsonBytes(bytes) = JsonBytes::from_request(req, state).await?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// A JSON body's bytes, checked as [`ApiJson`] checks them (media type,
+/// encoding, deadline, size, NUL, duplicate keys) but not yet parsed: for
+/// handlers that need the exact bytes too (a hook's body signature).
+pub struct JsonBytes(pub axum::body::Bytes);
+
+impl<S> FromRequest<S> for JsonBytes
+where
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         if !readable_as_sent(req.headers()) {
             return Err(ApiError::UnsupportedMediaType);
         }
@@ -41,10 +58,15 @@ where
         if let Some(path) = crate::duplicates::first_duplicate(&bytes) {
             return Err(ApiError::DuplicateKey(path));
         }
-        match axum::Json::<T>::from_bytes(&bytes) {
-            Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(rejection) => Err(map_json_rejection(rejection)),
-        }
+        Ok(JsonBytes(bytes))
+    }
+}
+
+/// Parses checked JSON bytes into `T`, with [`ApiJson`]'s errors.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    match axum::Json::<T>::from_bytes(bytes) {
+        Ok(axum::Json(v)) => Ok(v),
+        Err(rejection) => Err(map_json_rejection(rejection)),
     }
 }
 

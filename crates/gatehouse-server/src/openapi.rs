@@ -36,6 +36,7 @@ use utoipa::{Modify, OpenApi};
         (name = "keys", description = "API keys"),
         (name = "users", description = "People and their groups"),
         (name = "notifications", description = "Webhook subscriptions and the deliveries of the outbox"),
+        (name = "hooks", description = "Private hooks for no-code tools: ask with a hook secret instead of an API key, get a route instruction"),
         (name = "service", description = "Health, readiness, this document"),
     )
 )]

@@ -154,6 +154,7 @@ pub(crate) fn apply(doc: &mut Value) {
     rule(doc, "RedeemBody", "token", json!({"pattern": JWS}));
     people(doc);
     notifications(doc);
+    hooks(doc);
     parameters(doc);
     nul_free(doc);
 }
@@ -209,6 +210,25 @@ fn notifications(doc: &mut Value) {
         "events",
         json!({"minItems": 1, "maxItems": 64,
                "items": {"type": "string", "enum": gatehouse_app::notice::EVENT_TYPES}}),
+    );
+}
+
+/// A hook's name, and its scope: a workflow and 1 to 50 distinct actions,
+/// each a name.
+fn hooks(doc: &mut Value) {
+    rule(
+        doc,
+        "NewHookBody",
+        "name",
+        json!({"pattern": "^[A-Za-z0-9._-]{1,64}$"}),
+    );
+    rule(doc, "NewHookBody", "workflow", name());
+    rule(
+        doc,
+        "NewHookBody",
+        "actions",
+        json!({"minItems": 1, "maxItems": 50, "uniqueItems": true,
+               "items": merged(json!({"type": "string"}), name())}),
     );
 }
 

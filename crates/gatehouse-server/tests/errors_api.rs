@@ -179,6 +179,10 @@ async fn openapi_documents_every_route() {
         ("/api/deliveries", "get"),
         ("/api/deliveries/{id}", "get"),
         ("/api/deliveries/{id}/retry", "post"),
+        ("/api/hooks", "get"),
+        ("/api/hooks", "post"),
+        ("/api/hooks/{id}", "delete"),
+        ("/hooks/{hook_id}", "post"),
     ];
     for (path, method) in routes {
         assert!(
@@ -193,6 +197,21 @@ async fn openapi_documents_every_route() {
             .sum::<usize>(),
         routes.len()
     );
+    // Generated clients name their functions after operation ids: they
+    // must be unique (OpenAPI requires it).
+    let mut ids: Vec<&str> = paths
+        .values()
+        .flat_map(|p| p.as_object().unwrap().values())
+        .map(|op| {
+            op["operationId"]
+                .as_str()
+                .expect("every operation has an id")
+        })
+        .collect();
+    let count = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "operation ids repeat");
 }
 
 #[tokio::test]

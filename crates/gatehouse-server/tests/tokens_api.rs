@@ -182,6 +182,22 @@ async fn only_the_acting_agent_holds_a_token_and_only_once_approved() {
         polled["approval_token"].is_string(),
         "the agent gets it once approved"
     );
+    // Reading again (the state proven at approval predates the token
+    // issued on the first read) returns the same token, unflagged.
+    for path in [
+        format!("/api/gate/requests/{id}"),
+        format!("/api/decision/{id}"),
+    ] {
+        let (status, again) = app.call("GET", &path, Some(&app.agent), None).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {again}");
+        assert_eq!(again["approval_token"], polled["approval_token"], "{path}");
+        assert!(
+            again
+                .get("flagged_for_review")
+                .is_none_or(|f| f.is_null() || f == false),
+            "{path}: {again}"
+        );
+    }
     // Auditors cannot redeem.
     let redeem = json!({"token": polled["approval_token"], "action": action_of(&seed_gate_body())});
     assert_eq!(

@@ -55,6 +55,19 @@ impl DecisionStore for PostgresStore {
         self.find(id).await
     }
 
+    async fn get_decisions(&self, ids: &[String]) -> StoreResult<Vec<Decision>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!("SELECT {DECISION_COLUMNS} FROM decisions WHERE id = ANY($1)");
+        let rows = sqlx::query(&sql)
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        map_all(&rows, decision_from_row)
+    }
+
     async fn list_decisions(&self, q: &DecisionQuery) -> StoreResult<Vec<Decision>> {
         let (sql, args) = list_decisions_sql(q, Dialect::Postgres);
         let mut query = sqlx::query(&sql);

@@ -12,6 +12,7 @@
 mod batch;
 mod decisions;
 mod evidence;
+mod hooks;
 mod keys;
 mod log;
 mod log_reads;

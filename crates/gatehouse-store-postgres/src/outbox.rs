@@ -22,6 +22,24 @@ fn index(i: u64) -> StoreResult<i64> {
     i64::try_from(i).map_err(|_| StoreError::Backend(format!("log index {i} out of range")))
 }
 
+impl PostgresStore {
+    /// A transaction for the outbox's own bookkeeping, committed without
+    /// waiting for the disk (`synchronous_commit = off`): decisions keep
+    /// their durable commits and the disk's flushes to themselves. What a
+    /// crash can lose is safe to lose: a cursor move and its deliveries
+    /// vanish together and are fanned out again from the log; a lost
+    /// claim or attempt record means the delivery is attempted again (at
+    /// least once).
+    async fn outbox_tx(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Postgres>> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        sqlx::query("SET LOCAL synchronous_commit = off")
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        Ok(tx)
+    }
+}
+
 #[async_trait]
 impl OutboxStore for PostgresStore {
     async fn outbox_cursor(&self) -> StoreResult<u64> {
@@ -40,7 +58,7 @@ impl OutboxStore for PostgresStore {
         to: u64,
         deliveries: Vec<NewDelivery>,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self.outbox_tx().await?;
         let moved = sqlx::query(
             "UPDATE outbox_cursor SET next_index = $2 WHERE name = 'deliveries' AND next_index = $1",
         )
@@ -106,53 +124,69 @@ impl OutboxStore for PostgresStore {
         lease_until_ms: i64,
         limit: u32,
     ) -> StoreResult<Vec<Delivery>> {
-        let rows = sqlx::query(&claim_sql(dollar, "FOR UPDATE SKIP LOCKED"))
+        let mut tx = self.outbox_tx().await?;
+        let rows = sqlx::query(&claim_sql(dollar, "", "FOR UPDATE SKIP LOCKED"))
             .bind(now_ms)
             .bind(lease_until_ms)
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await
             .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
         map_all(&rows, delivery_from)
     }
 
     async fn finish_deliveries(&self, done: &[(DeliveryAttempt, DeliveryNext)]) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        if done.is_empty() {
+            return Ok(());
+        }
+        let (mut ids, mut attempts, mut at, mut took) = (vec![], vec![], vec![], vec![]);
+        let (mut codes, mut errors, mut statuses) = (vec![], vec![], vec![]);
+        let (mut next_ats, mut delivered_ats) = (vec![], vec![]);
         for (a, next) in done {
             let (status, next_at, delivered) = finished(next, a.at_ms);
-            let code = a.status_code.map(i64::from);
-            sqlx::query(
-                "INSERT INTO delivery_attempts (delivery_id, attempt, at_ms, duration_ms, status_code, error)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (delivery_id, attempt, at_ms) DO NOTHING",
-            )
-            .bind(&a.delivery_id)
-            .bind(i64::from(a.attempt))
-            .bind(a.at_ms)
-            .bind(a.duration_ms)
-            .bind(code)
-            .bind(&a.error)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-            sqlx::query(
-                "UPDATE deliveries SET status = $2,
-                     next_attempt_at_ms = COALESCE($3, next_attempt_at_ms),
-                     claimed_until_ms = 0, last_attempt_at_ms = $4,
-                     last_status_code = $5, last_error = $6, delivered_at_ms = $7
-                 WHERE id = $1",
-            )
-            .bind(&a.delivery_id)
-            .bind(status)
-            .bind(next_at)
-            .bind(a.at_ms)
-            .bind(code)
-            .bind(&a.error)
-            .bind(delivered)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
+            ids.push(a.delivery_id.clone());
+            attempts.push(i64::from(a.attempt));
+            at.push(a.at_ms);
+            took.push(a.duration_ms);
+            codes.push(a.status_code.map(i64::from));
+            errors.push(a.error.clone());
+            statuses.push(status.to_string());
+            next_ats.push(next_at);
+            delivered_ats.push(delivered);
         }
+        let mut tx = self.outbox_tx().await?;
+        // One statement for the whole batch: the attempts and the rows'
+        // new state.
+        sqlx::query(
+            "WITH done AS (
+                 SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[],
+                                      $5::bigint[], $6::text[], $7::text[], $8::bigint[], $9::bigint[])
+                     AS t(id, attempt, at_ms, duration_ms, code, error, status, next_at, delivered)
+             ), recorded AS (
+                 INSERT INTO delivery_attempts (delivery_id, attempt, at_ms, duration_ms, status_code, error)
+                 SELECT id, attempt, at_ms, duration_ms, code, error FROM done
+                 ON CONFLICT (delivery_id, attempt, at_ms) DO NOTHING
+             )
+             UPDATE deliveries d SET status = done.status,
+                 next_attempt_at_ms = COALESCE(done.next_at, d.next_attempt_at_ms),
+                 claimed_until_ms = 0, last_attempt_at_ms = done.at_ms,
+                 last_status_code = done.code, last_error = done.error,
+                 delivered_at_ms = done.delivered
+             FROM done WHERE d.id = done.id",
+        )
+        .bind(ids)
+        .bind(attempts)
+        .bind(at)
+        .bind(took)
+        .bind(codes)
+        .bind(errors)
+        .bind(statuses)
+        .bind(next_ats)
+        .bind(delivered_ats)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
         tx.commit().await.map_err(backend)
     }
 

@@ -105,6 +105,21 @@ impl DecisionStore for SqliteStore {
         self.read(move |c| find_decision(c, &id)).await
     }
 
+    async fn get_decisions(&self, ids: &[String]) -> StoreResult<Vec<Decision>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One parameter however many ids: a JSON array read by json_each.
+        let ids = serde_json::to_string(ids).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.read(move |c| {
+            let sql = format!(
+                "SELECT {DECISION_COLUMNS} FROM decisions WHERE id IN (SELECT value FROM json_each(?1))"
+            );
+            query_all(c, &sql, [ids], decision_from_row)
+        })
+        .await
+    }
+
     async fn list_decisions(&self, query: &DecisionQuery) -> StoreResult<Vec<Decision>> {
         let q = query.clone();
         self.read(move |c| {

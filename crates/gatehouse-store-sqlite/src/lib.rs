@@ -16,6 +16,7 @@
 mod checkpointer;
 mod decisions;
 mod evidence;
+mod hooks;
 mod keys;
 mod log;
 mod log_reads;
@@ -58,6 +59,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0014_sessions.sql"),
     include_str!("../migrations/0015_outbox.sql"),
     include_str!("../migrations/0016_sign_in_links.sql"),
+    include_str!("../migrations/0017_due_order.sql"),
+    include_str!("../migrations/0018_hooks.sql"),
 ];
 const DB_FILE: &str = "gatehouse.db";
 

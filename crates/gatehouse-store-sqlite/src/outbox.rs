@@ -96,7 +96,7 @@ impl OutboxStore for SqliteStore {
             .read(move |c| {
                 Ok(query_one(
                     c,
-                    "SELECT 1 FROM deliveries WHERE status = 'pending'
+                    "SELECT 1 FROM deliveries INDEXED BY deliveries_due WHERE status = 'pending'
                      AND next_attempt_at_ms <= ?1 AND claimed_until_ms <= ?1 LIMIT 1",
                     [now_ms],
                     |_| Ok(()),
@@ -111,7 +111,7 @@ impl OutboxStore for SqliteStore {
             .run(move |tx| {
                 query_all(
                     tx,
-                    &claim_sql(numbered, ""),
+                    &claim_sql(numbered, "INDEXED BY deliveries_due", ""),
                     params![now_ms, lease_until_ms, limit],
                     delivery_from,
                 )

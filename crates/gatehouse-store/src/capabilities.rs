@@ -49,6 +49,10 @@ pub trait DecisionStore: Send + Sync {
 
     async fn get_decision(&self, id: &str) -> StoreResult<Option<Decision>>;
 
+    /// The decisions with these ids, in any order; ids not found are left
+    /// out. One query for many, e.g. for a page of log entries.
+    async fn get_decisions(&self, ids: &[String]) -> StoreResult<Vec<Decision>>;
+
     /// Newest first, filtered and paged as `query` says.
     async fn list_decisions(&self, query: &DecisionQuery) -> StoreResult<Vec<Decision>>;
 
@@ -298,6 +302,7 @@ pub trait Store:
     + PolicyStore
     + LogStore
     + crate::outbox::OutboxStore
+    + crate::hooks::HookStore
     + Send
     + Sync
     + 'static

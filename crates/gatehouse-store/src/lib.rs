@@ -9,11 +9,13 @@
 mod capabilities;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod hooks;
 pub mod outbox;
 pub mod sql;
 mod types;
 
 pub use capabilities::*;
+pub use hooks::HookStore;
 pub use outbox::OutboxStore;
 pub use types::*;
 
@@ -63,7 +65,7 @@ impl StoreError {
 
 /// The tables both backends keep. A store is usable only while every one
 /// of them exists (see [`schema_probe_sql`]).
-pub const TABLES: [&str; 22] = [
+pub const TABLES: [&str; 23] = [
     "decisions",
     "events",
     "policy_versions",
@@ -86,6 +88,7 @@ pub const TABLES: [&str; 22] = [
     "notification_refs",
     "webhooks",
     "sign_in_links",
+    "hooks",
 ];
 
 /// One statement that reads no row but fails unless every table in

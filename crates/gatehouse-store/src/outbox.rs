@@ -263,13 +263,16 @@ pub fn webhook_from(r: &dyn Columns) -> StoreResult<WebhookRecord> {
 
 /// The statement both backends claim due deliveries with, less the
 /// locking clause (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite's single
-/// writer needs none). Parameters: now, lease end, limit — as `?1..?3` on
-/// SQLite and `$1..$3` on PostgreSQL, which the caller substitutes.
-pub fn claim_sql(param: fn(usize) -> String, lock: &str) -> String {
+/// writer needs none) and an index hint (`hint`, e.g. SQLite's
+/// `INDEXED BY deliveries_due`: without statistics its planner prefers
+/// the status index and sorts the whole backlog). Parameters: now, lease
+/// end, limit — as `?1..?3` on SQLite and `$1..$3` on PostgreSQL, which
+/// the caller substitutes.
+pub fn claim_sql(param: fn(usize) -> String, hint: &str, lock: &str) -> String {
     format!(
         "UPDATE deliveries SET claimed_until_ms = {lease}, attempts = attempts + 1
          WHERE id IN (
-           SELECT c.id FROM deliveries c
+           SELECT c.id FROM deliveries c {hint}
            WHERE c.status = 'pending' AND c.next_attempt_at_ms <= {now}
              AND c.claimed_until_ms <= {now}
              AND NOT EXISTS (

@@ -37,6 +37,10 @@ pub enum Command {
     /// them and retry dead letters, directly in the database.
     #[command(subcommand)]
     Deliveries(DeliveriesCommand),
+    /// Private hooks for no-code tools (n8n, Zapier, Make), directly in
+    /// the database.
+    #[command(subcommand)]
+    Hooks(crate::hooks::HooksCommand),
     /// Submit a Gate request; exit 0 only if the action may proceed.
     Request(RequestArgs),
     /// Approve or reject a pending request.

@@ -1,10 +1,12 @@
 //! The `gatehouse` binary: parses arguments, validates them, and hands off
 //! to the library crates. Nothing here decides anything.
 
+mod background;
 mod cli;
 mod client;
 mod config;
 mod deliveries;
+mod hooks;
 mod key_reload;
 mod local;
 mod log;
@@ -94,6 +96,7 @@ fn main() -> ExitCode {
             },
             Command::Deliveries(cmd) => deliveries::run(cmd).await.map(|_| ExitCode::SUCCESS),
             Command::Keys(cmd) => local::keys(cmd).await.map(|_| ExitCode::SUCCESS),
+            Command::Hooks(cmd) => hooks::run(cmd).await.map(|_| ExitCode::SUCCESS),
             Command::Users(cmd) => users::run(cmd).await.map(|_| ExitCode::SUCCESS),
             Command::Policy(cmd) => local::policy(cmd),
             // `request` has its own exit codes: 0 may proceed, 1 no, 2 error.

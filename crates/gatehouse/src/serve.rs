@@ -142,7 +142,13 @@ pub async fn run(
     }
     let sweeper = app.spawn_background();
     let notifier_routes = notifier.routes(app.clone());
-    let deliveries = app.spawn_outbox(notifier.outbox);
+    // Deliveries run on their own low-priority runtime: they must never
+    // take a core that a decision is waiting for.
+    let background = crate::background::runtime()?;
+    let deliveries = {
+        let _on = background.enter();
+        app.spawn_outbox(notifier.outbox)
+    };
     // A key supplied in the environment cannot change while the server runs.
     let key_watcher = token_key_path(&args.storage)
         .map(|path| key_reload::spawn(app.clone(), path, token_key_reload));
@@ -190,6 +196,7 @@ pub async fn run(
     .context("server failed")?;
     sweeper.abort();
     deliveries.abort();
+    background.shutdown_background();
     upkeep.abort();
     if let Some(m) = metrics_server {
         m.abort();

@@ -70,7 +70,9 @@ class Server:
         cmd = [gatehouse_bin(), *args, "--data", str(self.data)]
         subprocess.run(cmd, input="a long test password\n", text=True, check=True, capture_output=True, timeout=60)
 
-    def start(self, *flags: str) -> Server:
+    def start(self, *flags: str, policies: Path | None = POLICIES) -> Server:
+        """Starts the server with ``flags``; ``policies=None`` leaves out
+        ``--policies``, so the server uses its built-in starter policies."""
         assert self.process is None
         self.log = self.data / "server.log"
         log = open(self.log, "w")
@@ -82,8 +84,7 @@ class Server:
                 str(self.data),
                 "--listen",
                 "127.0.0.1:0",
-                "--policies",
-                str(POLICIES),
+                *(["--policies", str(policies)] if policies is not None else []),
                 *flags,
             ],
             stdout=subprocess.PIPE,

@@ -51,6 +51,14 @@ OUT_OF_SCOPE = {
     "WebhookCreated": "webhooks (administration)",
     "WebhookList": "webhooks (administration)",
     "WebhookView": "webhooks (administration)",
+    # Hooks: made by admins for no-code tools, which post to /hooks/{id}
+    # with a hook secret; an agent with this SDK holds an API key instead.
+    "HookCreated": "hooks (administration; no-code tools)",
+    "HookList": "hooks (administration; no-code tools)",
+    "HookView": "hooks (administration; no-code tools)",
+    "NewHookBody": "hooks (administration; no-code tools)",
+    "RouteInstruction": "hooks (no-code tools)",
+    "RouteName": "hooks (no-code tools)",
 }
 """Schemas the SDK deliberately does not model, with the reason."""
 

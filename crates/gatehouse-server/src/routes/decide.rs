@@ -90,7 +90,7 @@ pub async fn get_record(
 /// approvals stays `pending_review` until every requirement is met; see
 /// `review_progress`. An amendment the policies reject is a 422
 /// `amendment_rejected` with `error.reasons`.
-#[utoipa::path(post, path = "/api/decision/{id}/review", tag = "decide",
+#[utoipa::path(post, path = "/api/decision/{id}/review", tag = "decide", operation_id = "review_decision",
     params(("id" = String, Path, description = "Decision id")),
     request_body = ReviewBody,
     responses(

@@ -81,7 +81,7 @@ pub async fn record_outcome(
 /// A decision's receipts and outcomes, in the order they were recorded.
 ///
 /// Roles: any (agents: their own decisions).
-#[utoipa::path(get, path = "/api/decision/{id}/executions", tag = "executions",
+#[utoipa::path(get, path = "/api/decision/{id}/executions", tag = "executions", operation_id = "list_executions",
     params(("id" = String, Path, description = "Decision id")),
     responses(
         (status = 200, description = "Receipts and outcomes", body = ExecutionsView),

@@ -146,7 +146,7 @@ pub async fn get_request(
 /// approvals stays `pending_review` until every requirement is met; see
 /// `review_progress`. An amendment the policies reject is a 422
 /// `amendment_rejected` with `error.reasons`.
-#[utoipa::path(post, path = "/api/gate/requests/{id}/review", tag = "gate",
+#[utoipa::path(post, path = "/api/gate/requests/{id}/review", tag = "gate", operation_id = "review_request",
     params(("id" = String, Path, description = "Decision id")),
     request_body = ReviewBody,
     responses(
@@ -175,7 +175,7 @@ pub async fn review(
 /// List decisions, newest first.
 ///
 /// Roles: reviewer, auditor, admin.
-#[utoipa::path(get, path = "/api/decisions", tag = "gate",
+#[utoipa::path(get, path = "/api/decisions", tag = "gate", operation_id = "list_decisions",
     params(ListQuery),
     responses(
         (status = 200, description = "One page", body = DecisionList),

@@ -3,6 +3,7 @@ mod decide;
 mod executions;
 mod gate;
 mod health;
+mod hooks;
 mod log;
 mod notifications;
 mod tokens;
@@ -84,6 +85,9 @@ pub(crate) fn documented() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(notifications::list_deliveries))
         .routes(routes!(notifications::get_delivery))
         .routes(routes!(notifications::retry_delivery))
+        .routes(routes!(hooks::list_hooks, hooks::create_hook))
+        .routes(routes!(hooks::revoke_hook))
+        .routes(routes!(hooks::ask))
 }
 
 pub fn router(app: Arc<App>, config: ServerConfig) -> Router {

@@ -31,6 +31,22 @@ pub async fn create_and_get_round_trips(store: Arc<dyn Store>) {
     );
     assert!(got.record_hash_matches());
     assert!(store.get_decision("dec_missing").await.unwrap().is_none());
+    let other = sample_decision(Verdict::Allow, "k1", None, "t1");
+    store.create_decision(&other, None).await.unwrap();
+    let mut many = store
+        .get_decisions(&[d.id.clone(), "dec_missing".into(), other.id.clone()])
+        .await
+        .unwrap();
+    many.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut want = vec![d.id.clone(), other.id.clone()];
+    want.sort();
+    assert_eq!(
+        many.iter().map(|m| m.id.clone()).collect::<Vec<_>>(),
+        want,
+        "get_decisions returns the decisions found, each once"
+    );
+    assert!(many.contains(&expected));
+    assert!(store.get_decisions(&[]).await.unwrap().is_empty());
     assert!(matches!(
         store.create_decision(&d, None).await,
         Err(StoreError::Duplicate)

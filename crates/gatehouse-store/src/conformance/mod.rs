@@ -9,6 +9,7 @@ use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
 mod decisions;
+mod hooks;
 mod log;
 mod outbox;
 mod reviews;
@@ -17,6 +18,7 @@ mod tokens;
 mod users;
 
 pub use decisions::*;
+pub use hooks::*;
 pub use log::*;
 pub use outbox::*;
 pub use reviews::*;
@@ -69,7 +71,8 @@ macro_rules! conformance_tests {
             outbox_cursor_moves_with_its_deliveries,
             deliveries_are_claimed_once_in_order,
             concurrent_claims_take_each_delivery_once,
-            webhooks_and_refs_are_kept
+            webhooks_and_refs_are_kept,
+            hooks_are_scoped_revoked_once_and_logged
         );
     };
     (@tests $make:path, $($name:ident),*) => {

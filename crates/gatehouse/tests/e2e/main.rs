@@ -7,6 +7,7 @@ mod console;
 mod contract;
 mod email;
 mod evidence;
+mod hooks;
 mod hostile;
 mod keys;
 mod lifecycle;

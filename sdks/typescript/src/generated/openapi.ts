@@ -125,7 +125,7 @@ export interface paths {
          * A decision's receipts and outcomes, in the order they were recorded.
          * @description Roles: any (agents: their own decisions).
          */
-        get: operations["list__get_api_decision_id_executions"];
+        get: operations["list_executions"];
         put?: never;
         /**
          * Report an executed action (Action Execution Receipt).
@@ -222,7 +222,7 @@ export interface paths {
          *     `review_progress`. An amendment the policies reject is a 422
          *     `amendment_rejected` with `error.reasons`.
          */
-        post: operations["review__post_api_decision_id_review"];
+        post: operations["review_decision"];
         delete?: never;
         options?: never;
         head?: never;
@@ -261,7 +261,7 @@ export interface paths {
          * List decisions, newest first.
          * @description Roles: reviewer, auditor, admin.
          */
-        get: operations["list__get_api_decisions"];
+        get: operations["list_decisions"];
         put?: never;
         post?: never;
         delete?: never;
@@ -385,7 +385,7 @@ export interface paths {
          * A decision's receipts and outcomes, in the order they were recorded.
          * @description Roles: any (agents: their own decisions).
          */
-        get: operations["list_gate"];
+        get: operations["list_executions_gate"];
         put?: never;
         /**
          * Report an executed action (Action Execution Receipt).
@@ -440,8 +440,54 @@ export interface paths {
          *     `review_progress`. An amendment the policies reject is a 422
          *     `amendment_rejected` with `error.reasons`.
          */
-        post: operations["review__post_api_gate_requests_id_review"];
+        post: operations["review_request"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/hooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List every hook, revoked ones included.
+         * @description Roles: admin.
+         */
+        get: operations["list_hooks"];
+        put?: never;
+        /**
+         * Create a hook for a no-code tool: it may ask for decisions about one
+         *     workflow's listed actions and nothing else. The secret in the answer
+         *     is shown only once.
+         * @description Roles: admin.
+         */
+        post: operations["create_hook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/hooks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revoke a hook: every replica refuses it from the next call on.
+         * @description Roles: admin.
+         */
+        delete: operations["revoke_hook"];
         options?: never;
         head?: never;
         patch?: never;
@@ -777,6 +823,33 @@ export interface paths {
         get: operations["healthz"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/hooks/{hook_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ask for a decision through a hook (n8n, Zapier, Make): the Decide
+         *     API's body, authenticated by the hook's secret in
+         *     `X-Gatehouse-Hook-Secret`, or by `X-Gatehouse-Signature:
+         *     sha256=<hex HMAC-SHA256 of the exact body with the secret>`.
+         *     `context.workflow` defaults to the hook's workflow. The answer is a
+         *     route instruction: `proceed`, `block` or `review`.
+         * @description A workflow or action outside the hook's scope is a 403
+         *     `out_of_scope` and nothing is stored; an unknown or revoked hook, or a
+         *     wrong secret, is a 401. Each hook has its own rate limit.
+         */
+        post: operations["ask"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1198,6 +1271,31 @@ export interface components {
             /** @description Always `ok`. */
             status: string;
         };
+        /** @description `201` of `POST /api/hooks`. */
+        HookCreated: {
+            hook: components["schemas"]["HookView"];
+            /**
+             * @description `ghh_…`: sent by the tool in `X-Gatehouse-Hook-Secret`, or used to
+             *     sign bodies (`X-Gatehouse-Signature: sha256=<hex HMAC-SHA256>`);
+             *     shown only once.
+             */
+            secret: string;
+        };
+        /** @description `200` of `GET /api/hooks`. */
+        HookList: {
+            items: components["schemas"]["HookView"][];
+        };
+        /** @description A hook (never its secret after creation). */
+        HookView: {
+            id: string;
+            name: string;
+            workflow: string;
+            actions: string[];
+            /** @description Where the tool posts: `/hooks/{id}` on this server. */
+            path: string;
+            created_at: string;
+            revoked_at?: string | null;
+        };
         /** @description `GET /api/log/proof/inclusion`. */
         InclusionProofView: {
             /** Format: int64 */
@@ -1243,6 +1341,27 @@ export interface components {
             minted_by?: string | null;
             /** @description The person the key belongs to, if any. */
             user?: string | null;
+        };
+        /** @description `POST /api/hooks`. */
+        NewHookBody: {
+            /**
+             * @description 1 to 64 letters, digits, `-`, `_` or `.`; unique.
+             * @example n8n-discounts
+             */
+            name: string;
+            /**
+             * @description The only workflow (`context.workflow`) the hook may ask for.
+             * @example billing_discount_gate
+             */
+            workflow: string;
+            /**
+             * @description The only actions (`context.requested_action`) it may ask for.
+             * @example [
+             *       "apply_discount",
+             *       "issue_credit"
+             *     ]
+             */
+            actions: string[];
         };
         /** @description `POST /api/keys`. */
         NewKeyBody: {
@@ -1589,6 +1708,29 @@ export interface components {
         Risk: "low" | "medium" | "high";
         /** @enum {string} */
         Role: "agent" | "reviewer" | "admin" | "auditor" | "executor";
+        /**
+         * @description `200` of `POST /hooks/{hook_id}`: the route instruction, with the
+         *     handles to store beside the source record.
+         */
+        RouteInstruction: {
+            route: components["schemas"]["RouteName"];
+            decision_id: string;
+            request_id: string;
+            /** @description SHA-256 of the Decision Record's canonical body (see the Decide API). */
+            record_hash: string;
+            verify_url: string;
+            replay_url: string;
+            /** @description Why, in words. */
+            reasons: string[];
+        };
+        /**
+         * @description What the tool should do: `proceed` (allowed, or approved), `block`
+         *     (rejected, or expired) or `review` (a person decides; do not proceed
+         *     now; the same request with the same `Idempotency-Key` later answers
+         *     the outcome).
+         * @enum {string}
+         */
+        RouteName: "proceed" | "block" | "review";
         /** @description `POST /api/gate/requests`: the same request with the SDK's field names. */
         SdkGateBody: {
             agent: string;
@@ -2576,7 +2718,7 @@ export interface operations {
             };
         };
     };
-    list__get_api_decision_id_executions: {
+    list_executions: {
         parameters: {
             query?: never;
             header?: never;
@@ -3254,7 +3396,7 @@ export interface operations {
             };
         };
     };
-    review__post_api_decision_id_review: {
+    review_decision: {
         parameters: {
             query?: never;
             header?: never;
@@ -3539,7 +3681,7 @@ export interface operations {
             };
         };
     };
-    list__get_api_decisions: {
+    list_decisions: {
         parameters: {
             query?: {
                 status?: components["schemas"]["Status"];
@@ -4300,7 +4442,7 @@ export interface operations {
             };
         };
     };
-    list_gate: {
+    list_executions_gate: {
         parameters: {
             query?: never;
             header?: never;
@@ -4746,7 +4888,7 @@ export interface operations {
             };
         };
     };
-    review__post_api_gate_requests_id_review: {
+    review_request: {
         parameters: {
             query?: never;
             header?: never;
@@ -4863,6 +5005,382 @@ export interface operations {
             };
             /** @description `validation_failed`: a field is missing, unknown, or breaks a limit. */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the key's request budget is spent; see `Retry-After`. */
+            429: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `headers_too_large`: over 64 header fields, or over 32 KiB of them */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `internal`: something failed; nothing was approved. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /**
+             * @description `unavailable`: storage cannot be used right now (unreachable, full,
+             *     read-only, locked), or `too_many_connections`; nothing was
+             *     approved; retry after `Retry-After` seconds.
+             */
+            503: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_hooks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every hook */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HookList"];
+                };
+            };
+            /** @description `bad_request`: the path or query string does not decode, or holds a NUL character (`%00`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`: no API key, or one that is unknown or revoked. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /**
+             * @description `forbidden`: the key's role may not do this (or, redeeming a token,
+             *     the key is neither the one that asked nor the audience's executor).
+             */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `uri_too_long`: the request target is over 8 KiB */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the key's request budget is spent; see `Retry-After`. */
+            429: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `headers_too_large`: over 64 header fields, or over 32 KiB of them */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `internal`: something failed; nothing was approved. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /**
+             * @description `unavailable`: storage cannot be used right now (unreachable, full,
+             *     read-only, locked), or `too_many_connections`; nothing was
+             *     approved; retry after `Retry-After` seconds.
+             */
+            503: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_hook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewHookBody"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HookCreated"];
+                };
+            };
+            /**
+             * @description `invalid_json` (not JSON), `duplicate_key` (a key repeated within
+             *     one object, at any depth), `schema_mismatch` (does not fit the
+             *     policy schema), `callback_not_allowed` (a `callback_url` whose host
+             *     is not on the server's callback allowlist, or an address inside its
+             *     networks) or `bad_request` (e.g. conflicting idempotency keys).
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`: no API key, or one that is unknown or revoked. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /**
+             * @description `forbidden`: the key's role may not do this (or, redeeming a token,
+             *     the key is neither the one that asked nor the audience's executor).
+             */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `request_timeout`: the body did not arrive in time; the connection is closed */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `already_exists`: a user with this name exists. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large`: the body is over the server's limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `uri_too_long`: the request target is over 8 KiB */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unsupported_media_type`: Content-Type is not application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `validation_failed`: a field is missing, unknown, or breaks a limit. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the key's request budget is spent; see `Retry-After`. */
+            429: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `headers_too_large`: over 64 header fields, or over 32 KiB of them */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `internal`: something failed; nothing was approved. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /**
+             * @description `unavailable`: storage cannot be used right now (unreachable, full,
+             *     read-only, locked), or `too_many_connections`; nothing was
+             *     approved; retry after `Retry-After` seconds.
+             */
+            503: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    revoke_hook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Hook id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Revoked (revoking again keeps the first time) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HookView"];
+                };
+            };
+            /** @description `bad_request`: the path or query string does not decode, or holds a NUL character (`%00`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`: no API key, or one that is unknown or revoked. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /**
+             * @description `forbidden`: the key's role may not do this (or, redeeming a token,
+             *     the key is neither the one that asked nor the audience's executor).
+             */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `not_found`: no such decision (or key), or one the caller may not read. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `uri_too_long`: the request target is over 8 KiB */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7145,6 +7663,174 @@ export interface operations {
             /** @description `unavailable`: storage cannot be used right now, or `too_many_connections`; nothing was approved; see `Retry-After` */
             503: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    ask: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The hook's secret (`ghh_…`) */
+                "X-Gatehouse-Hook-Secret"?: string | null;
+                /** @description `sha256=` and the hex HMAC-SHA256 of the body, keyed with the secret */
+                "X-Gatehouse-Signature"?: string | null;
+                /** @description Retry safely: the same key and body return the original decision */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                /** @description Hook id */
+                hook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DecideBody"];
+            };
+        };
+        responses: {
+            /** @description The route to take, with the decision's handles */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RouteInstruction"];
+                };
+            };
+            /**
+             * @description `invalid_json` (not JSON), `duplicate_key` (a key repeated within
+             *     one object, at any depth), `schema_mismatch` (does not fit the
+             *     policy schema), `callback_not_allowed` (a `callback_url` whose host
+             *     is not on the server's callback allowlist, or an address inside its
+             *     networks) or `bad_request` (e.g. conflicting idempotency keys).
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`: no API key, or one that is unknown or revoked. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /**
+             * @description `forbidden`: the key's role may not do this (or, redeeming a token,
+             *     the key is neither the one that asked nor the audience's executor).
+             */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `request_timeout`: the body did not arrive in time; the connection is closed */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `idempotency_conflict`: the key was used with another body */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large`: the body is over the server's limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `uri_too_long`: the request target is over 8 KiB */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unsupported_media_type`: Content-Type is not application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `validation_failed`: a field is missing, unknown, or breaks a limit. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the key's request budget is spent; see `Retry-After`. */
+            429: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `headers_too_large`: over 64 header fields, or over 32 KiB of them */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `internal`: something failed; nothing was approved. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /**
+             * @description `unavailable`: storage cannot be used right now (unreachable, full,
+             *     read-only, locked), or `too_many_connections`; nothing was
+             *     approved; retry after `Retry-After` seconds.
+             */
+            503: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
