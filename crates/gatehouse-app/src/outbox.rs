@@ -26,7 +26,7 @@ use crate::throttle::Throttle;
 use crate::App;
 
 /// Leaves fanned out per transaction.
-const FAN_OUT_PAGE: u32 = 500;
+const FAN_OUT_PAGE: u32 = 200;
 /// How long finished attempts are gathered before they are recorded.
 const RECORD_GATHER: Duration = Duration::from_millis(20);
 /// An attempt and what follows it.
@@ -204,7 +204,10 @@ impl App {
                 if fan {
                     fan = false;
                     match app.fan_out(&outbox).await {
-                        Ok(stored) => claim |= stored > 0,
+                        Ok((stored, more)) => {
+                            claim |= stored > 0;
+                            fan = more;
+                        }
                         Err(e) => {
                             if let Some(repeats) = failures.admit(&e.to_string()) {
                                 tracing::warn!(error = %e, repeats, "the outbox cannot read the log; retrying");
@@ -219,6 +222,11 @@ impl App {
                             tracing::warn!(error = %e, repeats, "the outbox cannot claim deliveries; retrying");
                         }
                     }
+                }
+                // More entries to read: claim what this page owed (above),
+                // then read on without waiting.
+                if fan {
+                    continue;
                 }
                 tokio::select! {
                     _ = app.events.committed() => {
@@ -237,9 +245,12 @@ impl App {
         })
     }
 
-    /// Turns every log entry past the cursor into the deliveries owed;
-    /// returns how many it stored.
-    async fn fan_out(&self, outbox: &Outbox) -> crate::AppResult<usize> {
+    /// Turns log entries past the cursor into the deliveries owed; returns
+    /// how many it stored, and whether entries may be left. It stops after
+    /// the first page that stored something, so that a backlog (a burst
+    /// read by a starved notifier) is fanned out page by page with claims
+    /// in between, rather than delivering nothing until it is all read.
+    async fn fan_out(&self, outbox: &Outbox) -> crate::AppResult<(usize, bool)> {
         let mut stored = 0;
         loop {
             let from = self.store.outbox_cursor().await?;
@@ -252,7 +263,7 @@ impl App {
                         .enqueue_deliveries(from, size, Vec::new())
                         .await?;
                 }
-                return Ok(stored);
+                return Ok((stored, false));
             }
             let page = self.store.log_leaves(from, FAN_OUT_PAGE).await?;
             let mut next = from;
@@ -271,7 +282,7 @@ impl App {
                 }
             }
             if next == from {
-                return Ok(stored);
+                return Ok((stored, false));
             }
             // The decisions the page's wanted events are about, read in one
             // query rather than one per event.
@@ -305,7 +316,10 @@ impl App {
                 stored += count;
             }
             if page.len() < FAN_OUT_PAGE as usize {
-                return Ok(stored);
+                return Ok((stored, false));
+            }
+            if stored > 0 {
+                return Ok((stored, true));
             }
         }
     }
