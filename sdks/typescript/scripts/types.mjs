@@ -90,9 +90,12 @@ if (mode === "write") {
           `  generated: ${JSON.stringify(b[line] ?? "<end of file>")}\n` +
           "Run `npm run generate:types` and commit the result.",
       );
-      process.exit(1);
+      // exitCode rather than exit(): the finally below still removes the
+      // temporary directory.
+      process.exitCode = 1;
+    } else {
+      console.log(`${relative(root, committed)} is current with ${spec}`);
     }
-    console.log(`${relative(root, committed)} is current with ${spec}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
