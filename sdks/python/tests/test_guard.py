@@ -192,17 +192,18 @@ def test_a_model_argument_comes_back_validated(server: Server, kind: str) -> Non
 def test_a_report_that_fails_after_the_action_ran_keeps_its_result(
     server_with: Callable[..., Server], kind: str
 ) -> None:
-    # Tokens live one second here: a receipt after that is refused (409),
-    # so the action ran but cannot be recorded.
-    s = server_with("--rate-limit", "0", "--token-ttl", "1s")
-    block = Calls(lambda run: (time.sleep(2.5), "refund re_9")[1])
+    # Tokens live three seconds here: long enough to be redeemed on a busy CI
+    # machine, and a receipt after that is refused (409), so the action ran
+    # but cannot be recorded.
+    s = server_with("--rate-limit", "0", "--token-ttl", "3s")
+    block = Calls(lambda run: (time.sleep(4), "refund re_9")[1])
     with pytest.raises(GateReportFailed) as e:
         guarded(kind, s.url, s.keys[AGENT], block, **refund(unique(), 500))
     assert e.value.result == "refund re_9" and len(block.seen) == 1
     assert isinstance(e.value.cause, GateRequestError) and e.value.cause.code == "execution_refused"
 
     def slow_failure(run: GuardRun) -> None:
-        time.sleep(2.5)
+        time.sleep(4)
         raise ValueError("timeout at the bank")
 
     with pytest.raises(ValueError, match="timeout at the bank") as failed:
