@@ -31,3 +31,8 @@ fn starter_example_cases_pass() {
 fn seed_scenario_cases_pass() {
     run_example_cases("seed-scenarios");
 }
+
+#[test]
+fn mcp_filesystem_cases_pass() {
+    run_example_cases("mcp-filesystem");
+}

@@ -108,6 +108,46 @@ fn reasons_text(reasons: &[gatehouse_core::Reason]) -> String {
 }
 
 impl AppError {
+    /// The stable code callers match on (`error.code` in the API's bodies,
+    /// and in MCP tool errors). One table, so every adapter names a failure
+    /// alike; each adapter maps it to its own status.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::Validation(_) => "validation_failed",
+            AppError::SchemaMismatch(_) => "schema_mismatch",
+            AppError::InvalidArgument(_) => "bad_request",
+            AppError::CallbackNotAllowed(_) => "callback_not_allowed",
+            AppError::Unauthorized | AppError::HookUnauthorized => "unauthorized",
+            AppError::OutOfScope(_) => "out_of_scope",
+            AppError::Forbidden { .. } => "forbidden",
+            AppError::SelfReview => "self_review_forbidden",
+            AppError::LastAdmin => "last_admin",
+            AppError::NotEligible(_) => "not_eligible",
+            AppError::AlreadyReviewed(_) => "already_reviewed",
+            AppError::AmendmentRejected(_) => "amendment_rejected",
+            AppError::AlreadyExists(_) => "already_exists",
+            AppError::NotFound(_) => "not_found",
+            AppError::NotPending(_) => "not_pending",
+            AppError::IdempotencyConflict => "idempotency_conflict",
+            AppError::EvidenceMismatch(_) => "evidence_mismatch",
+            AppError::TokenRejected(_) => "token_rejected",
+            AppError::TokenAlreadyRedeemed => "token_already_redeemed",
+            AppError::ExecutionRefused(_) => "execution_refused",
+            AppError::RateLimited(_) => "rate_limited",
+            AppError::Unavailable(_) => "unavailable",
+            AppError::Internal(_) => "internal",
+        }
+    }
+
+    /// The message a caller may see: internal causes are replaced, since
+    /// they are for logs only.
+    pub fn public_message(&self) -> String {
+        match self {
+            AppError::Internal(_) => "internal error; the request was not approved".to_string(),
+            other => other.to_string(),
+        }
+    }
+
     pub(crate) fn internal(cause: impl std::fmt::Display) -> AppError {
         AppError::Internal(cause.to_string())
     }

@@ -58,36 +58,35 @@ impl From<gatehouse_store::StoreError> for ApiError {
 impl ApiError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
-            ApiError::App(e) => match e {
-                AppError::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
-                AppError::SchemaMismatch(_) => (StatusCode::BAD_REQUEST, "schema_mismatch"),
-                AppError::InvalidArgument(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-                AppError::CallbackNotAllowed(_) => {
-                    (StatusCode::BAD_REQUEST, "callback_not_allowed")
-                }
-                AppError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-                AppError::HookUnauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-                AppError::OutOfScope(_) => (StatusCode::FORBIDDEN, "out_of_scope"),
-                AppError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
-                AppError::SelfReview => (StatusCode::FORBIDDEN, "self_review_forbidden"),
-                AppError::LastAdmin => (StatusCode::CONFLICT, "last_admin"),
-                AppError::NotEligible(_) => (StatusCode::FORBIDDEN, "not_eligible"),
-                AppError::AlreadyReviewed(_) => (StatusCode::CONFLICT, "already_reviewed"),
-                AppError::AmendmentRejected(_) => {
-                    (StatusCode::UNPROCESSABLE_ENTITY, "amendment_rejected")
-                }
-                AppError::AlreadyExists(_) => (StatusCode::CONFLICT, "already_exists"),
-                AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-                AppError::NotPending(_) => (StatusCode::CONFLICT, "not_pending"),
-                AppError::IdempotencyConflict => (StatusCode::CONFLICT, "idempotency_conflict"),
-                AppError::EvidenceMismatch(_) => (StatusCode::CONFLICT, "evidence_mismatch"),
-                AppError::TokenRejected(_) => (StatusCode::BAD_REQUEST, "token_rejected"),
-                AppError::TokenAlreadyRedeemed => (StatusCode::CONFLICT, "token_already_redeemed"),
-                AppError::ExecutionRefused(_) => (StatusCode::CONFLICT, "execution_refused"),
-                AppError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-                AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-                AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-            },
+            ApiError::App(e) => {
+                let status = match e {
+                    AppError::Validation(_) | AppError::AmendmentRejected(_) => {
+                        StatusCode::UNPROCESSABLE_ENTITY
+                    }
+                    AppError::SchemaMismatch(_)
+                    | AppError::InvalidArgument(_)
+                    | AppError::CallbackNotAllowed(_)
+                    | AppError::TokenRejected(_) => StatusCode::BAD_REQUEST,
+                    AppError::Unauthorized | AppError::HookUnauthorized => StatusCode::UNAUTHORIZED,
+                    AppError::OutOfScope(_)
+                    | AppError::Forbidden { .. }
+                    | AppError::SelfReview
+                    | AppError::NotEligible(_) => StatusCode::FORBIDDEN,
+                    AppError::LastAdmin
+                    | AppError::AlreadyReviewed(_)
+                    | AppError::AlreadyExists(_)
+                    | AppError::NotPending(_)
+                    | AppError::IdempotencyConflict
+                    | AppError::EvidenceMismatch(_)
+                    | AppError::TokenAlreadyRedeemed
+                    | AppError::ExecutionRefused(_) => StatusCode::CONFLICT,
+                    AppError::NotFound(_) => StatusCode::NOT_FOUND,
+                    AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+                    AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                    AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                };
+                (status, e.code())
+            }
             ApiError::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::DuplicateKey(_) => (StatusCode::BAD_REQUEST, "duplicate_key"),

@@ -41,6 +41,10 @@ pub enum Command {
     /// the database.
     #[command(subcommand)]
     Hooks(crate::hooks::HooksCommand),
+    /// MCP: Gatehouse's own tools on stdio, and the gating proxy in front
+    /// of any MCP server.
+    #[command(subcommand)]
+    Mcp(crate::mcp::McpCommand),
     /// Submit a Gate request; exit 0 only if the action may proceed.
     Request(RequestArgs),
     /// Approve or reject a pending request.

@@ -10,6 +10,7 @@ mod hooks;
 mod key_reload;
 mod local;
 mod log;
+mod mcp;
 mod serve;
 mod token;
 mod users;
@@ -97,6 +98,7 @@ fn main() -> ExitCode {
             Command::Deliveries(cmd) => deliveries::run(cmd).await.map(|_| ExitCode::SUCCESS),
             Command::Keys(cmd) => local::keys(cmd).await.map(|_| ExitCode::SUCCESS),
             Command::Hooks(cmd) => hooks::run(cmd).await.map(|_| ExitCode::SUCCESS),
+            Command::Mcp(cmd) => mcp::run(cmd).await,
             Command::Users(cmd) => users::run(cmd).await.map(|_| ExitCode::SUCCESS),
             Command::Policy(cmd) => local::policy(cmd),
             // `request` has its own exit codes: 0 may proceed, 1 no, 2 error.

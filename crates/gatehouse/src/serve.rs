@@ -156,6 +156,7 @@ pub async fn run(
     // JSON error fallback and body rules do not apply to its pages.
     let routes = router(app.clone(), http)
         .merge(gatehouse_console::router(app.clone(), console))
+        .merge(gatehouse_mcp::http::router(app.clone()))
         .merge(notifier_routes);
     tracing::info!("reviewer console at /console");
     let upkeep = tokio::spawn(async {

@@ -11,6 +11,7 @@ mod hooks;
 mod hostile;
 mod keys;
 mod lifecycle;
+mod mcp;
 mod notifications;
 mod operations;
 mod outages;

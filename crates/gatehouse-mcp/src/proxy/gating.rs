@@ -1,0 +1,429 @@
+//! What the proxy does with one `tools/call`: ask Gatehouse, hold it while a
+//! person reviews it, redeem the approval token for exactly the approved
+//! arguments, and afterwards report the receipt and the outcome. Anything
+//! that goes wrong refuses the call: nothing is forwarded on an error.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use gatehouse_core::canonical::canonical_sha256_hex;
+use reqwest::{Method, StatusCode};
+use rmcp::model::ToolAnnotations;
+use serde_json::{json, Map, Value};
+
+use crate::gate::ToolError;
+use crate::remote::RemoteGate;
+
+/// How many used decisions for the same arguments a call steps over before
+/// it gives up (each step is one idempotent replay).
+const MAX_GENERATIONS: u32 = 1_000;
+/// The longest single long-poll while a call is held.
+const MAX_POLL_SECONDS: u64 = 50;
+
+/// The proxy's settings for deciding calls.
+#[derive(Debug, Clone)]
+pub struct GatingConfig {
+    pub agent: String,
+    /// The argument whose value is the decision's subject.
+    pub subject_arg: Option<String>,
+    /// How long a call waits for a review before it is answered.
+    pub hold: Duration,
+    /// Prefixes action names (`NAME.tool`) and names the subject.
+    pub server_name: Option<String>,
+    pub risk: String,
+}
+
+/// One `tools/call` as Gatehouse is asked about it.
+#[derive(Debug, Clone)]
+pub struct CallInfo {
+    pub tool: String,
+    pub arguments: Map<String, Value>,
+    /// The upstream's annotations for the tool, if it listed them.
+    pub hints: Option<ToolAnnotations>,
+    /// The MCP client's name and version, as it introduced itself.
+    pub client: Option<String>,
+    /// The upstream server's name, as it introduced itself.
+    pub upstream_name: Option<String>,
+}
+
+/// The call may run: with these arguments, on this decision.
+#[derive(Debug, Clone)]
+pub struct Approved {
+    pub decision_id: String,
+    pub token_jti: String,
+    pub action: String,
+    pub subject: String,
+    pub arguments: Map<String, Value>,
+    pub amended: bool,
+}
+
+/// What becomes of a call.
+#[derive(Debug)]
+pub enum Gated {
+    Proceed(Approved),
+    /// Not forwarded; the message tells the model why and what to do.
+    Refuse(String),
+}
+
+pub struct Gating {
+    pub config: GatingConfig,
+    pub gate: RemoteGate,
+    /// Per argument hash, the first generation not known to be used.
+    generations: Mutex<HashMap<String, u32>>,
+}
+
+fn text(view: &Value, key: &str) -> String {
+    view[key].as_str().unwrap_or_default().to_string()
+}
+
+impl Gating {
+    pub fn new(config: GatingConfig, gate: RemoteGate) -> Self {
+        Gating {
+            config,
+            gate,
+            generations: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn server(&self, call: &CallInfo) -> String {
+        self.config
+            .server_name
+            .clone()
+            .or_else(|| call.upstream_name.clone())
+            .unwrap_or_else(|| "mcp".to_string())
+    }
+
+    pub fn action(&self, tool: &str) -> String {
+        match &self.config.server_name {
+            Some(server) => format!("{server}.{tool}"),
+            None => tool.to_string(),
+        }
+    }
+
+    fn subject(&self, call: &CallInfo) -> String {
+        let named = self
+            .config
+            .subject_arg
+            .as_ref()
+            .and_then(|arg| call.arguments.get(arg))
+            .map(|v| match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .filter(|s| !s.trim().is_empty());
+        named.unwrap_or_else(|| self.server(call))
+    }
+
+    /// Facts for the reviewer that are not the action: who asked through
+    /// which client, and what the server claims about the tool. The hints
+    /// are the upstream's word, so they are labelled as unverified.
+    fn summary(&self, call: &CallInfo) -> Vec<String> {
+        let mut lines = vec![format!("MCP server: {}", self.server(call))];
+        if let Some(client) = &call.client {
+            lines.push(format!("MCP client: {client}"));
+        }
+        match &call.hints {
+            Some(h) => {
+                let flag = |name: &str, v: Option<bool>| v.map(|b| format!("{name}={b}"));
+                let hints: Vec<String> = [
+                    flag("readOnlyHint", h.read_only_hint),
+                    flag("destructiveHint", h.destructive_hint),
+                    flag("idempotentHint", h.idempotent_hint),
+                    flag("openWorldHint", h.open_world_hint),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                if !hints.is_empty() {
+                    lines.push(format!(
+                        "Tool hints from the MCP server (unverified): {}",
+                        hints.join(", ")
+                    ));
+                }
+            }
+            None => lines.push("Tool hints from the MCP server: none listed".to_string()),
+        }
+        lines
+    }
+
+    fn generation(&self, key: &str) -> u32 {
+        let map = self.generations.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(key).copied().unwrap_or(0)
+    }
+
+    /// Generation `g` is used: later calls with these arguments ask anew.
+    fn used(&self, key: &str, g: u32) {
+        let mut map = self.generations.lock().unwrap_or_else(|p| p.into_inner());
+        let next = map.entry(key.to_string()).or_insert(0);
+        *next = (*next).max(g + 1);
+    }
+
+    /// Decide `call`: ask, hold, redeem. Never returns `Proceed` unless
+    /// Gatehouse allowed or approved exactly the arguments it returns and
+    /// the token was redeemed for them.
+    pub async fn decide(&self, call: &CallInfo) -> Result<Gated, ToolError> {
+        let server = self.server(call);
+        let action = self.action(&call.tool);
+        let subject = self.subject(call);
+        // The same server, tool and arguments give the same key, so a retry
+        // finds the decision its first attempt made.
+        let args_key = canonical_sha256_hex(&json!({
+            "server": server,
+            "tool": call.tool,
+            "arguments": call.arguments,
+        }))
+        .map_err(|e| ToolError::new("validation_failed", e.to_string()))?;
+        let body = json!({
+            "agent": self.config.agent,
+            "action": action,
+            "risk": self.config.risk,
+            "subject": subject,
+            "context": call.arguments,
+            "summary": self.summary(call),
+        });
+        for _ in 0..MAX_GENERATIONS {
+            let g = self.generation(&args_key);
+            let key = format!("mcp-{args_key}-{g}");
+            let (status, view) = self
+                .gate
+                .send(
+                    Method::POST,
+                    "/api/gate/requests",
+                    &[],
+                    Some(&body),
+                    Some(&key),
+                )
+                .await?;
+            let replayed = status == StatusCode::OK;
+            let view = match text(&view, "status").as_str() {
+                "pending_review" => self.hold(view).await?,
+                _ => view,
+            };
+            let id = text(&view, "id");
+            match text(&view, "status").as_str() {
+                "allow" | "approved" => match self.redeem(&view).await {
+                    Ok(approved) => {
+                        self.used(&args_key, g);
+                        return Ok(Gated::Proceed(approved));
+                    }
+                    // A replay of a decision whose token an earlier call
+                    // used: these arguments need a new decision.
+                    Err(e) if replayed && e.code == "token_already_redeemed" => {
+                        self.used(&args_key, g);
+                    }
+                    Err(e) => return Err(e),
+                },
+                "reject" => {
+                    // Policies may have changed since: a later call asks again.
+                    self.used(&args_key, g);
+                    if !replayed {
+                        return Ok(Gated::Refuse(rejected_by_policy(&id, &view)));
+                    }
+                }
+                "rejected" => return Ok(Gated::Refuse(rejected_by_reviewer(&id, &view))),
+                "expired" => {
+                    self.used(&args_key, g);
+                    if !replayed {
+                        return Ok(Gated::Refuse(format!(
+                            "Gatehouse: the review of this call (decision {id}) expired without a \
+                             decision, so the tool was not run. Call it again to ask for a new review."
+                        )));
+                    }
+                }
+                "pending_review" => {
+                    let link = format!("{}/console/decisions/{id}", self.gate.base());
+                    return Ok(Gated::Refuse(still_pending(&id, &link)));
+                }
+                other => {
+                    return Err(ToolError::new(
+                        "unexpected_status",
+                        format!("decision {id} has status {other:?}"),
+                    ))
+                }
+            }
+        }
+        Err(ToolError::new(
+            "too_many_decisions",
+            format!("more than {MAX_GENERATIONS} earlier decisions for the same arguments"),
+        ))
+    }
+
+    /// Wait for a review for up to `--hold`, then answer with the decision
+    /// as it stands.
+    async fn hold(&self, mut view: Value) -> Result<Value, ToolError> {
+        let deadline = Instant::now() + self.config.hold;
+        let id = text(&view, "id");
+        while text(&view, "status") == "pending_review" {
+            let left = deadline.saturating_duration_since(Instant::now()).as_secs();
+            if left == 0 {
+                break;
+            }
+            let wait = left.min(MAX_POLL_SECONDS);
+            view = self
+                .gate
+                .send(
+                    Method::GET,
+                    &format!("/api/gate/requests/{id}"),
+                    &[("wait", wait.to_string())],
+                    None,
+                    None,
+                )
+                .await?
+                .1;
+        }
+        Ok(view)
+    }
+
+    /// Redeem the decision's token for the approved action, exactly.
+    async fn redeem(&self, view: &Value) -> Result<Approved, ToolError> {
+        let id = text(view, "id");
+        let token = view["approval_token"].as_str().ok_or_else(|| {
+            ToolError::new(
+                "no_token",
+                format!("decision {id} permits the action but no approval token was handed out"),
+            )
+        })?;
+        let approved = &view["approved_action"];
+        let (action, subject, arguments, amended) = match approved {
+            Value::Object(a) => (
+                a.get("tool_name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                a.get("subject")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                a.get("payload")
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default(),
+                a.get("amended").and_then(Value::as_bool).unwrap_or(false),
+            ),
+            _ => (
+                text(view, "tool_name"),
+                text(view, "subject"),
+                view["payload"].as_object().cloned().unwrap_or_default(),
+                false,
+            ),
+        };
+        let body = json!({
+            "token": token,
+            "action": {"tool_name": action, "subject": subject, "payload": arguments},
+        });
+        let (_, redeemed) = self
+            .gate
+            .send(Method::POST, "/api/tokens/redeem", &[], Some(&body), None)
+            .await?;
+        Ok(Approved {
+            decision_id: id,
+            token_jti: text(&redeemed, "jti"),
+            action,
+            subject,
+            arguments,
+            amended,
+        })
+    }
+
+    /// Record what ran and how it went. `result` is the upstream's answer
+    /// (a tool result, or a JSON-RPC error as `{"error": …}`).
+    pub async fn report(
+        &self,
+        approved: &Approved,
+        tool: &str,
+        server: &str,
+        result: &Value,
+        took: Duration,
+    ) -> Result<(), ToolError> {
+        let target = format!("mcp:{server}");
+        let receipt = json!({
+            "target_system": target,
+            "target_object": approved.subject,
+            "mutation": tool,
+            "executor": format!("gatehouse mcp proxy ({})", self.config.agent),
+            "token_jti": approved.token_jti,
+            "action": {
+                "tool_name": approved.action,
+                "subject": approved.subject,
+                "payload": approved.arguments,
+            },
+        });
+        let id = &approved.decision_id;
+        self.gate
+            .send(
+                Method::POST,
+                &format!("/api/decision/{id}/executions"),
+                &[],
+                Some(&receipt),
+                None,
+            )
+            .await?;
+        let failed = result.get("error").is_some()
+            || result.get("isError").and_then(Value::as_bool) == Some(true);
+        let outcome = json!({
+            "status": if failed { "failed" } else { "succeeded" },
+            "action_taken": format!("called the MCP tool {tool} on {server}"),
+            "observed_metrics": {
+                "duration_ms": took.as_millis() as u64,
+                "is_error": failed,
+                "amended": approved.amended,
+            },
+            "target_system": target,
+        });
+        self.gate
+            .send(
+                Method::POST,
+                &format!("/api/decision/{id}/outcomes"),
+                &[],
+                Some(&outcome),
+                None,
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+fn reasons(view: &Value) -> String {
+    let list: Vec<&str> = view["reasons"]
+        .as_array()
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if list.is_empty() {
+        "no reason given".to_string()
+    } else {
+        list.join("; ")
+    }
+}
+
+fn rejected_by_policy(id: &str, view: &Value) -> String {
+    format!(
+        "Gatehouse rejected this call, so the tool was not run (decision {id}): {}.",
+        reasons(view)
+    )
+}
+
+fn rejected_by_reviewer(id: &str, view: &Value) -> String {
+    let comment = view["review"]["comment"]
+        .as_str()
+        .filter(|c| !c.is_empty())
+        .map(|c| format!(": {c}"))
+        .unwrap_or_default();
+    format!("A reviewer rejected this call in Gatehouse, so the tool was not run (decision {id}){comment}.")
+}
+
+fn still_pending(id: &str, link: &str) -> String {
+    format!(
+        "This call is waiting for a person to approve it in Gatehouse (decision {id}, {link}). \
+         The tool was not run yet. Retry the same call with the same arguments later: once \
+         it is approved, the retry runs it. Different arguments need a new approval."
+    )
+}
+
+/// The message for a call refused because Gatehouse could not decide it.
+pub fn failed_closed(e: &ToolError) -> String {
+    format!(
+        "Gatehouse could not decide this call, so the tool was not run (fail closed): {}: {}",
+        e.code, e.message
+    )
+}

@@ -1,0 +1,59 @@
+//! The gating proxy: `gatehouse mcp proxy` in front of an MCP server that
+//! runs as a child process over stdio, or one reached over streamable HTTP.
+//! The proxy speaks stdio to its client, so a client's configuration changes
+//! in one line.
+
+pub mod gating;
+pub mod relay;
+
+use std::process::Stdio;
+use std::sync::Arc;
+
+use rmcp::service::RoleServer;
+use rmcp::transport::async_rw::AsyncRwTransport;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+
+pub use gating::{Gating, GatingConfig};
+
+/// The server behind the proxy.
+#[derive(Debug, Clone)]
+pub enum Upstream {
+    /// A command that speaks MCP on its stdin and stdout.
+    Command { program: String, args: Vec<String> },
+    /// A streamable-HTTP MCP endpoint.
+    Url(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("cannot start the upstream MCP server {program:?}: {source}")]
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
+}
+
+/// Run the proxy on this process's stdin and stdout until the client or
+/// the upstream goes away.
+pub async fn run(gating: Gating, upstream: Upstream) -> Result<(), ProxyError> {
+    let down =
+        AsyncRwTransport::<RoleServer, _, _>::new_server(tokio::io::stdin(), tokio::io::stdout());
+    let gating = Arc::new(gating);
+    match upstream {
+        Upstream::Command { program, args } => {
+            let mut command = tokio::process::Command::new(&program);
+            command.args(&args);
+            // The child's diagnostics go where ours go; its stdout is MCP.
+            let (child, _) = TokioChildProcess::builder(command)
+                .stderr(Stdio::inherit())
+                .spawn()
+                .map_err(|source| ProxyError::Spawn { program, source })?;
+            relay::relay(down, child, gating).await;
+        }
+        Upstream::Url(url) => {
+            let up = StreamableHttpClientTransport::from_uri(url);
+            relay::relay(down, up, gating).await;
+        }
+    }
+    Ok(())
+}
