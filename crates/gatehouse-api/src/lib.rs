@@ -13,6 +13,7 @@ pub mod progress;
 pub mod queries;
 pub mod records;
 pub mod requests;
+pub mod screen;
 pub mod views;
 
 pub use error::{ErrorBody, ErrorDetail};

@@ -34,7 +34,39 @@ pub struct Decided {
     pub replayed: bool,
 }
 
+/// The most actions one [`App::always_rejected`] call may name.
+pub const MAX_SCREENED_ACTIONS: usize = 500;
+
 impl App {
+    /// Which of `actions` the policies in force reject for `agent` whatever
+    /// the subject and payload (see `Engine::always_rejects`), with the
+    /// policy version that says so. Nothing is stored: it is a read of the
+    /// policies, for tools that hide what can never run.
+    pub fn always_rejected(
+        &self,
+        caller: &Caller,
+        agent: String,
+        actions: Vec<String>,
+    ) -> AppResult<(String, Vec<String>)> {
+        caller.require(&[Role::Agent, Role::Admin], "screen actions against policy")?;
+        if actions.len() > MAX_SCREENED_ACTIONS {
+            return Err(AppError::Validation(format!(
+                "actions: at most {MAX_SCREENED_ACTIONS} may be screened at once"
+            )));
+        }
+        let invalid = |e: gatehouse_core::ValidationError| AppError::Validation(e.to_string());
+        let agent = gatehouse_core::error::name("agent", agent).map_err(invalid)?;
+        let engine = self.policies.current();
+        let mut rejected = Vec::new();
+        for action in actions {
+            let action = gatehouse_core::error::name("actions", action).map_err(invalid)?;
+            if engine.always_rejects(&agent, &action) {
+                rejected.push(action);
+            }
+        }
+        Ok((engine.version().to_string(), rejected))
+    }
+
     /// Who must approve a decision the policies sent to review: one
     /// requirement per matching review policy. A policy without
     /// `@reviewers` is routed to the request's owner group when one exists

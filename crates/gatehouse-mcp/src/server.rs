@@ -152,9 +152,10 @@ impl ServerHandler for GatehouseServer {
         let gate = self
             .gate(&context)
             .map_err(|e| McpError::invalid_request(e.to_string(), None))?;
-        // A key whose role cannot be read is offered the agent's tools; the
-        // server refuses whatever the key may not do anyway.
-        let reviewer = matches!(gate.role().await, Ok(Role::Reviewer | Role::Admin));
+        // Only reviewers review (admins and auditors may not, by the same
+        // rule as the API). A key whose role cannot be read is offered the
+        // agent's tools; the server refuses whatever a key may not do anyway.
+        let reviewer = matches!(gate.role().await, Ok(Role::Reviewer));
         Ok(ListToolsResult::with_all_items(catalogue(reviewer)))
     }
 

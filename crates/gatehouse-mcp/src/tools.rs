@@ -145,7 +145,7 @@ impl Op {
         Op::ALL.into_iter().find(|op| op.name() == name)
     }
 
-    /// Tools only reviewers (and admins) are offered.
+    /// Tools only reviewer keys are offered.
     pub fn for_reviewers(self) -> bool {
         matches!(self, Op::ListPending | Op::Review)
     }

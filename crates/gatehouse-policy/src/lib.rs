@@ -14,6 +14,7 @@ mod engine;
 mod error;
 mod load;
 mod schema_shape;
+mod screen;
 
 pub use annotations::{parse_duration, valid_group, ReviewRoute};
 pub use engine::{Engine, EngineOptions, Evaluation, UnknownActionMode};

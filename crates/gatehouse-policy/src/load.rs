@@ -13,6 +13,15 @@ pub struct PolicyFile {
     pub text: String,
 }
 
+impl PolicyFile {
+    pub fn new(name: impl Into<String>, text: impl Into<String>) -> Self {
+        PolicyFile {
+            name: name.into(),
+            text: text.into(),
+        }
+    }
+}
+
 /// Reads every `.cedar` and `.cedarschema` file directly inside `dir`,
 /// sorted by name so the policy version does not depend on directory order.
 pub fn read_policy_dir(dir: &Path) -> Result<Vec<PolicyFile>, PolicyError> {

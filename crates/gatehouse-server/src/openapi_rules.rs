@@ -155,6 +155,7 @@ pub(crate) fn apply(doc: &mut Value) {
     people(doc);
     notifications(doc);
     hooks(doc);
+    screen(doc);
     parameters(doc);
     nul_free(doc);
 }
@@ -215,6 +216,17 @@ fn notifications(doc: &mut Value) {
 
 /// A hook's name, and its scope: a workflow and 1 to 50 distinct actions,
 /// each a name.
+fn screen(doc: &mut Value) {
+    rule(doc, "ScreenBody", "agent", name());
+    rule(
+        doc,
+        "ScreenBody",
+        "actions",
+        json!({"maxItems": gatehouse_api::screen::MAX_SCREENED_ACTIONS,
+               "items": merged(json!({"type": "string"}), name())}),
+    );
+}
+
 fn hooks(doc: &mut Value) {
     rule(
         doc,

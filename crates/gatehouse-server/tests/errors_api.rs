@@ -183,6 +183,7 @@ async fn openapi_documents_every_route() {
         ("/api/hooks", "post"),
         ("/api/hooks/{id}", "delete"),
         ("/hooks/{hook_id}", "post"),
+        ("/api/policies/always-rejected", "post"),
     ];
     for (path, method) in routes {
         assert!(

@@ -53,6 +53,10 @@ pub struct ProxyArgs {
     /// subject defaults to NAME. Without it, actions are the bare tool names.
     #[arg(long)]
     pub server_name: Option<String>,
+    /// Leave tools the policies reject whatever their arguments out of
+    /// tools/list (calls to them are still decided, and rejected).
+    #[arg(long)]
+    pub hide_rejected: bool,
     /// The risk (low, medium or high) every call is asked with.
     #[arg(long, default_value = "medium")]
     pub risk: String,
@@ -92,7 +96,10 @@ pub async fn run(cmd: McpCommand) -> Result<ExitCode> {
         }
         McpCommand::Proxy(args) => {
             let hold = gatehouse_policy::parse_duration(&args.hold).with_context(|| {
-                format!("--hold {:?} is not a duration like 50s or 1m", args.hold)
+                format!(
+                    "--hold {:?} is not a duration from 1s to 55s, like 50s",
+                    args.hold
+                )
             })?;
             if hold > MAX_HOLD {
                 bail!(
@@ -120,6 +127,7 @@ pub async fn run(cmd: McpCommand) -> Result<ExitCode> {
                 hold,
                 server_name: args.server_name,
                 risk: args.risk,
+                hide_rejected: args.hide_rejected,
             };
             gatehouse_mcp::proxy::run(Gating::new(config, gate), upstream).await?;
             Ok(ExitCode::SUCCESS)

@@ -59,6 +59,10 @@ OUT_OF_SCOPE = {
     "NewHookBody": "hooks (administration; no-code tools)",
     "RouteInstruction": "hooks (no-code tools)",
     "RouteName": "hooks (no-code tools)",
+    # Screening a tool list: what the MCP proxy's --hide-rejected asks; an
+    # agent with this SDK asks about the action it is about to run instead.
+    "ScreenBody": "policy screening (the MCP proxy)",
+    "ScreenView": "policy screening (the MCP proxy)",
 }
 """Schemas the SDK deliberately does not model, with the reason."""
 

@@ -32,6 +32,8 @@ pub struct GatingConfig {
     /// Prefixes action names (`NAME.tool`) and names the subject.
     pub server_name: Option<String>,
     pub risk: String,
+    /// Leave tools the policies always reject out of `tools/list`.
+    pub hide_rejected: bool,
 }
 
 /// One `tools/call` as Gatehouse is asked about it.
@@ -66,11 +68,18 @@ pub enum Gated {
     Refuse(String),
 }
 
+#[derive(Debug, Default)]
+struct Slot {
+    generation: u32,
+    body: Option<Value>,
+}
+
 pub struct Gating {
     pub config: GatingConfig,
     pub gate: RemoteGate,
-    /// Per argument hash, the first generation not known to be used.
-    generations: Mutex<HashMap<String, u32>>,
+    /// Per argument hash: the first generation not known to be used, and
+    /// the request body asked with it.
+    slots: Mutex<HashMap<String, Slot>>,
 }
 
 fn text(view: &Value, key: &str) -> String {
@@ -82,7 +91,7 @@ impl Gating {
         Gating {
             config,
             gate,
-            generations: Mutex::new(HashMap::new()),
+            slots: Mutex::new(HashMap::new()),
         }
     }
 
@@ -147,16 +156,50 @@ impl Gating {
         lines
     }
 
-    fn generation(&self, key: &str) -> u32 {
-        let map = self.generations.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(key).copied().unwrap_or(0)
+    /// The generation to ask with, and the body: the one this process
+    /// first asked with for these arguments, so a retry is the same request
+    /// even if the tool's hints arrived in between.
+    fn slot(&self, key: &str, fresh: &Value) -> (u32, Value) {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = slots.entry(key.to_string()).or_default();
+        let body = slot.body.get_or_insert_with(|| fresh.clone()).clone();
+        (slot.generation, body)
     }
 
     /// Generation `g` is used: later calls with these arguments ask anew.
     fn used(&self, key: &str, g: u32) {
-        let mut map = self.generations.lock().unwrap_or_else(|p| p.into_inner());
-        let next = map.entry(key.to_string()).or_insert(0);
-        *next = (*next).max(g + 1);
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = slots.entry(key.to_string()).or_default();
+        if g >= slot.generation {
+            slot.generation = g + 1;
+            slot.body = None;
+        }
+    }
+
+    /// Of `tools`, those the policies in force reject for this agent
+    /// whatever the arguments.
+    pub async fn always_rejected(&self, tools: &[String]) -> Result<Vec<String>, ToolError> {
+        let actions: Vec<String> = tools.iter().map(|t| self.action(t)).collect();
+        let body = json!({"agent": self.config.agent, "actions": actions});
+        let (_, answer) = self
+            .gate
+            .send(
+                Method::POST,
+                "/api/policies/always-rejected",
+                &[],
+                Some(&body),
+                None,
+            )
+            .await?;
+        let rejected: Vec<&str> = answer["always_rejected"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        Ok(tools
+            .iter()
+            .filter(|t| rejected.contains(&self.action(t).as_str()))
+            .cloned()
+            .collect())
     }
 
     /// Decide `call`: ask, hold, redeem. Never returns `Proceed` unless
@@ -166,15 +209,15 @@ impl Gating {
         let server = self.server(call);
         let action = self.action(&call.tool);
         let subject = self.subject(call);
-        // The same server, tool and arguments give the same key, so a retry
-        // finds the decision its first attempt made.
+        // The same server, tool and arguments are one slot, so a retry finds
+        // the decision its first attempt made.
         let args_key = canonical_sha256_hex(&json!({
             "server": server,
             "tool": call.tool,
             "arguments": call.arguments,
         }))
         .map_err(|e| ToolError::new("validation_failed", e.to_string()))?;
-        let body = json!({
+        let fresh = json!({
             "agent": self.config.agent,
             "action": action,
             "risk": self.config.risk,
@@ -183,8 +226,13 @@ impl Gating {
             "summary": self.summary(call),
         });
         for _ in 0..MAX_GENERATIONS {
-            let g = self.generation(&args_key);
-            let key = format!("mcp-{args_key}-{g}");
+            let (g, body) = self.slot(&args_key, &fresh);
+            // The key covers the whole body, so a request that differs in
+            // anything (another client, new hints) is a new decision rather
+            // than a conflict that would refuse these arguments for good.
+            let body_hash = canonical_sha256_hex(&body)
+                .map_err(|e| ToolError::new("validation_failed", e.to_string()))?;
+            let key = format!("mcp-{body_hash}-{g}");
             let (status, view) = self
                 .gate
                 .send(
@@ -208,8 +256,15 @@ impl Gating {
                         return Ok(Gated::Proceed(approved));
                     }
                     // A replay of a decision whose token an earlier call
-                    // used: these arguments need a new decision.
-                    Err(e) if replayed && e.code == "token_already_redeemed" => {
+                    // used, or that expired unused: these arguments need a
+                    // new decision.
+                    Err(e)
+                        if replayed
+                            && matches!(
+                                e.code.as_str(),
+                                "token_already_redeemed" | "token_rejected"
+                            ) =>
+                    {
                         self.used(&args_key, g);
                     }
                     Err(e) => return Err(e),
@@ -255,11 +310,15 @@ impl Gating {
         let deadline = Instant::now() + self.config.hold;
         let id = text(&view, "id");
         while text(&view, "status") == "pending_review" {
-            let left = deadline.saturating_duration_since(Instant::now()).as_secs();
-            if left == 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
                 break;
             }
-            let wait = left.min(MAX_POLL_SECONDS);
+            // Whole seconds, rounded up: the hold is at least what was asked.
+            let wait = left
+                .as_millis()
+                .div_ceil(1000)
+                .min(MAX_POLL_SECONDS as u128);
             view = self
                 .gate
                 .send(
@@ -337,9 +396,19 @@ impl Gating {
         took: Duration,
     ) -> Result<(), ToolError> {
         let target = format!("mcp:{server}");
+        // What the call touched: the subject argument as it ran (a reviewer
+        // may have amended it), else the decision's subject.
+        let object = self
+            .config
+            .subject_arg
+            .as_ref()
+            .and_then(|arg| approved.arguments.get(arg))
+            .and_then(Value::as_str)
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or(&approved.subject);
         let receipt = json!({
             "target_system": target,
-            "target_object": approved.subject,
+            "target_object": object,
             "mutation": tool,
             "executor": format!("gatehouse mcp proxy ({})", self.config.agent),
             "token_jti": approved.token_jti,

@@ -43,6 +43,8 @@ pub async fn run(gating: Gating, upstream: Upstream) -> Result<(), ProxyError> {
         Upstream::Command { program, args } => {
             let mut command = tokio::process::Command::new(&program);
             command.args(&args);
+            // The upstream is another program: it never gets our key.
+            command.env_remove("GATEHOUSE_API_KEY");
             // The child's diagnostics go where ours go; its stdout is MCP.
             let (child, _) = TokioChildProcess::builder(command)
                 .stderr(Stdio::inherit())

@@ -61,6 +61,7 @@ where
     // Ids of our client's requests whose answers we read on the way back.
     let mut initialize_ids: HashSet<RequestId> = HashSet::new();
     let mut list_ids: HashSet<RequestId> = HashSet::new();
+    let mut hiding: HashSet<RequestId> = HashSet::new();
     let mut held: HashMap<RequestId, AbortHandle> = HashMap::new();
     let mut executing: HashMap<RequestId, Executing> = HashMap::new();
     loop {
@@ -96,7 +97,10 @@ where
                                 initialize_ids.insert(id);
                             }
                             ClientRequest::ListToolsRequest(_) => {
-                                list_ids.insert(id);
+                                list_ids.insert(id.clone());
+                                if gating.config.hide_rejected {
+                                    hiding.insert(id);
+                                }
                             }
                             _ => {}
                         }
@@ -140,11 +144,21 @@ where
                         }
                         if list_ids.remove(&id) {
                             if let ServerResult::ListToolsResult(list) = &r.result {
+                                // The latest list is what the server says now.
                                 for tool in &list.tools {
-                                    if let Some(a) = &tool.annotations {
-                                        seen.tools.insert(tool.name.to_string(), a.clone());
-                                    }
+                                    match &tool.annotations {
+                                        Some(a) => seen.tools.insert(tool.name.to_string(), a.clone()),
+                                        None => seen.tools.remove(tool.name.as_ref()),
+                                    };
                                 }
+                            }
+                        }
+                    }
+                    if let JsonRpcMessage::Response(r) = &message {
+                        if hiding.remove(&id) {
+                            if let ServerResult::ListToolsResult(_) = &r.result {
+                                tokio::spawn(hide_rejected(gating.clone(), message, events.clone()));
+                                continue;
                             }
                         }
                     }
@@ -225,6 +239,29 @@ async fn gate_call(
         }
     };
     let _ = events.send(event);
+}
+
+/// Pass a tool list on without the tools the policies always reject. The
+/// list is only what the client is shown: if Gatehouse cannot screen it,
+/// it goes on whole, and every call is still decided when it is made.
+async fn hide_rejected(
+    gating: Arc<Gating>,
+    mut message: ServerJsonRpcMessage,
+    events: mpsc::UnboundedSender<Event>,
+) {
+    if let JsonRpcMessage::Response(r) = &mut message {
+        if let ServerResult::ListToolsResult(list) = &mut r.result {
+            let names: Vec<String> = list.tools.iter().map(|t| t.name.to_string()).collect();
+            match gating.always_rejected(&names).await {
+                Ok(hidden) => list
+                    .tools
+                    .retain(|t| !hidden.iter().any(|h| h == t.name.as_ref())),
+                Err(e) => tracing::warn!(code = %e.code, message = %e.message,
+                    "cannot screen the tool list; passing it on whole"),
+            }
+        }
+    }
+    let _ = events.send(Event::Answer(Box::new(message)));
 }
 
 /// Report an executed call's receipt and outcome, then pass its result on

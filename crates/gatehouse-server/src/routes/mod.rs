@@ -6,6 +6,7 @@ mod health;
 mod hooks;
 mod log;
 mod notifications;
+mod screen;
 mod tokens;
 mod users;
 
@@ -51,6 +52,7 @@ pub(crate) fn documented() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(gate::get_request))
         .routes(routes!(gate::review))
         .routes(routes!(gate::list))
+        .routes(routes!(screen::always_rejected))
         .routes(routes!(executions::record_execution, executions::list))
         .routes(routes!(executions::record_outcome))
         .route(

@@ -59,10 +59,17 @@ fn filesystem_policies(work: &Path, shared: &Path) -> PathBuf {
         let body = body.replace("/srv/shared", shared.to_str().unwrap());
         std::fs::write(dir.join(entry.file_name()), body).unwrap();
     }
+    // One tool rejected whatever its arguments, for --hide-rejected.
+    std::fs::write(
+        dir.join("no-moves.cedar"),
+        "@id(\"no-moves-here\")\n@reason(\"Files are never moved through this agent\")\n\
+         forbid(principal, action == Action::\"move_file\", resource);\n",
+    )
+    .unwrap();
     dir
 }
 
-async fn proxy(url: &str, key: &str, hold: &str, shared: &Path) -> Client {
+async fn proxy(url: &str, key: &str, hold: &str, shared: &Path, extra: &[&str]) -> Client {
     let mut cmd = tokio::process::Command::new(BIN);
     cmd.args([
         "mcp",
@@ -73,8 +80,9 @@ async fn proxy(url: &str, key: &str, hold: &str, shared: &Path) -> Client {
         "path",
         "--hold",
         hold,
-        "--",
     ])
+    .args(extra)
+    .arg("--")
     .arg(filesystem_server())
     .arg(shared)
     .env("GATEHOUSE_URL", url)
@@ -163,7 +171,7 @@ fn proxy_gates_the_reference_filesystem_server() {
     let server = Server::start(&storage, &["--policies", policies.to_str().unwrap()]);
     let url = server.url.clone();
     let rt = runtime();
-    let client = rt.block_on(proxy(&url, &agent, "4s", &shared));
+    let client = rt.block_on(proxy(&url, &agent, "4s", &shared, &[]));
     let path = |name: &str| shared.join(name).to_str().unwrap().to_string();
 
     // tools/list passes through.
@@ -172,6 +180,28 @@ fn proxy_gates_the_reference_filesystem_server() {
     for expected in ["read_text_file", "write_file", "move_file"] {
         assert!(names.contains(&expected), "{names:?}");
     }
+    // --hide-rejected leaves out what the policies always reject; calling
+    // it anyway is still decided, and rejected.
+    let hiding = rt.block_on(proxy(&url, &agent, "4s", &shared, &["--hide-rejected"]));
+    let shown = rt.block_on(hiding.list_all_tools()).unwrap();
+    let shown: Vec<&str> = shown.iter().map(|t| t.name.as_ref()).collect();
+    assert!(!shown.contains(&"move_file"), "{shown:?}");
+    assert_eq!(
+        shown.len() + 1,
+        names.len(),
+        "only move_file is hidden: {shown:?}"
+    );
+    let moved = rt.block_on(call_tool(
+        &hiding,
+        "move_file",
+        json!({"source": path("notes.txt"), "destination": path("moved.txt")}),
+    ));
+    assert!(
+        is_error(&moved) && text(&moved).contains("never moved"),
+        "{moved:?}"
+    );
+    assert!(shared.join("notes.txt").exists());
+    rt.block_on(hiding.cancel()).ok();
 
     // A read is allowed and returns the file.
     let read = rt.block_on(call_tool(
@@ -194,12 +224,20 @@ fn proxy_gates_the_reference_filesystem_server() {
     assert_eq!(std::fs::read_to_string(shared.join("a.txt")).unwrap(), "A");
 
     // Held past --hold: refused with the decision and what to do; approved
-    // afterwards, the same call runs.
+    // afterwards, the same call runs. This client calls before it lists
+    // the tools, so the retry knows hints the first call did not: it is
+    // still the same request.
+    let fresh = rt.block_on(proxy(&url, &agent, "4s", &shared, &[]));
+    let started = std::time::Instant::now();
     let held = rt.block_on(call_tool(
-        &client,
+        &fresh,
         "write_file",
         json!({"path": path("b.txt"), "content": "B"}),
     ));
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(4),
+        "held for all of --hold"
+    );
     assert!(is_error(&held), "{held:?}");
     let message = text(&held);
     assert!(
@@ -218,11 +256,13 @@ fn proxy_gates_the_reference_filesystem_server() {
         Some(json!({"decision": "approve"})),
     );
     assert_eq!(code, 200);
+    rt.block_on(fresh.list_all_tools()).unwrap();
     let retry = rt.block_on(call_tool(
-        &client,
+        &fresh,
         "write_file",
         json!({"path": path("b.txt"), "content": "B"}),
     ));
+    rt.block_on(fresh.cancel()).ok();
     assert!(!is_error(&retry), "{retry:?}");
     assert_eq!(std::fs::read_to_string(shared.join("b.txt")).unwrap(), "B");
     assert_eq!(

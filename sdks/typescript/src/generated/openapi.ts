@@ -620,6 +620,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/policies/always-rejected": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Which actions the policies in force reject for an agent whatever the
+         *     subject and payload: a decide-tier `forbid` without conditions that
+         *     covers every subject, or no `permit` that could apply. Stores nothing;
+         *     every other action is decided when it is asked. The MCP proxy's
+         *     `--hide-rejected` uses it to leave such tools out of a tool list.
+         * @description Roles: agent, admin.
+         */
+        post: operations["always_rejected"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/tokens/redeem": {
         parameters: {
             query?: never;
@@ -1731,6 +1755,22 @@ export interface components {
          * @enum {string}
          */
         RouteName: "proceed" | "block" | "review";
+        ScreenBody: {
+            /** @description The agent that would ask (the principal). */
+            agent: string;
+            /** @description Action names to check, at most 500. */
+            actions: string[];
+        };
+        ScreenView: {
+            /** @description The policy version the answer holds for. */
+            policy_version: string;
+            /**
+             * @description The named actions a decide-tier policy rejects for every subject and
+             *     payload, or that no policy could permit, in the order named. Any
+             *     other action is decided when it is asked.
+             */
+            always_rejected: string[];
+        };
         /** @description `POST /api/gate/requests`: the same request with the SDK's field names. */
         SdkGateBody: {
             agent: string;
@@ -6116,6 +6156,155 @@ export interface operations {
             };
             /** @description `uri_too_long`: the request target is over 8 KiB */
             414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `rate_limited`: the key's request budget is spent; see `Retry-After`. */
+            429: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `headers_too_large`: over 64 header fields, or over 32 KiB of them */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `internal`: something failed; nothing was approved. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /**
+             * @description `unavailable`: storage cannot be used right now (unreachable, full,
+             *     read-only, locked), or `too_many_connections`; nothing was
+             *     approved; retry after `Retry-After` seconds.
+             */
+            503: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    always_rejected: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScreenBody"];
+            };
+        };
+        responses: {
+            /** @description The actions that can never be allowed, in the order named */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScreenView"];
+                };
+            };
+            /**
+             * @description `invalid_json` (not JSON), `duplicate_key` (a key repeated within
+             *     one object, at any depth), `schema_mismatch` (does not fit the
+             *     policy schema), `callback_not_allowed` (a `callback_url` whose host
+             *     is not on the server's callback allowlist, or an address inside its
+             *     networks) or `bad_request` (e.g. conflicting idempotency keys).
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unauthorized`: no API key, or one that is unknown or revoked. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /**
+             * @description `forbidden`: the key's role may not do this (or, redeeming a token,
+             *     the key is neither the one that asked nor the audience's executor).
+             */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `request_timeout`: the body did not arrive in time; the connection is closed */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `payload_too_large`: the body is over the server's limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `uri_too_long`: the request target is over 8 KiB */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `unsupported_media_type`: Content-Type is not application/json. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `validation_failed`: a field is missing, unknown, or breaks a limit. */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
