@@ -12,6 +12,7 @@ use reqwest::{Method, StatusCode};
 use rmcp::model::ToolAnnotations;
 use serde_json::{json, Map, Value};
 
+use super::messages::{rejected_by_policy, rejected_by_reviewer, still_pending};
 use crate::gate::ToolError;
 use crate::remote::RemoteGate;
 
@@ -384,115 +385,4 @@ impl Gating {
             amended,
         })
     }
-
-    /// Record what ran and how it went. `result` is the upstream's answer
-    /// (a tool result, or a JSON-RPC error as `{"error": …}`).
-    pub async fn report(
-        &self,
-        approved: &Approved,
-        tool: &str,
-        server: &str,
-        result: &Value,
-        took: Duration,
-    ) -> Result<(), ToolError> {
-        let target = format!("mcp:{server}");
-        // What the call touched: the subject argument as it ran (a reviewer
-        // may have amended it), else the decision's subject.
-        let object = self
-            .config
-            .subject_arg
-            .as_ref()
-            .and_then(|arg| approved.arguments.get(arg))
-            .and_then(Value::as_str)
-            .filter(|s| !s.trim().is_empty())
-            .unwrap_or(&approved.subject);
-        let receipt = json!({
-            "target_system": target,
-            "target_object": object,
-            "mutation": tool,
-            "executor": format!("gatehouse mcp proxy ({})", self.config.agent),
-            "token_jti": approved.token_jti,
-            "action": {
-                "tool_name": approved.action,
-                "subject": approved.subject,
-                "payload": approved.arguments,
-            },
-        });
-        let id = &approved.decision_id;
-        self.gate
-            .send(
-                Method::POST,
-                &format!("/api/decision/{id}/executions"),
-                &[],
-                Some(&receipt),
-                None,
-            )
-            .await?;
-        let failed = result.get("error").is_some()
-            || result.get("isError").and_then(Value::as_bool) == Some(true);
-        let outcome = json!({
-            "status": if failed { "failed" } else { "succeeded" },
-            "action_taken": format!("called the MCP tool {tool} on {server}"),
-            "observed_metrics": {
-                "duration_ms": took.as_millis() as u64,
-                "is_error": failed,
-                "amended": approved.amended,
-            },
-            "target_system": target,
-        });
-        self.gate
-            .send(
-                Method::POST,
-                &format!("/api/decision/{id}/outcomes"),
-                &[],
-                Some(&outcome),
-                None,
-            )
-            .await?;
-        Ok(())
-    }
-}
-
-fn reasons(view: &Value) -> String {
-    let list: Vec<&str> = view["reasons"]
-        .as_array()
-        .map(|r| r.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    if list.is_empty() {
-        "no reason given".to_string()
-    } else {
-        list.join("; ")
-    }
-}
-
-fn rejected_by_policy(id: &str, view: &Value) -> String {
-    format!(
-        "Gatehouse rejected this call, so the tool was not run (decision {id}): {}.",
-        reasons(view)
-    )
-}
-
-fn rejected_by_reviewer(id: &str, view: &Value) -> String {
-    let comment = view["review"]["comment"]
-        .as_str()
-        .filter(|c| !c.is_empty())
-        .map(|c| format!(": {c}"))
-        .unwrap_or_default();
-    format!("A reviewer rejected this call in Gatehouse, so the tool was not run (decision {id}){comment}.")
-}
-
-fn still_pending(id: &str, link: &str) -> String {
-    format!(
-        "This call is waiting for a person to approve it in Gatehouse (decision {id}, {link}). \
-         The tool was not run yet. Retry the same call with the same arguments later: once \
-         it is approved, the retry runs it. Different arguments need a new approval."
-    )
-}
-
-/// The message for a call refused because Gatehouse could not decide it.
-pub fn failed_closed(e: &ToolError) -> String {
-    format!(
-        "Gatehouse could not decide this call, so the tool was not run (fail closed): {}: {}",
-        e.code, e.message
-    )
 }

@@ -4,7 +4,9 @@
 //! in one line.
 
 pub mod gating;
+mod messages;
 pub mod relay;
+mod report;
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -14,6 +16,7 @@ use rmcp::transport::async_rw::AsyncRwTransport;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 
 pub use gating::{Gating, GatingConfig};
+pub use messages::failed_closed;
 
 /// The server behind the proxy.
 #[derive(Debug, Clone)]

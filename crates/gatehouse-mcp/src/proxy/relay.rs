@@ -17,7 +17,8 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
-use super::gating::{failed_closed, Approved, CallInfo, Gated, Gating};
+use super::gating::{Approved, CallInfo, Gated, Gating};
+use super::messages::failed_closed;
 
 /// What a finished gating or reporting task hands back to the loop.
 enum Event {
