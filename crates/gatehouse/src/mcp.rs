@@ -63,6 +63,11 @@ pub struct ProxyArgs {
     /// Wrap a streamable-HTTP MCP server at this URL instead of a command.
     #[arg(long, conflicts_with = "command")]
     pub upstream_url: Option<String>,
+    /// The environment variable holding the bearer token the upstream at
+    /// --upstream-url expects (sent as `Authorization: Bearer …`); a
+    /// variable, so the token stays out of the process list.
+    #[arg(long, requires = "upstream_url", value_name = "VAR")]
+    pub upstream_auth_env: Option<String>,
     /// The upstream MCP server's command and arguments, after `--`.
     #[arg(last = true)]
     pub command: Vec<String>,
@@ -111,7 +116,15 @@ pub async fn run(cmd: McpCommand) -> Result<ExitCode> {
                 bail!("--risk must be low, medium or high, not {:?}", args.risk);
             }
             let upstream = match (args.upstream_url, args.command.split_first()) {
-                (Some(url), None) => Upstream::Url(url),
+                (Some(url), None) => {
+                    let bearer = match &args.upstream_auth_env {
+                        Some(var) => Some(std::env::var(var).ok().filter(|v| !v.is_empty()).with_context(|| {
+                            format!("--upstream-auth-env {var}: the variable is not set or empty")
+                        })?),
+                        None => None,
+                    };
+                    Upstream::Url { url, bearer }
+                }
                 (None, Some((program, rest))) => Upstream::Command {
                     program: program.clone(),
                     args: rest.to_vec(),

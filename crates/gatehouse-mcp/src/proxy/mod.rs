@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use rmcp::service::RoleServer;
 use rmcp::transport::async_rw::AsyncRwTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 
 pub use gating::{Gating, GatingConfig};
@@ -23,8 +24,8 @@ pub use messages::failed_closed;
 pub enum Upstream {
     /// A command that speaks MCP on its stdin and stdout.
     Command { program: String, args: Vec<String> },
-    /// A streamable-HTTP MCP endpoint.
-    Url(String),
+    /// A streamable-HTTP MCP endpoint, with the bearer token to send it.
+    Url { url: String, bearer: Option<String> },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,8 +56,12 @@ pub async fn run(gating: Gating, upstream: Upstream) -> Result<(), ProxyError> {
                 .map_err(|source| ProxyError::Spawn { program, source })?;
             relay::relay(down, child, gating).await;
         }
-        Upstream::Url(url) => {
-            let up = StreamableHttpClientTransport::from_uri(url);
+        Upstream::Url { url, bearer } => {
+            let mut config = StreamableHttpClientTransportConfig::with_uri(url);
+            if let Some(token) = bearer {
+                config = config.auth_header(token);
+            }
+            let up = StreamableHttpClientTransport::from_config(config);
             relay::relay(down, up, gating).await;
         }
     }

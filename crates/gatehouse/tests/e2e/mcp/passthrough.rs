@@ -180,3 +180,93 @@ fn proxy_passes_the_rest_of_mcp_through() {
         rt.block_on(c.cancel()).ok();
     }
 }
+
+async fn http_proxy(url: &str, key: &str, upstream_key: Option<&str>) -> Result<Client, String> {
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(["mcp", "proxy", "--agent", "http-agent", "--risk", "low"])
+        .args([
+            "--upstream-url",
+            &format!("{url}/mcp"),
+            "--upstream-auth-env",
+            "UPSTREAM_KEY",
+        ])
+        .env("GATEHOUSE_URL", url)
+        .env("GATEHOUSE_API_KEY", key)
+        .env("UPSTREAM_KEY", upstream_key.unwrap_or("gh_wrong_key"));
+    ().serve(TokioChildProcess::new(cmd).unwrap())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// `--upstream-url` wraps a streamable-HTTP server: here Gatehouse's own
+/// `/mcp`, which wants a bearer key of its own.
+#[test]
+fn proxy_wraps_a_streamable_http_server() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let storage = ["--data", data.to_str().unwrap()];
+    let agent = create_key(&storage, "agent");
+    let upstream = create_key(&storage, "agent");
+    let reviewer = create_key(&storage, "reviewer");
+    let server = Server::start(&storage, &[]);
+    let url = server.url.clone();
+    let rt = runtime();
+
+    let client = rt
+        .block_on(http_proxy(&url, &agent, Some(&upstream)))
+        .unwrap();
+    let tools = rt.block_on(client.list_all_tools()).unwrap();
+    assert!(
+        tools.iter().any(|t| t.name == "request_approval"),
+        "{tools:?}"
+    );
+    let asked = rt.block_on(call_tool(&client, "request_approval", serde_json::json!({
+        "agent": "inner-agent", "action": "send_email", "risk": "low", "subject": "ana@example.com"})));
+    assert!(!is_error(&asked), "{asked:?}");
+    assert_eq!(
+        asked.structured_content.as_ref().unwrap()["status"],
+        "allow",
+        "{asked:?}"
+    );
+    // The proxy's own decision about the call, with its receipt.
+    let (_, list) = call(
+        "GET",
+        &format!("{url}/api/decisions?limit=10"),
+        Some(&reviewer),
+        None,
+    );
+    let outer = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["tool_name"] == "request_approval")
+        .expect("the proxied call was decided")
+        .clone();
+    assert_eq!(outer["workflow_name"], "http-agent", "{outer}");
+    let runs = executions(&url, &reviewer, outer["id"].as_str().unwrap());
+    assert_eq!(
+        runs["outcomes"][0]["outcome"]["status"], "succeeded",
+        "{runs}"
+    );
+    rt.block_on(client.cancel()).ok();
+
+    // The upstream refuses a wrong token, so no session starts.
+    assert!(rt.block_on(http_proxy(&url, &agent, None)).is_err());
+    // A named variable that is not set stops the proxy before it starts.
+    let out = gatehouse(&[
+        "mcp",
+        "proxy",
+        "--agent",
+        "a",
+        "--upstream-url",
+        &format!("{url}/mcp"),
+        "--upstream-auth-env",
+        "GATEHOUSE_TEST_UNSET_VARIABLE",
+    ])
+    .env("GATEHOUSE_API_KEY", &agent)
+    .stdin(std::process::Stdio::null())
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("GATEHOUSE_TEST_UNSET_VARIABLE"));
+}
