@@ -2,8 +2,6 @@
 //! annotations, and input and output schemas. The inputs are the API's own
 //! bodies where one exists, so a tool accepts exactly what its route does.
 
-use std::sync::Arc;
-
 use gatehouse_api::bodies::{ExecutionBody, OutcomeBody, RedeemBody};
 use gatehouse_api::records::Redeemed;
 use gatehouse_api::records::{OutcomeCreated, ReceiptCreated};
@@ -239,19 +237,10 @@ impl Op {
         let mut tool = Tool::new_with_raw(self.name(), Some(description.into()), input)
             .with_title(title)
             .with_raw_output_schema(output);
-        tool.annotations = Some(annotations.with_title_of(title));
+        let mut annotations = annotations;
+        annotations.title = Some(title.to_string());
+        tool.annotations = Some(annotations);
         tool
-    }
-}
-
-trait WithTitle {
-    fn with_title_of(self, title: &str) -> Self;
-}
-
-impl WithTitle for ToolAnnotations {
-    fn with_title_of(mut self, title: &str) -> Self {
-        self.title = Some(title.to_string());
-        self
     }
 }
 
@@ -279,9 +268,4 @@ pub fn catalogue(reviewer: bool) -> Vec<Tool> {
         .filter(|op| reviewer || !op.for_reviewers())
         .map(Op::tool)
         .collect()
-}
-
-/// Keeps the type list of the output schemas in one place for tests.
-pub fn output_schema(op: Op) -> Arc<Map<String, Value>> {
-    op.tool().output_schema.unwrap_or_default()
 }
