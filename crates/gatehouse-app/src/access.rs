@@ -75,6 +75,23 @@ pub fn hash_secret(secret_part: &str) -> Vec<u8> {
     Sha256::digest(secret_part.as_bytes()).to_vec()
 }
 
+/// The API key a request presents: the token of `Authorization: Bearer …`,
+/// else the `x-api-key` header. An `Authorization` header with another
+/// scheme presents no key at all rather than falling back, so a mistyped
+/// scheme is refused instead of quietly ignored. Adapters pass the header
+/// values as text (a value that is not text counts as absent), which keeps
+/// this crate free of HTTP types.
+pub fn presented_key<'a>(
+    authorization: Option<&'a str>,
+    x_api_key: Option<&'a str>,
+) -> Option<&'a str> {
+    if let Some(v) = authorization {
+        let (scheme, token) = v.split_once(' ')?;
+        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim());
+    }
+    x_api_key.map(str::trim)
+}
+
 /// Splits `gh_<id>_<secret>` into its id and secret parts.
 pub fn parse_key(presented: &str) -> Option<(&str, &str)> {
     let rest = presented.strip_prefix(KEY_PREFIX)?;
@@ -332,6 +349,17 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_is_presented_as_a_bearer_token_or_in_x_api_key() {
+        assert_eq!(presented_key(Some("Bearer  gh_a_b "), None), Some("gh_a_b"));
+        assert_eq!(presented_key(Some("bearer gh_a_b"), Some("gh_c_d")), Some("gh_a_b"));
+        assert_eq!(presented_key(None, Some(" gh_c_d ")), Some("gh_c_d"));
+        // Another scheme is refused, not replaced by x-api-key.
+        assert_eq!(presented_key(Some("Basic Z2g6eA=="), Some("gh_c_d")), None);
+        assert_eq!(presented_key(Some("gh_a_b"), None), None);
+        assert_eq!(presented_key(None, None), None);
+    }
 
     #[test]
     fn keys_parse_and_verify_only_with_their_own_secret() {

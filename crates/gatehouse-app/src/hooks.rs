@@ -16,6 +16,7 @@ use subtle::ConstantTimeEq;
 use crate::decide::Decided;
 use crate::error::{AppError, AppResult};
 use crate::{App, Caller};
+use gatehouse_core::decision::now_unix_millis;
 
 /// Every hook secret starts with this, so a leaked one is recognisable.
 pub const SECRET_PREFIX: &str = "ghh_";
@@ -148,10 +149,6 @@ pub fn hook_caller(hook: &HookRecord) -> Caller {
     Caller::key(&hook.id, &format!("hook:{}", hook.name), Role::Agent)
 }
 
-fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
-
 impl App {
     pub async fn create_hook(
         &self,
@@ -161,7 +158,7 @@ impl App {
         actions: &[String],
     ) -> AppResult<NewHook> {
         caller.require(&[Role::Admin], "manage hooks")?;
-        let new = new_hook(name, workflow, actions, &caller.key_id, now_ms())?;
+        let new = new_hook(name, workflow, actions, &caller.key_id, now_unix_millis())?;
         match self.store.create_hook(&new.hook).await {
             Ok(()) => Ok(new),
             Err(StoreError::Duplicate) => Err(AppError::AlreadyExists(format!(
@@ -178,7 +175,7 @@ impl App {
 
     pub async fn revoke_hook(&self, caller: &Caller, id: &str) -> AppResult<HookRecord> {
         caller.require(&[Role::Admin], "manage hooks")?;
-        if !self.store.revoke_hook(id, now_ms()).await? {
+        if !self.store.revoke_hook(id, now_unix_millis()).await? {
             return Err(AppError::NotFound("hook"));
         }
         self.store

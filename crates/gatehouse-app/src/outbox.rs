@@ -24,6 +24,7 @@ use crate::events::DomainEvent;
 use crate::notice::event_type;
 use crate::throttle::Throttle;
 use crate::App;
+use gatehouse_core::decision::now_unix_millis;
 
 /// Leaves fanned out per transaction.
 const FAN_OUT_PAGE: u32 = 200;
@@ -166,10 +167,6 @@ impl Outbox {
             finished: tokio::sync::Notify::new(),
         }
     }
-}
-
-fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 impl App {
@@ -389,7 +386,7 @@ impl App {
                         channel: channel.name().to_string(),
                         target: o.target,
                         payload: o.payload,
-                        created_at_ms: now_ms(),
+                        created_at_ms: now_unix_millis(),
                     });
                 }
             }
@@ -410,7 +407,7 @@ impl App {
             if free == 0 {
                 return Ok(());
             }
-            let now = now_ms();
+            let now = now_unix_millis();
             let lease = now + outbox.config.lease().as_millis() as i64;
             let claimed = self.store.claim_deliveries(now, lease, free as u32).await?;
             let full = claimed.len() == free;
@@ -445,7 +442,7 @@ impl App {
         d: Delivery,
     ) -> Finished {
         let started = Instant::now();
-        let at = now_ms();
+        let at = now_unix_millis();
         let sent = match channels.get(d.new.channel.as_str()) {
             Some(channel) => {
                 match tokio::time::timeout(outbox.config.attempt_timeout, channel.send(self, &d))
@@ -476,7 +473,9 @@ impl App {
                 error,
                 permanent,
             } => {
-                let next = outbox.config.after_failure(&d, now_ms(), permanent);
+                let next = outbox
+                    .config
+                    .after_failure(&d, now_unix_millis(), permanent);
                 (code, Some(error), next)
             }
         };

@@ -210,6 +210,11 @@ pub fn to_unix_millis(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
+/// The current time in Unix milliseconds, the unit stored timestamps use.
+pub fn now_unix_millis() -> i64 {
+    to_unix_millis(OffsetDateTime::now_utc())
+}
+
 pub fn from_unix_millis(ms: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)

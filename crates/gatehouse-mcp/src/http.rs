@@ -53,14 +53,9 @@ async fn authenticate(State(app): State<Arc<App>>, mut request: Request, next: N
 }
 
 fn presented_key(request: &Request) -> Option<String> {
-    let headers = request.headers();
-    if let Some(v) = headers.get(header::AUTHORIZATION) {
-        let (scheme, token) = v.to_str().ok()?.split_once(' ')?;
-        return scheme
-            .eq_ignore_ascii_case("bearer")
-            .then(|| token.trim().to_string());
-    }
-    Some(headers.get("x-api-key")?.to_str().ok()?.trim().to_string())
+    let text = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+    gatehouse_app::access::presented_key(text(header::AUTHORIZATION.as_str()), text("x-api-key"))
+        .map(str::to_string)
 }
 
 /// The API's error body; 401 carries the challenge MCP clients look for.

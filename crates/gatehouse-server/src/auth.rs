@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
-use gatehouse_app::{App, AppError, Caller};
+use gatehouse_app::{access, App, AppError, Caller};
 
 use crate::error::ApiError;
 
@@ -14,12 +14,8 @@ use crate::error::ApiError;
 pub struct Auth(pub Caller);
 
 fn presented_key(parts: &Parts) -> Option<&str> {
-    if let Some(v) = parts.headers.get(header::AUTHORIZATION) {
-        let v = v.to_str().ok()?;
-        let (scheme, token) = v.split_once(' ')?;
-        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim());
-    }
-    parts.headers.get("x-api-key")?.to_str().ok().map(str::trim)
+    let text = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    access::presented_key(text(header::AUTHORIZATION.as_str()), text("x-api-key"))
 }
 
 impl FromRequestParts<Arc<App>> for Auth {

@@ -111,7 +111,7 @@ pub async fn run(cmd: DeliveriesCommand) -> Result<()> {
             let Some(d) = store.get_delivery(&id).await? else {
                 bail!("no delivery {id:?}");
             };
-            let now = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+            let now = gatehouse_core::decision::now_unix_millis();
             if !store.retry_delivery(&id, now).await? {
                 bail!(
                     "delivery {id} was {}; only pending and dead deliveries can be retried",

@@ -6,6 +6,7 @@ use clap::Subcommand;
 
 use crate::cli::StorageArgs;
 use crate::local::open_store;
+use gatehouse_core::decision::now_unix_millis;
 
 #[derive(Subcommand)]
 pub enum HooksCommand {
@@ -49,10 +50,6 @@ pub enum HooksCommand {
     },
 }
 
-fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
-
 pub async fn run(cmd: HooksCommand) -> Result<()> {
     match cmd {
         HooksCommand::Create {
@@ -62,7 +59,13 @@ pub async fn run(cmd: HooksCommand) -> Result<()> {
             url,
             storage,
         } => {
-            let new = gatehouse_app::hooks::new_hook(&name, &workflow, &actions, "cli", now_ms())?;
+            let new = gatehouse_app::hooks::new_hook(
+                &name,
+                &workflow,
+                &actions,
+                "cli",
+                now_unix_millis(),
+            )?;
             let store = open_store(&storage).await?;
             match store.create_hook(&new.hook).await {
                 Ok(()) => {}
@@ -117,7 +120,7 @@ pub async fn run(cmd: HooksCommand) -> Result<()> {
         }
         HooksCommand::Revoke { id, storage } => {
             let store = open_store(&storage).await?;
-            if !store.revoke_hook(&id, now_ms()).await? {
+            if !store.revoke_hook(&id, now_unix_millis()).await? {
                 bail!("no hook with id {id}");
             }
             println!("revoked hook {id}; servers refuse it from its next call");
