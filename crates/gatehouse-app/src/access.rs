@@ -353,7 +353,10 @@ mod tests {
     #[test]
     fn a_key_is_presented_as_a_bearer_token_or_in_x_api_key() {
         assert_eq!(presented_key(Some("Bearer  gh_a_b "), None), Some("gh_a_b"));
-        assert_eq!(presented_key(Some("bearer gh_a_b"), Some("gh_c_d")), Some("gh_a_b"));
+        assert_eq!(
+            presented_key(Some("bearer gh_a_b"), Some("gh_c_d")),
+            Some("gh_a_b")
+        );
         assert_eq!(presented_key(None, Some(" gh_c_d ")), Some("gh_c_d"));
         // Another scheme is refused, not replaced by x-api-key.
         assert_eq!(presented_key(Some("Basic Z2g6eA=="), Some("gh_c_d")), None);

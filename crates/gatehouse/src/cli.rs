@@ -36,7 +36,7 @@ pub enum Command {
     /// Notifications owed to webhooks, callbacks, Slack and email: list
     /// them and retry dead letters, directly in the database.
     #[command(subcommand)]
-    Deliveries(DeliveriesCommand),
+    Deliveries(crate::deliveries::DeliveriesCommand),
     /// Private hooks for no-code tools (n8n, Zapier, Make), directly in
     /// the database.
     #[command(subcommand)]
@@ -181,42 +181,6 @@ pub enum ConfigCommand {
     /// Check a configuration file: every key, type, duration, URL and
     /// secret reference (env:NAME, file:PATH); an error names its line.
     Check { file: PathBuf },
-}
-
-#[derive(Subcommand)]
-pub enum DeliveriesCommand {
-    /// List deliveries, newest first.
-    List {
-        /// Only dead letters (given up after the last attempt or too old).
-        #[arg(long)]
-        failed: bool,
-        /// Only pending ones (not yet delivered, retrying).
-        #[arg(long, conflicts_with = "failed")]
-        pending: bool,
-        /// Only those about one decision.
-        #[arg(long)]
-        decision: Option<String>,
-        #[arg(long, default_value_t = 50)]
-        limit: u32,
-        /// One JSON object per line instead of a table.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        storage: StorageArgs,
-    },
-    /// Show a delivery and every attempt.
-    Show {
-        id: String,
-        #[command(flatten)]
-        storage: StorageArgs,
-    },
-    /// Make a dead (or pending) delivery due now, with a fresh count of
-    /// attempts; the server sends it within a second.
-    Retry {
-        id: String,
-        #[command(flatten)]
-        storage: StorageArgs,
-    },
 }
 
 #[derive(Args)]

@@ -3,11 +3,53 @@
 //! within its poll interval.
 
 use anyhow::{bail, Result};
+use clap::Subcommand;
 use gatehouse_store::outbox::{Delivery, DeliveryQuery, DeliveryStatus};
 use serde_json::json;
 
-use crate::cli::DeliveriesCommand;
+use crate::cli::StorageArgs;
 use crate::local::open_store;
+
+#[derive(Subcommand)]
+pub enum DeliveriesCommand {
+    /// List deliveries, newest first.
+    List {
+        /// Only dead letters (given up after the last attempt or too old).
+        #[arg(long)]
+        failed: bool,
+        /// Only pending ones (not yet delivered, retrying).
+        #[arg(long, conflicts_with = "failed")]
+        pending: bool,
+        /// Only those about one decision.
+        #[arg(long)]
+        decision: Option<String>,
+        /// Only deliveries older than this one: the next page after a
+        /// list whose last line was that delivery.
+        #[arg(long, value_name = "DELIVERY_ID")]
+        before: Option<String>,
+        /// At most this many (1 to 500).
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Show a delivery and every attempt.
+    Show {
+        id: String,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Make a dead (or pending) delivery due now, with a fresh count of
+    /// attempts; the server sends it within a second.
+    Retry {
+        id: String,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+}
 
 fn when(ms: Option<i64>) -> String {
     ms.and_then(|ms| {
@@ -43,10 +85,15 @@ pub async fn run(cmd: DeliveriesCommand) -> Result<()> {
             failed,
             pending,
             decision,
+            before,
             limit,
             json,
             storage,
         } => {
+            let max = gatehouse_app::deliveries::MAX_DELIVERY_PAGE;
+            if !(1..=max).contains(&limit) {
+                bail!("--limit must be between 1 and {max}");
+            }
             let store = open_store(&storage).await?;
             let status = if failed {
                 Some(DeliveryStatus::Dead)
@@ -59,8 +106,8 @@ pub async fn run(cmd: DeliveriesCommand) -> Result<()> {
                 .list_deliveries(&DeliveryQuery {
                     decision_id: decision,
                     status,
-                    before: None,
-                    limit: limit.clamp(1, gatehouse_app::deliveries::MAX_DELIVERY_PAGE),
+                    before,
+                    limit,
                 })
                 .await?;
             if json {
@@ -88,6 +135,13 @@ pub async fn run(cmd: DeliveriesCommand) -> Result<()> {
                     d.new.decision_id,
                     d.last_error.as_deref().unwrap_or("")
                 );
+            }
+            // A full page may have more behind it; say how to ask for it
+            // (on stderr, so that scripts reading the table are unaffected).
+            if list.len() == limit as usize {
+                if let Some(last) = list.last() {
+                    eprintln!("more may follow: add --before {}", last.new.id);
+                }
             }
         }
         DeliveriesCommand::Show { id, storage } => {
