@@ -4,6 +4,7 @@
 
 use anyhow::{bail, Result};
 use clap::Subcommand;
+use gatehouse_core::decision::{from_unix_millis, now_unix_millis, rfc3339};
 use gatehouse_store::outbox::{Delivery, DeliveryQuery, DeliveryStatus};
 use serde_json::json;
 
@@ -52,14 +53,8 @@ pub enum DeliveriesCommand {
 }
 
 fn when(ms: Option<i64>) -> String {
-    ms.and_then(|ms| {
-        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
-    })
-    .and_then(|t| {
-        t.format(&time::format_description::well_known::Rfc3339)
-            .ok()
-    })
-    .unwrap_or_else(|| "-".into())
+    ms.map(|ms| rfc3339(from_unix_millis(ms)))
+        .unwrap_or_else(|| "-".into())
 }
 
 fn as_json(d: &Delivery) -> serde_json::Value {
@@ -165,7 +160,7 @@ pub async fn run(cmd: DeliveriesCommand) -> Result<()> {
             let Some(d) = store.get_delivery(&id).await? else {
                 bail!("no delivery {id:?}");
             };
-            let now = gatehouse_core::decision::now_unix_millis();
+            let now = now_unix_millis();
             if !store.retry_delivery(&id, now).await? {
                 bail!(
                     "delivery {id} was {}; only pending and dead deliveries can be retried",
