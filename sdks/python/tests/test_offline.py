@@ -123,7 +123,7 @@ def test_signed_notes_verify_only_with_their_key() -> None:
             verify_checkpoint(NOTE, bad_key)
 
 
-# Known answers from the server's entry tests (crates/gatehouse-log/src/entry.rs).
+# Known answers from the server's entry tests (crates/gatehouse-log/src/entry/tests.rs).
 V1_LEAVES = [
     '{"comment_hash":null,"decision":"approve","id":"dec_1","reviewer":"k2","ts":"1970-01-01T00:00:00Z","type":"review","v":1}',
     '{"id":"dec_1","ts":"1970-01-01T00:00:00Z","type":"expiry","v":1}',

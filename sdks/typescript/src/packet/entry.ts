@@ -1,7 +1,7 @@
 // Log entries. A leaf is the RFC 8785 canonical JSON of one typed entry,
 // `{"v":…,"type":…,"id":…,"ts":…,…}`; reading one refuses anything that is
 // not exactly the canonical bytes of a known entry of a supported version
-// (crates/gatehouse-log/src/entry.rs).
+// (crates/gatehouse-log/src/entry/).
 
 import { canonicalize, canonicalSha256Hex, sha256Hex } from "../jcs.js";
 import { read, ReviewRule, S, ShapeError, type Field, type Spec } from "./serde.js";
