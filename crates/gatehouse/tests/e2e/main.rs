@@ -15,6 +15,7 @@ mod mcp;
 mod notifications;
 mod operations;
 mod outages;
+mod packets;
 mod replicas;
 mod resources;
 mod reviewing;
