@@ -98,11 +98,9 @@ fn log_verify_finds_rows_edited_behind_the_servers_back_on_sqlite() {
 #[test]
 fn log_verify_finds_edited_rows_on_postgres() {
     let schema = fresh_schema();
-    let db_url = schema.url();
     let dir = tempfile::tempdir().unwrap();
-    let keys = shared_keys(dir.path());
-    let mut storage = vec!["--database-url", db_url.as_str()];
-    storage.extend(keys.iter().map(String::as_str));
+    let flags = postgres_flags(&schema, dir.path());
+    let storage: Vec<&str> = flags.iter().map(String::as_str).collect();
     let agent = create_key(&storage, "agent");
     let reviewer = create_key(&storage, "reviewer");
     let server = Server::start(&storage, &[]);
@@ -114,7 +112,7 @@ fn log_verify_finds_edited_rows_on_postgres() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let pool = sqlx::PgPool::connect(&db_url).await.unwrap();
+        let pool = sqlx::PgPool::connect(&schema.url()).await.unwrap();
         sqlx::query("UPDATE decisions SET body = replace(body, '\"subject\":\"Deploy main to production\"', '\"subject\":\"Deploy evil\"') WHERE id = $1")
             .bind(&ids[0])
             .execute(&pool)

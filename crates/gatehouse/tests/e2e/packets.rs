@@ -259,10 +259,8 @@ fn evidence_lifecycle_on_sqlite() {
 #[test]
 fn evidence_lifecycle_on_postgres() {
     let schema = fresh_schema();
-    let url = schema.url();
     let dir = tempfile::tempdir().unwrap();
-    let keys = shared_keys(dir.path());
-    let mut storage = vec!["--database-url", url.as_str()];
-    storage.extend(keys.iter().map(String::as_str));
+    let flags = postgres_flags(&schema, dir.path());
+    let storage: Vec<&str> = flags.iter().map(String::as_str).collect();
     evidence_lifecycle(&storage, dir.path());
 }

@@ -100,11 +100,9 @@ fn signing_keys_from_the_environment_on_postgres() {
 #[test]
 fn two_replicas_share_postgres() {
     let schema = fresh_schema();
-    let db = schema.url();
     let dir = tempfile::tempdir().unwrap();
-    let keys = shared_keys(dir.path());
-    let mut storage = vec!["--database-url", db.as_str()];
-    storage.extend(keys.iter().map(String::as_str));
+    let flags = postgres_flags(&schema, dir.path());
+    let storage: Vec<&str> = flags.iter().map(String::as_str).collect();
     let agent = create_key(&storage, "agent");
     let reviewer = create_key(&storage, "reviewer");
     let a = Server::start(&storage, &[]);
