@@ -77,12 +77,7 @@ mod tests {
     use crate::{Engine, EngineOptions, PolicyFile};
 
     fn engine(policies: &str) -> Engine {
-        let schema = r#"entity Agent; entity Subject;
-            type C = { risk: String };
-            action "default" appliesTo { principal: Agent, resource: Subject, context: C };
-            action "read" appliesTo { principal: Agent, resource: Subject, context: C };
-            action "delete" appliesTo { principal: Agent, resource: Subject, context: C };
-            action "write" appliesTo { principal: Agent, resource: Subject, context: C };"#;
+        let schema = include_str!("../testdata/screen.cedarschema");
         Engine::compile(
             vec![
                 PolicyFile::new("policies.cedar", policies),

@@ -11,12 +11,8 @@ use gatehouse_policy::PolicyFile;
 use serde_json::json;
 
 fn files() -> Vec<PolicyFile> {
-    let schema = r#"entity Agent; entity Subject;
-        type C = { risk: String };
-        action "default" appliesTo { principal: Agent, resource: Subject, context: C };
-        action "read" appliesTo { principal: Agent, resource: Subject, context: C };
-        action "delete" appliesTo { principal: Agent, resource: Subject, context: C };
-        action "write" appliesTo { principal: Agent, resource: Subject, context: C };"#;
+    // The schema the policy crate's own screening tests use.
+    let schema = include_str!("../../gatehouse-policy/testdata/screen.cedarschema");
     let policies = r#"permit(principal, action, resource);
         @id("no-deletes") forbid(principal, action == Action::"delete", resource);
         @id("no-risky-writes") forbid(principal, action == Action::"write", resource) when { context.risk == "high" };
